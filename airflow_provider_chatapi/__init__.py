@@ -1,0 +1,67 @@
+"""Apache Airflow provider for the Chat API WhatsApp gateway: send contact cards from DAGs.
+
+This module is imported by Airflow's provider discovery in every process, so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_INTEGRATION = "Chat API"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """What Airflow's providers manager reads through the ``apache_airflow_provider`` entry point."""
+    return {
+        "package-name": "airflow-provider-chatapi",
+        "name": "Chat API (WhatsApp)",
+        "description": "Send WhatsApp contact cards through a Chat API gateway instance.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://pypi.org/project/airflow-provider-chatapi/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.hooks.chatapi"]}],
+        "operators": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.operators.chatapi"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "chatapi",
+                "hook-class-name": "airflow_provider_chatapi.hooks.chatapi.ChatApiHook",
+                "hook-name": "Chat API (WhatsApp)",
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "How long to wait to connect, and then for an answer. Default 30.",
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Retries",
+                        "description": (
+                            "Retries of a request the gateway certainly did not process (connect failure, "
+                            "HTTP 429 or 503). A request that may have queued a message is never retried. "
+                            "Default 3."
+                        ),
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {"host": "API URL", "login": "Instance ID", "password": "API token"},
+                    "placeholders": {
+                        "host": "https://api.chat-api.com/instance123456",
+                        "login": "123456 (only when the API URL does not end in /instance…)",
+                        "password": "the instance's token, from the gateway's cabinet",
+                        "timeout": "30",
+                        "max_retries": "3",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,688 @@
+"""The classic Chat API wire protocol as pure functions: no I/O, no Airflow.
+
+Everything a transport must get right lives here, once: turning what a DAG author passes into the ids
+the gateway accepts, building each request, reading each response and deciding what a failure means
+for the message (certainly not queued, or possibly queued). The synchronous hook is a thin layer that
+moves bytes with ``requests``; an asynchronous one moves them with ``httpx`` and shares every rule.
+
+A gateway dialect (the classic chat-api.com protocol here; 1msg's full contact cards later) is a module
+with this surface; the operator never sees it.
+
+Exception tree::
+
+    ChatApiError
+    ├── InvalidInputError (also ValueError)   a bad argument, raised before any request is sent
+    │   └── ConnectionConfigError              the ``chatapi`` connection is unusable
+    └── GatewayError                           the gateway failed or refused; .status_code, .gateway_message
+        ├── NotSentError                       the gateway certainly queued nothing: sending again is safe
+        │   ├── AuthenticationError            401/403: the token is wrong (permanent)
+        │   ├── RejectedError                  ``sent: false``, an ``error`` body, another 4xx (permanent)
+        │   ├── RateLimitedError               429, with .retry_after (transient)
+        │   └── GatewayUnavailableError        503, or no connection could be made (transient)
+        └── DeliveryUnknownError               the message may have been queued: never resend blindly
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "ApiRequest",
+    "ApiResponse",
+    "AuthenticationError",
+    "ChatApiError",
+    "ConnectionConfigError",
+    "DeliveryUnknownError",
+    "GatewayError",
+    "GatewaySettings",
+    "GatewayUnavailableError",
+    "InvalidInputError",
+    "NotSentError",
+    "RateLimitedError",
+    "RejectedError",
+    "SendResult",
+    "build_send_contact",
+    "build_status",
+    "connection_failed",
+    "describe_account_status",
+    "normalize_chat_id",
+    "normalize_contact_id",
+    "normalize_contact_ids",
+    "normalize_phone",
+    "normalize_quoted_message_id",
+    "parse_send_response",
+    "parse_status_response",
+    "read_response",
+    "resolve_api_url",
+    "response_lost",
+    "scrub_secret",
+    "secret_forms",
+    "settings_from_connection",
+]
+
+DEFAULT_API_URL = "https://api.chat-api.com"
+DEFAULT_TIMEOUT = 30.0
+"""Seconds to wait for the gateway to connect and, separately, to answer."""
+DEFAULT_MAX_RETRIES = 3
+"""Retries of a request the gateway certainly did not process (connect failure, 429, 503)."""
+
+REDACTED = "***"
+_SNIPPET_LENGTH = 200
+
+# E.164: a country code never starts with 0 and a full number has at most 15 digits; the shortest
+# numbers in use (Niue, Saint Helena) have 7.
+_MIN_PHONE_DIGITS = 7
+_MAX_PHONE_DIGITS = 15
+_PHONE_SEPARATORS = re.compile(r"[\s().\-]")
+_DIGITS = re.compile(r"[0-9]+")
+_PRIVATE_SUFFIX = "@c.us"
+_GROUP_SUFFIX = "@g.us"
+# Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
+_GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
+_QUOTED_MESSAGE_ID = re.compile(r"(?:true|false)_[^\s_]+@[cg]\.us_[0-9A-Za-z]+(?:_[^\s_]+@c\.us)?")
+_INSTANCE_PATH = re.compile(r"/instance([0-9]+)$")
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+
+class ChatApiError(Exception):
+    """Base of every error this provider raises."""
+
+
+class InvalidInputError(ChatApiError, ValueError):
+    """An argument cannot be sent; raised before any request is made.
+
+    ``field`` names the argument (``contact_ids[2]``, ``phone``, ...) and ``value`` is what it held.
+    """
+
+    def __init__(self, field: str, value: Any, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}={value!r}: {problem}")
+
+
+class ConnectionConfigError(InvalidInputError):
+    """The ``chatapi`` connection is missing a field or holds one the provider cannot use."""
+
+
+class GatewayError(ChatApiError):
+    """The gateway failed, refused the request, or answered something unreadable."""
+
+    outcome: ClassVar[str] = "the gateway's answer could not be used"
+
+    def __init__(
+        self,
+        endpoint: str,
+        gateway_message: str,
+        *,
+        status_code: int | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.gateway_message = gateway_message
+        self.status_code = status_code
+        answer = f"HTTP {status_code}" if status_code is not None else "no HTTP answer"
+        super().__init__(f"Chat API {endpoint}: {answer}: {gateway_message} ({self.outcome})")
+
+
+class NotSentError(GatewayError):
+    """The gateway certainly did not queue the message; sending it again cannot duplicate it."""
+
+    outcome = "nothing was queued"
+    transient: ClassVar[bool] = False
+    """Whether the same request may succeed later; a permanent failure needs a fix, not a retry."""
+
+
+class AuthenticationError(NotSentError):
+    """The gateway refused the token (HTTP 401 or 403)."""
+
+    outcome = "nothing was queued; check the token in the connection"
+
+
+class RejectedError(NotSentError):
+    """The gateway refused the request itself (``sent: false``, an ``error`` body, or a 4xx)."""
+
+    outcome = "nothing was queued; the gateway rejected the request"
+
+
+class RateLimitedError(NotSentError):
+    """HTTP 429; ``retry_after`` holds the seconds the gateway asked to wait, when it said."""
+
+    outcome = "nothing was queued; the gateway is rate limiting"
+    transient = True
+
+    def __init__(
+        self,
+        endpoint: str,
+        gateway_message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(endpoint, gateway_message, status_code=status_code)
+
+
+class GatewayUnavailableError(NotSentError):
+    """HTTP 503, or no connection could be made; the request never reached the gateway's queue."""
+
+    outcome = "nothing was queued; the gateway is unavailable"
+    transient = True
+
+
+class DeliveryUnknownError(GatewayError):
+    """The request reached the gateway but its answer was lost or unreadable: the message may be queued.
+
+    There is no idempotency key in the protocol, so sending again may deliver the card twice.
+    """
+
+    outcome = "the message MAY HAVE BEEN QUEUED; check the chat before sending it again"
+
+
+# --------------------------------------------------------------------------------------------------
+# Values on the wire
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One call to the gateway, without the token: the transport adds ``?token=`` itself."""
+
+    method: Literal["GET", "POST"]
+    endpoint: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    json: Mapping[str, Any] | None = None
+
+    @property
+    def has_side_effect(self) -> bool:
+        """Whether a lost answer leaves the gateway's state unknown (a POST may have queued a message)."""
+        return self.method == "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """What the transport read: status, headers with lower-case names, and the body with the token scrubbed."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The gateway's answer to an accepted send: the message is in the instance's outbound queue.
+
+    ``sent`` is always true here (a refusal raises); it means *queued*, not delivered.
+    """
+
+    id: str
+    sent: bool
+    message: str
+    queue_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Where and how to reach one instance. The token is left out of ``repr()``."""
+
+    api_url: str
+    token: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+    def replace(self, **changes: Any) -> GatewaySettings:
+        """A copy with some settings changed (a hook's own timeout, say)."""
+        return dataclasses.replace(self, **changes)
+
+    def url(self, endpoint: str) -> str:
+        """The endpoint's URL without the token; safe to log."""
+        return f"{self.api_url}/{endpoint}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Normalisation of what a DAG author passes
+# --------------------------------------------------------------------------------------------------
+
+
+def normalize_phone(value: Any, *, field: str = "phone") -> str:
+    """Return a phone number as the gateway wants it: digits only, country code first.
+
+    ``"+7 (900) 111-11-11"``, ``"79001111111"`` and ``79001111111`` all give ``"79001111111"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidInputError(field, value, "a phone number must be a string or an int")
+    if isinstance(value, int) and value <= 0:
+        raise InvalidInputError(field, value, "a phone number must be positive")
+    text = str(value).strip()
+    if not text:
+        raise InvalidInputError(field, value, "is empty")
+    number = _PHONE_SEPARATORS.sub("", text)
+    if number.startswith("+"):
+        number = number[1:]
+    elif number.startswith("00"):
+        number = number[2:]  # the international call prefix, as dialled in much of the world
+    if not _DIGITS.fullmatch(number):
+        raise InvalidInputError(
+            field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
+        )
+    if number.startswith("0"):
+        raise InvalidInputError(
+            field, value, "starts with 0, so it looks like a national number; write the country code first"
+        )
+    if not _MIN_PHONE_DIGITS <= len(number) <= _MAX_PHONE_DIGITS:
+        raise InvalidInputError(
+            field,
+            value,
+            f"has {len(number)} digits; an international number has {_MIN_PHONE_DIGITS} to {_MAX_PHONE_DIGITS}",
+        )
+    return number
+
+
+def normalize_contact_id(value: Any, *, field: str = "contact_ids") -> str:
+    """Return a contact's WhatsApp id, ``digits@c.us``; a bare phone number gets the suffix."""
+    if isinstance(value, str):
+        text = value.strip()
+        suffix = text[-len(_PRIVATE_SUFFIX) :].lower()
+        if suffix == _GROUP_SUFFIX:
+            raise InvalidInputError(field, value, "is a group chat id; a contact is a person's id (digits@c.us)")
+        if suffix == _PRIVATE_SUFFIX:
+            return normalize_phone(text[: -len(_PRIVATE_SUFFIX)], field=field) + _PRIVATE_SUFFIX
+        if "@" in text:
+            raise InvalidInputError(field, value, "a contact id ends in @c.us")
+    return normalize_phone(value, field=field) + _PRIVATE_SUFFIX
+
+
+def normalize_contact_ids(value: Any, *, field: str = "contact_ids") -> tuple[str, ...]:
+    """Return the contacts to send as unique ``digits@c.us`` ids, in the order given.
+
+    Takes whatever an upstream task or a template produces: a list, tuple or set; a single id or an int;
+    a rendered Python or JSON list such as ``"['79001111111', '79002222222@c.us']"``; or a
+    comma-separated string.
+    """
+    items = _contact_items(value, field)
+    if not items:
+        raise InvalidInputError(field, value, "is empty; give at least one contact")
+    ids = [normalize_contact_id(item, field=f"{field}[{index}]") for index, item in enumerate(items)]
+    return tuple(dict.fromkeys(ids))
+
+
+def _contact_items(value: Any, field: str) -> list[Any]:
+    if value is None:
+        raise InvalidInputError(field, value, "is required")
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return _split_contact_text(value, field) if isinstance(value, str) else [value]
+    if isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
+        raise InvalidInputError(
+            field, value, f"expected a list of contact ids or phone numbers, got {type(value).__name__}"
+        )
+    items = list(value)
+    for index, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise InvalidInputError(
+                f"{field}[{index}]", item, f"a contact is a string or an int, not {type(item).__name__}"
+            )
+    return items
+
+
+def _split_contact_text(text: str, field: str) -> list[Any]:
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidInputError(field, text, "is empty; give at least one contact")
+    if stripped[0] in "[({":
+        # A list rendered by a non-native Jinja template arrives as its repr (or as JSON).
+        parsed = _parse_literal(stripped)
+        if not isinstance(parsed, (list, tuple, set, frozenset)):
+            raise InvalidInputError(field, text, "looks like a rendered list but is not one")
+        return _contact_items(parsed, field)
+    parts = [part.strip() for part in stripped.split(",")]
+    for index, part in enumerate(parts):
+        if not part:
+            raise InvalidInputError(f"{field}[{index}]", part, f"is empty in the comma-separated {text!r}")
+    return parts
+
+
+def _parse_literal(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def normalize_chat_id(value: Any, *, field: str = "chat_id") -> str:
+    """Return a chat id: ``digits@c.us`` for a private chat, ``<id>@g.us`` for a group."""
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            field, value, "a chat id is a string such as '17633123456@c.us'; for a bare number use phone="
+        )
+    text = value.strip()
+    suffix = text[-len(_PRIVATE_SUFFIX) :].lower()
+    if suffix == _PRIVATE_SUFFIX:
+        return normalize_phone(text[: -len(_PRIVATE_SUFFIX)], field=field) + _PRIVATE_SUFFIX
+    if suffix == _GROUP_SUFFIX:
+        group = text[: -len(_GROUP_SUFFIX)]
+        if not _GROUP_ID.fullmatch(group):
+            raise InvalidInputError(field, value, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'")
+        return group + _GROUP_SUFFIX
+    raise InvalidInputError(
+        field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
+    )
+
+
+def normalize_quoted_message_id(value: Any, *, field: str = "quoted_message_id") -> str:
+    """Return the id of the message to reply to, such as ``false_17472822486@c.us_DF38E6A25B42CC8C``."""
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or not _QUOTED_MESSAGE_ID.fullmatch(text):
+        raise InvalidInputError(field, value, "a message id looks like 'false_17472822486@c.us_DF38E6A25B42CC8C'")
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Connection
+# --------------------------------------------------------------------------------------------------
+
+
+def resolve_api_url(
+    host: str | None, instance_id: str | None = None, *, port: int | None = None, conn_id: str = "chatapi"
+) -> str:
+    """Return the instance's API URL from a connection's host, login (instance id) and port.
+
+    An empty host means the documented default; a host without a scheme means https; an explicit
+    ``http://127.0.0.1:8080`` is kept. A login of ``123456`` appends ``/instance123456`` unless the host
+    already ends in that instance.
+    """
+    raw = (host or "").strip() or DEFAULT_API_URL
+    with_scheme = raw if "://" in raw else f"https://{raw}"
+    parts = urlsplit(with_scheme)
+    shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+    def bad_host(problem: str) -> ConnectionConfigError:
+        # Never echo a query string or user info: a token pasted there would land in the log.
+        return ConnectionConfigError(f"connection {conn_id!r} host", shown, problem)
+
+    if parts.scheme not in ("http", "https"):
+        raise bad_host("the API URL must start with https:// or http://")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise bad_host("the API URL must not carry a query, fragment or user info; put the token in the password")
+    try:
+        explicit_port = parts.port
+    except ValueError:
+        raise bad_host("the port is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise bad_host("the API URL has no host name")
+    netloc = parts.netloc
+    if port and explicit_port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    login = (instance_id or "").strip()
+    if login:
+        number = login[len("instance") :] if login.lower().startswith("instance") else login
+        if not _DIGITS.fullmatch(number):
+            raise ConnectionConfigError(f"connection {conn_id!r} login", login, "the instance id is a number")
+        in_path = _INSTANCE_PATH.search(path)
+        if in_path and in_path.group(1) != number:
+            raise ConnectionConfigError(
+                f"connection {conn_id!r} login",
+                login,
+                f"differs from the instance in the API URL {shown!r}; leave the login empty",
+            )
+        if not in_path:
+            path = f"{path}/instance{number}"
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def settings_from_connection(
+    *,
+    conn_id: str,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    port: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> GatewaySettings:
+    """Read a ``chatapi`` connection's fields into settings; raise :class:`ConnectionConfigError` if unusable."""
+    token = (password or "").strip()
+    if not token:
+        raise ConnectionConfigError(f"connection {conn_id!r} password", None, "the instance's API token is missing")
+    extra = extra or {}
+    return GatewaySettings(
+        api_url=resolve_api_url(host, login, port=port, conn_id=conn_id),
+        token=token,
+        timeout=_extra_number(extra, "timeout", conn_id, DEFAULT_TIMEOUT, float, minimum=0.001),
+        max_retries=_extra_number(extra, "max_retries", conn_id, DEFAULT_MAX_RETRIES, int, minimum=0),
+    )
+
+
+def _extra_number(
+    extra: Mapping[str, Any], name: str, conn_id: str, default: Any, kind: type, *, minimum: float
+) -> Any:
+    # Forms before Airflow 2.3 stored custom fields as extra__<conn_type>__<name>.
+    raw = extra.get(name, extra.get(f"extra__chatapi__{name}"))
+    if raw is None or raw == "":
+        return default
+    try:
+        number = kind(raw)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(raw, bool) or number is None or number < minimum or (kind is int and number != float(raw)):
+        raise ConnectionConfigError(
+            f"connection {conn_id!r} extra {name!r}", raw, f"must be a {kind.__name__} of at least {minimum}"
+        )
+    return number
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------------------
+
+
+def build_send_contact(
+    contact_ids: Any,
+    *,
+    phone: Any = None,
+    chat_id: Any = None,
+    quoted_message_id: Any = None,
+) -> ApiRequest:
+    """Validate and normalise a send, and return the ``sendContact`` request for it."""
+    if (phone is None) == (chat_id is None):
+        given = "both" if phone is not None else "neither"
+        raise InvalidInputError(
+            "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
+        )
+    body: dict[str, Any] = {}
+    if phone is not None:
+        body["phone"] = normalize_phone(phone)
+    else:
+        body["chatId"] = normalize_chat_id(chat_id)
+    body["contactId"] = list(normalize_contact_ids(contact_ids))
+    if quoted_message_id is not None:
+        body["quotedMsgId"] = normalize_quoted_message_id(quoted_message_id)
+    return ApiRequest("POST", "sendContact", json=body)
+
+
+def build_status() -> ApiRequest:
+    """The side-effect-free probe: ``no_wakeup`` keeps a sleeping instance asleep."""
+    return ApiRequest("GET", "status", params={"no_wakeup": "true"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Responses
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_send_response(response: ApiResponse, endpoint: str = "sendContact") -> SendResult:
+    """Return the queued message, or raise the error that says whether it may have been queued."""
+    payload = _checked_payload(response, endpoint, has_side_effect=True)
+    sent = payload.get("sent")
+    message = str(payload.get("message") or "")
+    if sent is False:
+        raise RejectedError(endpoint, _quote(message or "sent: false"), status_code=response.status_code)
+    message_id = payload.get("id")
+    if sent is not True or not isinstance(message_id, str) or not message_id:
+        raise DeliveryUnknownError(
+            endpoint,
+            f"answered without 'sent: true' and a message id: {_snippet(response)}",
+            status_code=response.status_code,
+        )
+    queue_number = payload.get("queueNumber")
+    return SendResult(
+        id=message_id,
+        sent=True,
+        message=message,
+        queue_number=queue_number if isinstance(queue_number, int) and not isinstance(queue_number, bool) else None,
+    )
+
+
+_ACCOUNT_STATUSES = {
+    "authenticated": "the instance is linked to its phone and delivers messages",
+    "got qr code": "the phone is not linked yet: scan the QR code in the gateway's cabinet; messages queue until then",
+    "loading": "the instance is starting; messages queue until it is up",
+    "init": "the instance is starting; messages queue until it is up",
+    "not_paid": "the instance is not paid for; messages are not delivered",
+}
+
+
+def describe_account_status(status: str) -> tuple[bool, str]:
+    """Whether an instance in this ``accountStatus`` delivers messages, and what the status means."""
+    meaning = _ACCOUNT_STATUSES.get(status, "an account status this provider does not know")
+    return status == "authenticated", f"Token accepted; account status {status!r}: {meaning}."
+
+
+def parse_status_response(response: ApiResponse) -> str:
+    """Return the instance's ``accountStatus`` (``authenticated``, ``got qr code``, ...)."""
+    payload = _checked_payload(response, "status", has_side_effect=False)
+    status = payload.get("accountStatus")
+    if not isinstance(status, str) or not status:
+        raise GatewayError("status", f"answered without an accountStatus: {_snippet(response)}", status_code=200)
+    return status
+
+
+def _checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bool) -> dict[str, Any]:
+    """Return the JSON object of a successful answer; raise the classified error for any other."""
+    status = response.status_code
+    payload = _json_object(response.body)
+    said = _gateway_said(payload, response)
+    if status in (401, 403):
+        raise AuthenticationError(endpoint, said, status_code=status)
+    if status == 429:
+        raise RateLimitedError(
+            endpoint, said, status_code=status, retry_after=parse_retry_after(response.headers.get("retry-after"))
+        )
+    if status == 503:
+        raise GatewayUnavailableError(endpoint, said, status_code=status)
+    if 400 <= status < 500:
+        raise RejectedError(endpoint, said, status_code=status)
+    unknown = DeliveryUnknownError if has_side_effect else GatewayError
+    if not 200 <= status < 300:
+        raise unknown(endpoint, said, status_code=status)
+    if payload is None:
+        raise unknown(endpoint, f"answered with a body that is not a JSON object: {said}", status_code=status)
+    if "error" in payload:
+        raise RejectedError(endpoint, said, status_code=status)
+    return payload
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _gateway_said(payload: dict[str, Any] | None, response: ApiResponse) -> str:
+    if payload is not None:
+        for key in ("error", "message"):
+            if payload.get(key):
+                return _quote(str(payload[key]))
+    return _snippet(response)
+
+
+def _quote(text: str) -> str:
+    return f"the gateway said {_shorten(text)!r}"
+
+
+def _snippet(response: ApiResponse) -> str:
+    if not response.body.strip():
+        return "an empty body"
+    text = response.body.decode("utf-8", errors="replace")
+    if "html" in response.headers.get("content-type", "") or text.lstrip().startswith("<"):
+        text = re.sub(r"<[^>]*>", " ", text)  # a proxy's error page: keep its words, not its markup
+    return f"body {_shorten(text)!r}"
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SNIPPET_LENGTH else flat[: _SNIPPET_LENGTH - 1] + "…"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+# --------------------------------------------------------------------------------------------------
+# Transport failures and secrets
+# --------------------------------------------------------------------------------------------------
+
+
+def connection_failed(request: ApiRequest, detail: str) -> GatewayUnavailableError:
+    """The error for a request that never reached the gateway (refused, DNS, TLS, connect timeout)."""
+    return GatewayUnavailableError(request.endpoint, f"could not connect: {detail}")
+
+
+def response_lost(request: ApiRequest, detail: str) -> GatewayError:
+    """The error for a request that was sent but whose answer never came (read timeout, reset)."""
+    error_class = DeliveryUnknownError if request.has_side_effect else GatewayUnavailableError
+    return error_class(request.endpoint, f"sent, but no answer arrived: {detail}")
+
+
+def read_response(status_code: int, headers: Mapping[str, str], body: bytes, *, secret: str) -> ApiResponse:
+    """Wrap what a transport read; the token is scrubbed from the body before anything parses it.
+
+    Some gateway versions echo the token in their error text, which would otherwise reach the log.
+    """
+    return ApiResponse(
+        status_code=status_code,
+        headers={name.lower(): value for name, value in headers.items()},
+        body=scrub_secret(body.decode("utf-8", errors="replace"), secret).encode(),
+    )
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The secret as it may appear in text: raw, or URL-encoded as it travels in a query string."""
+    return {secret, quote(secret, safe=""), quote_plus(secret)} if secret else set()
+
+
+def scrub_secret(text: str, secret: str) -> str:
+    """Replace every form of the secret in ``text`` with ``***``."""
+    for form in sorted(secret_forms(secret), key=len, reverse=True):
+        text = text.replace(form, REDACTED)
+    return text

@@ -1,0 +1,487 @@
+"""A stand-in Chat API gateway on loopback, for demos, this project's tests and your own DAG tests.
+
+It is a real HTTP server on 127.0.0.1 that speaks the classic protocol (``sendContact``, ``status``,
+``showMessagesQueue``, ``messages``), checks what it receives the way the gateway does, records every
+request, and can be told to answer the next requests with any failure the real gateway shows::
+
+    from airflow_provider_chatapi.testing import Fault, StandInGateway
+
+    with StandInGateway() as gateway:
+        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
+        gateway.inject(Fault.rate_limited(retry_after=1))
+        dag.test()
+        assert [m.contact_ids for m in gateway.messages] == [("79001111111@c.us",)]
+
+Run it by hand with ``python -m airflow_provider_chatapi.testing --port 8080``.
+
+It imports nothing but the standard library and never listens beyond loopback. Its checks are written
+independently of :mod:`airflow_provider_chatapi.protocol`, so that a bug there cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = [
+    "DEFAULT_INSTANCE_ID",
+    "DEFAULT_TOKEN",
+    "LOOPBACK",
+    "Fault",
+    "QueuedMessage",
+    "RecordedRequest",
+    "StandInGateway",
+]
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_TOKEN = "standin-token-4c7f2a9e"
+DEFAULT_INSTANCE_ID = "123456"
+
+WRONG_TOKEN = "Wrong token. Please provide token as a GET parameter."
+_WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
+_CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
+_CHAT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us|(?:[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24})@g\.us")
+_ENDPOINTS = {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How to answer one request instead of the normal answer.
+
+    With no ``status`` the request is handled normally (and so queued when valid), after ``delay``
+    seconds. With a ``status`` the gateway answers that status, ``body`` and ``headers`` instead, and
+    queues the message anyway only if ``queue`` is set: a 500 that hid a queued message. ``reset``
+    drops the connection without any answer, after queueing the message if ``queue`` is set.
+    """
+
+    status: int | None = None
+    body: bytes | str | Mapping[str, Any] = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    queue: bool = False
+    reset: bool = False
+
+    @classmethod
+    def slow(cls, delay: float) -> Fault:
+        """Queue the message and answer normally, ``delay`` seconds late (past a short client timeout)."""
+        return cls(delay=delay)
+
+    @classmethod
+    def reset_after_queueing(cls) -> Fault:
+        """Queue the message, then drop the connection without answering."""
+        return cls(status=0, queue=True, reset=True)
+
+    @classmethod
+    def reset_before_queueing(cls) -> Fault:
+        """Drop the connection without answering and without queueing anything."""
+        return cls(status=0, reset=True)
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | str | None = 1) -> Fault:
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        return cls(status=429, body={"error": "Too many requests, slow down"}, headers=headers)
+
+    @classmethod
+    def unavailable(cls, retry_after: float | None = None) -> Fault:
+        headers = {"Content-Type": "text/html"} | ({} if retry_after is None else {"Retry-After": str(retry_after)})
+        return cls(
+            status=503, body="<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", headers=headers
+        )
+
+    @classmethod
+    def server_error(cls, status: int = 500, *, queued: bool = True) -> Fault:
+        """A 5xx answer; by default the message was queued before the gateway failed."""
+        return cls(status=status, body={"error": "Internal server error"}, queue=queued)
+
+    @classmethod
+    def bad_gateway_page(cls, *, queued: bool = True) -> Fault:
+        """A proxy's HTML 502 page in front of a gateway that may have queued the message."""
+        page = "<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>"
+        return cls(status=502, body=page, headers={"Content-Type": "text/html"}, queue=queued)
+
+    @classmethod
+    def garbage(cls, body: bytes | str = b"\x00not json", *, status: int = 200, queued: bool = True) -> Fault:
+        return cls(status=status, body=body, headers={"Content-Type": "application/octet-stream"}, queue=queued)
+
+    @classmethod
+    def rejected(cls, message: str = "Wrong chatId format. Please use 17633123456@c.us") -> Fault:
+        return cls(status=200, body={"sent": False, "message": message})
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the stand-in received it (the token included, as sent)."""
+
+    method: str
+    path: str
+    endpoint: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    json: Any
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A contact card the stand-in accepted."""
+
+    id: str
+    chat_id: str
+    contact_ids: tuple[str, ...]
+    time: int
+    message_number: int
+    quoted_message_id: str | None = None
+    delivered: bool = False
+
+    @property
+    def type(self) -> str:
+        return "vcard" if len(self.contact_ids) == 1 else "multi_vcard"
+
+
+class StandInGateway:
+    """A Chat API instance on ``127.0.0.1`` (an ephemeral port unless one is given).
+
+    :param token: the token it accepts; any other gets the gateway's 401.
+    :param instance_id: its instance id; the API URL is ``http://127.0.0.1:PORT/instance<id>``.
+    :param account_status: what ``status`` reports; anything but ``authenticated`` keeps messages queued.
+    :param echo_token: put the offending token in 401 texts, as some gateway versions do.
+    :param delay: seconds to wait before every answer (a gateway's latency).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        instance_id: str = DEFAULT_INSTANCE_ID,
+        port: int = 0,
+        account_status: str = "authenticated",
+        echo_token: bool = False,
+        delay: float = 0.0,
+    ) -> None:
+        self.token = token
+        self.instance_id = instance_id
+        self.account_status = account_status
+        self.echo_token = echo_token
+        self.delay = delay
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._messages: list[QueuedMessage] = []
+        self._faults: dict[str, deque[Fault]] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> StandInGateway:
+        server = _Server((LOOPBACK, self._requested_port), _Handler)
+        server.gateway = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="chatapi-stand-in", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> StandInGateway:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ---- addressing ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the stand-in gateway is not running; call start() or use it as a context manager")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The instance's API URL, as a ``chatapi`` connection's host."""
+        return f"{self.base_url}/instance{self.instance_id}"
+
+    def connection_json(self, **extra: Any) -> str:
+        """An ``AIRFLOW_CONN_<ID>`` value for a ``chatapi`` connection to this stand-in."""
+        conn: dict[str, Any] = {"conn_type": "chatapi", "host": self.api_url, "password": self.token}
+        if extra:
+            conn["extra"] = extra
+        return json.dumps(conn)
+
+    # ---- scripting and inspection ------------------------------------------------------------
+
+    def inject(self, *faults: Fault, endpoint: str = "sendContact") -> None:
+        """Answer the next requests to ``endpoint`` with these faults, one each, in order."""
+        with self._lock:
+            self._faults.setdefault(endpoint, deque()).extend(faults)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, endpoint: str) -> list[RecordedRequest]:
+        return [request for request in self.requests if request.endpoint == endpoint]
+
+    @property
+    def messages(self) -> list[QueuedMessage]:
+        """Every contact card accepted, delivered or still queued, in order."""
+        with self._lock:
+            return list(self._messages)
+
+    def deliver_queue(self) -> None:
+        """Deliver every queued message, as an instance does once its phone is linked."""
+        with self._lock:
+            self._messages = [_delivered(message) for message in self._messages]
+
+    def reset(self) -> None:
+        """Forget requests, messages and pending faults."""
+        with self._lock:
+            self._requests.clear()
+            self._messages.clear()
+            self._faults.clear()
+
+    # ---- the gateway's behaviour --------------------------------------------------------------
+
+    def _record(self, request: RecordedRequest) -> Fault | None:
+        with self._lock:
+            self._requests.append(request)
+            pending = self._faults.get(request.endpoint)
+            return pending.popleft() if pending else None
+
+    def _answer(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]:
+        """The normal answer: the gateway's own checks, then the endpoint."""
+        if request.query.get("token") != self.token:
+            text = f"{WRONG_TOKEN} Got: {request.query.get('token')}" if self.echo_token else WRONG_TOKEN
+            return 401, {"error": text}
+        instance = f"/instance{self.instance_id}/"
+        if not request.path.startswith(instance) or (request.method, request.endpoint) not in _ENDPOINTS:
+            return 404, {"error": f"Unknown method {request.method} {request.path}"}
+        if request.endpoint == "sendContact":
+            return 200, self._send_contact(request.json)
+        if request.endpoint == "status":
+            return 200, {"accountStatus": self.account_status}
+        if request.endpoint == "showMessagesQueue":
+            return 200, self._queue_listing()
+        return 200, self._history(request.query)
+
+    def _send_contact(self, body: Any) -> dict[str, Any]:
+        problem, chat_id, contacts = _check_send_contact(body)
+        if problem:
+            return {"sent": False, "message": problem}
+        with self._lock:
+            message = QueuedMessage(
+                id=f"true_{chat_id}_{secrets.token_hex(10).upper()}",
+                chat_id=chat_id,
+                contact_ids=contacts,
+                time=int(time.time()),
+                message_number=len(self._messages) + 1,
+                quoted_message_id=body.get("quotedMsgId"),
+                delivered=self.account_status == "authenticated",
+            )
+            self._messages.append(message)
+            queue_number = sum(not queued.delivered for queued in self._messages)
+        if self.account_status == "authenticated":
+            text = f"Sent to {chat_id}"
+        else:
+            text = f"Message queued; it will be sent once the instance is authorised (status {self.account_status!r})"
+        return {"sent": True, "message": text, "id": message.id, "queueNumber": queue_number}
+
+    def _queue_listing(self) -> dict[str, Any]:
+        queued = [message for message in self.messages if not message.delivered]
+        return {
+            "totalMessages": len(queued),
+            "first100": [
+                {
+                    "id": message.id,
+                    "body": ",".join(message.contact_ids),
+                    "type": message.type,
+                    "last_try": message.time,
+                    "metadata": {"chatId": message.chat_id},
+                }
+                for message in queued[:100]
+            ],
+        }
+
+    def _history(self, query: Mapping[str, str]) -> dict[str, Any]:
+        delivered = [message for message in self.messages if message.delivered]
+        chat_id = query.get("chatId")
+        min_time = int(query.get("min_time") or 0)
+        matching = [m for m in delivered if (chat_id is None or m.chat_id == chat_id) and m.time >= min_time]
+        limit = int(query.get("limit") or 100)
+        return {
+            "messages": [
+                {
+                    "id": message.id,
+                    "body": ",".join(message.contact_ids),
+                    "type": message.type,
+                    "senderName": "stand-in",
+                    "fromMe": True,
+                    "author": f"{self.instance_id}@c.us",
+                    "time": message.time,
+                    "chatId": message.chat_id,
+                    "messageNumber": message.message_number,
+                }
+                for message in matching[-limit:]
+            ],
+            "lastMessageNumber": delivered[-1].message_number if delivered else 0,
+        }
+
+
+def _delivered(message: QueuedMessage) -> QueuedMessage:
+    return QueuedMessage(**{**message.__dict__, "delivered": True})
+
+
+def _check_send_contact(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
+    """The gateway's checks of a sendContact body: a problem text, or the chat and contacts to send."""
+    if not isinstance(body, dict):
+        return "Request body must be a JSON object", "", ()
+    nulls = sorted(name for name, value in body.items() if value is None)
+    if nulls:
+        return f"Fields must not be null: {', '.join(nulls)}", "", ()
+    if ("phone" in body) == ("chatId" in body):
+        return "Provide exactly one of phone or chatId", "", ()
+    if "phone" in body:
+        phone = str(body["phone"]) if isinstance(body["phone"], (str, int)) and body["phone"] is not True else ""
+        if not _WHATSAPP_NUMBER.fullmatch(phone):
+            return f"Wrong phone format: {body['phone']!r}. Use digits with the country code", "", ()
+        chat_id = f"{phone}@c.us"
+    else:
+        chat_id = body["chatId"]
+        if not isinstance(chat_id, str) or not _CHAT_ID.fullmatch(chat_id):
+            return "Wrong chatId format. Please use 17633123456@c.us or 17680561234-1479621234@g.us", "", ()
+    contacts = body.get("contactId")
+    if isinstance(contacts, str):
+        contacts = [contacts]
+    if not isinstance(contacts, list) or not contacts:
+        return "contactId is required: a contact id or a list of them", "", ()
+    for contact in contacts:
+        if not isinstance(contact, str) or not _CONTACT_ID.fullmatch(contact):
+            return f"Wrong contactId format: {contact!r}. Use 17633123456@c.us", "", ()
+    quoted = body.get("quotedMsgId")
+    if quoted is not None and (not isinstance(quoted, str) or not quoted):
+        return "quotedMsgId must be a message id", "", ()
+    return None, chat_id, tuple(contacts)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    gateway: StandInGateway
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (its timeout) breaks the pipe; that is the point of the exercise."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so that clients can reuse their connection
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the default access log would print every URL, token included."""
+
+    def _handle(self) -> None:
+        gateway = self.server.gateway
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            parsed_json = json.loads(raw) if raw else None
+        except ValueError:
+            parsed_json = None
+        url = urlsplit(self.path)
+        request = RecordedRequest(
+            method=self.command,
+            path=url.path,
+            endpoint=url.path.rstrip("/").rpartition("/")[2],
+            query=dict(parse_qsl(url.query)),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=raw,
+            json=parsed_json,
+        )
+        fault = gateway._record(request)
+        delay = gateway.delay + (fault.delay if fault else 0.0)
+        if delay:
+            time.sleep(delay)
+        if fault is None or fault.status is None:
+            status, payload = gateway._answer(request)
+            self._reply(status, payload, {})
+            return
+        if fault.queue:
+            gateway._answer(request)
+        if fault.reset:
+            self._reset()
+            return
+        self._reply(fault.status, fault.body, fault.headers)
+
+    def _reply(self, status: int, body: bytes | str | Mapping[str, Any], headers: Mapping[str, str]) -> None:
+        if isinstance(body, Mapping):
+            data, content_type = json.dumps(body).encode(), "application/json"
+        else:
+            data, content_type = (body.encode() if isinstance(body, str) else body), "text/plain"
+        self.send_response(status)
+        sent_headers = {"Content-Type": content_type, **headers, "Content-Length": str(len(data))}
+        for name, value in sent_headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+
+def _serve(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run a stand-in Chat API gateway on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--instance-id", default=DEFAULT_INSTANCE_ID)
+    parser.add_argument("--account-status", default="authenticated")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    args = parser.parse_args(argv)
+    gateway = StandInGateway(
+        token=args.token,
+        instance_id=args.instance_id,
+        port=args.port,
+        account_status=args.account_status,
+        delay=args.delay,
+    ).start()
+    print(f"Stand-in Chat API gateway at {gateway.api_url}", flush=True)
+    print(f"AIRFLOW_CONN_CHATAPI_DEFAULT='{gateway.connection_json()}'", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        gateway.stop()
+
+
+if __name__ == "__main__":
+    _serve()
