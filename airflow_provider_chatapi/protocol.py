@@ -268,10 +268,14 @@ def normalize_phone(value: Any, *, field: str = "phone") -> str:
         raise InvalidInputError(field, value, "a phone number must be a string or an int")
     if isinstance(value, int) and value <= 0:
         raise InvalidInputError(field, value, "a phone number must be positive")
-    text = str(value).strip()
-    if not text:
-        raise InvalidInputError(field, value, "is empty")
+    return _phone_digits(str(value), field, value)
+
+
+def _phone_digits(text: str, field: str, value: Any) -> str:
+    """The digits of a written phone number; errors name ``value``, the whole of what was given."""
     number = _PHONE_SEPARATORS.sub("", text)
+    if not number:
+        raise InvalidInputError(field, value, "is empty")
     if number.startswith("+"):
         number = number[1:]
     elif number.startswith("00"):
@@ -301,7 +305,7 @@ def normalize_contact_id(value: Any, *, field: str = "contact_ids") -> str:
         if suffix == _GROUP_SUFFIX:
             raise InvalidInputError(field, value, "is a group chat id; a contact is a person's id (digits@c.us)")
         if suffix == _PRIVATE_SUFFIX:
-            return normalize_phone(text[: -len(_PRIVATE_SUFFIX)], field=field) + _PRIVATE_SUFFIX
+            return _phone_digits(text[: -len(_PRIVATE_SUFFIX)], field, value) + _PRIVATE_SUFFIX
         if "@" in text:
             raise InvalidInputError(field, value, "a contact id ends in @c.us")
     return normalize_phone(value, field=field) + _PRIVATE_SUFFIX
@@ -376,7 +380,7 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id") -> str:
     text = value.strip()
     suffix = text[-len(_PRIVATE_SUFFIX) :].lower()
     if suffix == _PRIVATE_SUFFIX:
-        return normalize_phone(text[: -len(_PRIVATE_SUFFIX)], field=field) + _PRIVATE_SUFFIX
+        return _phone_digits(text[: -len(_PRIVATE_SUFFIX)], field, value) + _PRIVATE_SUFFIX
     if suffix == _GROUP_SUFFIX:
         group = text[: -len(_GROUP_SUFFIX)]
         if not _GROUP_ID.fullmatch(group):
@@ -678,7 +682,7 @@ def read_response(status_code: int, headers: Mapping[str, str], body: bytes, *, 
 
 def secret_forms(secret: str) -> set[str]:
     """The secret as it may appear in text: raw, or URL-encoded as it travels in a query string."""
-    return {secret, quote(secret, safe=""), quote_plus(secret)} if secret else set()
+    return {secret, quote(secret), quote(secret, safe=""), quote_plus(secret)} if secret else set()
 
 
 def scrub_secret(text: str, secret: str) -> str:

@@ -131,6 +131,8 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: bytes
     json: Any
+    client_port: int
+    """The client's TCP port: the same port on two requests means the connection was reused."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,9 @@ class StandInGateway:
         server = _Server((LOOPBACK, self._requested_port), _Handler)
         server.gateway = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="chatapi-stand-in", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="chatapi-stand-in", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -424,6 +428,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={name.lower(): value for name, value in self.headers.items()},
             body=raw,
             json=parsed_json,
+            client_port=self.client_address[1],
         )
         fault = gateway._record(request)
         delay = gateway.delay + (fault.delay if fault else 0.0)

@@ -81,6 +81,19 @@ class ChatApiHook(BaseHook):
         self.timeout = timeout
         self.max_retries = max_retries
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form for Airflow before 3.2, which does not read it from provider info.
+
+        Those releases cannot show the ``timeout`` and ``max_retries`` fields declared there, so the
+        Extra box stays visible for them.
+        """
+        from airflow_provider_chatapi import get_provider_info
+
+        (connection_type,) = get_provider_info()["connection-types"]
+        behaviour = connection_type["ui-field-behaviour"]
+        return {**behaviour, "hidden-fields": [name for name in behaviour["hidden-fields"] if name != "extra"]}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(chatapi_conn_id={self.chatapi_conn_id!r})"
 

@@ -1,0 +1,252 @@
+"""Turning what DAG authors pass into what the gateway accepts: tables, then properties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_provider_chatapi.protocol import (
+    InvalidInputError,
+    build_send_contact,
+    normalize_chat_id,
+    normalize_contact_ids,
+    normalize_phone,
+    normalize_quoted_message_id,
+)
+from airflow_provider_chatapi.testing import _check_send_contact
+
+
+def assert_names(error: pytest.ExceptionInfo[InvalidInputError], field: str, value: Any) -> None:
+    assert error.value.field == field
+    assert error.value.value == value
+    assert str(error.value).startswith(f"{field}={value!r}: ")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("79001111111", "79001111111"),
+        ("+7 (900) 111-11-11", "79001111111"),
+        (" +1 747 282 2486 ", "17472822486"),
+        ("1.747.282.2486", "17472822486"),
+        ("0044 7911 123456", "447911123456"),
+        (79001111111, "79001111111"),
+        ("6834002", "6834002"),
+        ("123456789012345", "123456789012345"),
+    ],
+)
+def test_phone_is_normalised_to_digits(given: Any, expected: str) -> None:
+    assert normalize_phone(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("08001234567", "national number"),
+        ("0 800 123 45 67", "national number"),
+        ("abc", "only digits"),
+        ("+7 900 abc", "only digits"),
+        ("++79001111111", "only digits"),
+        ("7900+1111111", "only digits"),
+        ("٧٩٠٠١١١١١١١", "only digits"),
+        ("123456", "has 6 digits"),
+        ("1234567890123456", "has 16 digits"),
+        (None, "string or an int"),
+        (True, "string or an int"),
+        (7.9e10, "string or an int"),
+        (-79001111111, "positive"),
+        (["79001111111"], "string or an int"),
+    ],
+)
+def test_bad_phone_names_field_and_value(given: Any, problem: str) -> None:
+    with pytest.raises(InvalidInputError, match=problem) as error:
+        normalize_phone(given)
+    assert_names(error, "phone", given)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["79001111111", "79002222222@c.us"], ("79001111111@c.us", "79002222222@c.us")),
+        (("79001111111",), ("79001111111@c.us",)),
+        ({"79001111111"}, ("79001111111@c.us",)),
+        (frozenset({79001111111}), ("79001111111@c.us",)),
+        ("79001111111", ("79001111111@c.us",)),
+        ("79001111111@C.US", ("79001111111@c.us",)),
+        (79001111111, ("79001111111@c.us",)),
+        ([79001111111, "+7 900 222-22-22"], ("79001111111@c.us", "79002222222@c.us")),
+        ("['79001111111', '79002222222@c.us']", ("79001111111@c.us", "79002222222@c.us")),
+        ('["79001111111", "79002222222@c.us"]', ("79001111111@c.us", "79002222222@c.us")),
+        ("('79001111111',)", ("79001111111@c.us",)),
+        ("{'79001111111'}", ("79001111111@c.us",)),
+        ("[79001111111, 79002222222]", ("79001111111@c.us", "79002222222@c.us")),
+        ("79001111111, +7 900 222-22-22", ("79001111111@c.us", "79002222222@c.us")),
+        (" 79001111111 ,79002222222 ", ("79001111111@c.us", "79002222222@c.us")),
+        (
+            ["79002222222", "+7 900 111-11-11", "79002222222@c.us", "79001111111"],
+            ("79002222222@c.us", "79001111111@c.us"),
+        ),
+        (iter(["79001111111"]), ("79001111111@c.us",)),
+    ],
+)
+def test_contact_ids_accept_every_upstream_form(given: Any, expected: tuple[str, ...]) -> None:
+    assert normalize_contact_ids(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "value", "problem"),
+    [
+        (None, "contact_ids", None, "is required"),
+        ([], "contact_ids", [], "is empty"),
+        ("", "contact_ids", "", "is empty"),
+        ("   ", "contact_ids", "   ", "is empty"),
+        ("[]", "contact_ids", "[]", "is empty"),
+        ([None], "contact_ids[0]", None, "not NoneType"),
+        (["79001111111", None], "contact_ids[1]", None, "not NoneType"),
+        ([["79001111111"]], "contact_ids[0]", ["79001111111"], "not list"),
+        ("[79001111111, [79002222222]]", "contact_ids[1]", [79002222222], "not list"),
+        ([True], "contact_ids[0]", True, "not bool"),
+        (True, "contact_ids", True, "got bool"),
+        (3.5, "contact_ids", 3.5, "got float"),
+        ({"79001111111": 1}, "contact_ids", {"79001111111": 1}, "got dict"),
+        (b"79001111111", "contact_ids", b"79001111111", "got bytes"),
+        ("{'a': 1}", "contact_ids", "{'a': 1}", "not one"),
+        ("[not a list", "contact_ids", "[not a list", "not one"),
+        ("120363123456789012@g.us", "contact_ids[0]", "120363123456789012@g.us", "group chat id"),
+        (["17680561234-1479621234@g.us"], "contact_ids[0]", "17680561234-1479621234@g.us", "group chat id"),
+        ("79001111111@s.whatsapp.net", "contact_ids[0]", "79001111111@s.whatsapp.net", "ends in @c.us"),
+        ("79001111111,,79002222222", "contact_ids[1]", "", "is empty"),
+        ("None", "contact_ids[0]", "None", "only digits"),
+        (["08001234567"], "contact_ids[0]", "08001234567", "national number"),
+        (["79001111111", "abc@c.us"], "contact_ids[1]", "abc@c.us", "only digits"),
+    ],
+)
+def test_bad_contact_ids_name_field_and_value(given: Any, field: str, value: Any, problem: str) -> None:
+    with pytest.raises(InvalidInputError, match=problem) as error:
+        normalize_contact_ids(given)
+    assert_names(error, field, value)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("17633123456@c.us", "17633123456@c.us"),
+        (" 17633123456@C.us ", "17633123456@c.us"),
+        ("17680561234-1479621234@g.us", "17680561234-1479621234@g.us"),
+        ("120363041234567890@g.us", "120363041234567890@g.us"),
+    ],
+)
+def test_chat_id_is_normalised(given: str, expected: str) -> None:
+    assert normalize_chat_id(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("17633123456", "for a bare number use phone="),
+        (17633123456, "for a bare number use phone="),
+        ("", "ends in @c.us"),
+        ("abc@c.us", "only digits"),
+        ("17680561234-14796@g.us", "a group id is"),
+        ("group@g.us", "a group id is"),
+        ("17633123456@s.whatsapp.net", "ends in @c.us"),
+        (None, "a chat id is a string"),
+    ],
+)
+def test_bad_chat_id_names_field_and_value(given: Any, problem: str) -> None:
+    with pytest.raises(InvalidInputError, match=problem) as error:
+        normalize_chat_id(given)
+    assert_names(error, "chat_id", given)
+
+
+def test_quoted_message_id() -> None:
+    assert normalize_quoted_message_id(" false_17472822486@c.us_DF38E6A25B42CC8CCE57EC40F ") == (
+        "false_17472822486@c.us_DF38E6A25B42CC8CCE57EC40F"
+    )
+    group_reply = "false_120363041234567890@g.us_3EB0C767D26A1D2B1A_17472822486@c.us"
+    assert normalize_quoted_message_id(group_reply) == group_reply
+    for bad in ("", "DF38E6A25B42CC8CCE57EC40F", "true_17472822486_ABC", 42):
+        with pytest.raises(InvalidInputError) as error:
+            normalize_quoted_message_id(bad)
+        assert_names(error, "quoted_message_id", bad)
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+numbers = st.from_regex(r"[1-9][0-9]{6,14}", fullmatch=True)
+
+
+@st.composite
+def written_numbers(draw: st.DrawFn) -> tuple[str, Any]:
+    """A number and one of the ways people write it."""
+    digits = draw(numbers)
+    style = draw(st.sampled_from(["bare", "plus", "spaced", "dashed", "int", "suffix", "zeros"]))
+    written: Any = {
+        "bare": digits,
+        "plus": f"+{digits}",
+        "spaced": " ".join([digits[:1], digits[1:4], digits[4:]]).strip(),
+        "dashed": f"+{digits[:2]}-{digits[2:]}",
+        "int": int(digits),
+        "suffix": f"{digits}@c.us",
+        "zeros": f"00{digits}",
+    }[style]
+    return digits, written
+
+
+@given(st.lists(written_numbers(), min_size=1, max_size=12))
+def test_normalisation_is_order_preserving_and_deduplicating(entries: list[tuple[str, Any]]) -> None:
+    expected = tuple(dict.fromkeys(f"{digits}@c.us" for digits, _ in entries))
+    assert normalize_contact_ids([written for _, written in entries]) == expected
+
+
+@given(st.lists(written_numbers(), min_size=1, max_size=12))
+def test_normalisation_is_idempotent(entries: list[tuple[str, Any]]) -> None:
+    once = normalize_contact_ids([written for _, written in entries])
+    assert normalize_contact_ids(once) == once
+    assert normalize_contact_ids(str(list(once))) == once
+    assert normalize_contact_ids(",".join(once)) == once
+
+
+@given(written_numbers())
+def test_a_phone_written_any_way_gives_its_digits(entry: tuple[str, Any]) -> None:
+    digits, written = entry
+    if isinstance(written, str) and written.endswith("@c.us"):
+        written = written[: -len("@c.us")]
+    assert normalize_phone(written) == digits
+
+
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.tuples(children, children),
+    max_leaves=8,
+)
+
+
+@given(junk)
+def test_anything_is_either_accepted_or_refused_with_input_error(value: Any) -> None:
+    try:
+        ids = normalize_contact_ids(value)
+    except InvalidInputError as error:
+        assert error.field.startswith("contact_ids")
+    else:
+        assert ids and all(_check_send_contact({"phone": "79001111111", "contactId": [i]})[0] is None for i in ids)
+
+
+@given(
+    contacts=st.lists(written_numbers(), min_size=1, max_size=5),
+    target=st.one_of(
+        written_numbers().map(lambda entry: {"phone": entry[1] if not str(entry[1]).endswith("@c.us") else entry[0]}),
+        numbers.map(lambda digits: {"chat_id": f"{digits}@c.us"}),
+        st.from_regex(r"120363[0-9]{12}", fullmatch=True).map(lambda group: {"chat_id": f"{group}@g.us"}),
+    ),
+)
+def test_every_request_we_build_is_one_the_gateway_accepts(contacts: list[tuple[str, Any]], target: dict) -> None:
+    request = build_send_contact([written for _, written in contacts], **target)
+    problem, _, queued = _check_send_contact(dict(request.json or {}))
+    assert problem is None
+    assert queued == tuple(request.json["contactId"])  # type: ignore[index]
