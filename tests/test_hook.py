@@ -65,7 +65,7 @@ def test_bad_input_fails_before_the_connection_is_read(gateway: StandInGateway) 
 
 def test_missing_token_names_the_connection(gateway: StandInGateway, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", json.dumps({"conn_type": "chatapi", "host": gateway.api_url}))
-    with pytest.raises(ConnectionConfigError, match="connection 'chatapi_default' password=None: .*token is missing"):
+    with pytest.raises(ConnectionConfigError, match=r"connection 'chatapi_default' password=None: .*token is missing"):
         ChatApiHook().send_contact("79001111111", phone="79002222222")
     assert gateway.requests == []
 

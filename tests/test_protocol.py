@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -84,19 +84,35 @@ def test_accepted_send_without_queue_number() -> None:
 
 
 FAILURES: list[tuple[str, ApiResponse, type[Exception], str]] = [
-    ("sent false", response(200, {"sent": False, "message": "Wrong chatId format."}), RejectedError,
-     "the gateway said 'Wrong chatId format.'"),
+    (
+        "sent false",
+        response(200, {"sent": False, "message": "Wrong chatId format."}),
+        RejectedError,
+        "the gateway said 'Wrong chatId format.'",
+    ),
     ("error key on 200", response(200, {"error": "Instance is not paid"}), RejectedError, "Instance is not paid"),
-    ("401", response(401, {"error": "Wrong token. Please provide token as a GET parameter."}), AuthenticationError,
-     "HTTP 401: the gateway said 'Wrong token."),
+    (
+        "401",
+        response(401, {"error": "Wrong token. Please provide token as a GET parameter."}),
+        AuthenticationError,
+        "HTTP 401: the gateway said 'Wrong token.",
+    ),
     ("403", response(403, b"Forbidden"), AuthenticationError, "HTTP 403: body 'Forbidden'"),
     ("404", response(404, {"error": "Unknown method"}), RejectedError, "HTTP 404"),
     ("429", response(429, {"error": "Too many requests"}, {"Retry-After": "7"}), RateLimitedError, "HTTP 429"),
-    ("503 html", response(503, "<html><h1>Service Unavailable</h1></html>", {"Content-Type": "text/html"}),
-     GatewayUnavailableError, "body 'Service Unavailable'"),
+    (
+        "503 html",
+        response(503, "<html><h1>Service Unavailable</h1></html>", {"Content-Type": "text/html"}),
+        GatewayUnavailableError,
+        "body 'Service Unavailable'",
+    ),
     ("500", response(500, {"error": "Internal error"}), DeliveryUnknownError, "MAY HAVE BEEN QUEUED"),
-    ("502 proxy page", response(502, "<html><title>502 Bad Gateway</title><center>nginx</center></html>"),
-     DeliveryUnknownError, "502 Bad Gateway nginx"),
+    (
+        "502 proxy page",
+        response(502, "<html><title>502 Bad Gateway</title><center>nginx</center></html>"),
+        DeliveryUnknownError,
+        "502 Bad Gateway nginx",
+    ),
     ("504 empty", response(504), DeliveryUnknownError, "an empty body"),
     ("200 empty", response(200), DeliveryUnknownError, "not a JSON object: an empty body"),
     ("200 html", response(200, "<html>oops</html>"), DeliveryUnknownError, "not a JSON object: body 'oops'"),

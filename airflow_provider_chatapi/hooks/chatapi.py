@@ -92,7 +92,12 @@ class ChatApiHook(BaseHook):
 
         (connection_type,) = get_provider_info()["connection-types"]
         behaviour = connection_type["ui-field-behaviour"]
-        return {**behaviour, "hidden-fields": [name for name in behaviour["hidden-fields"] if name != "extra"]}
+        standard_fields = {"host", "login", "password", "schema", "port", "extra"}
+        return {
+            "hidden_fields": [name for name in behaviour["hidden-fields"] if name != "extra"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": {k: v for k, v in behaviour["placeholders"].items() if k in standard_fields},
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(chatapi_conn_id={self.chatapi_conn_id!r})"

@@ -1,0 +1,95 @@
+"""The example DAGs, run for real with dag.test() on a migrated SQLite DB against the stand-in gateway."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from airflow_provider_chatapi.testing import StandInGateway
+
+from .conftest import EXAMPLE_DAGS
+
+pytestmark = pytest.mark.dag
+CONTACTS = ["79001111111@c.us", "79002222222@c.us"]
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE_DAGS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def xcom_values(dag_id: str, run_id: str) -> dict[tuple[str, int], Any]:
+    """Every ``return_value`` the run pushed, by (task id, map index), read back from the metadata DB."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
+            )
+        ).all()
+        return {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+
+
+def test_example_dags_import_without_errors(airflow_db: Path) -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"example_chatapi_send_contact", "example_chatapi_mapped"}
+
+
+def test_send_contact_example_end_to_end(airflow_db: Path, chatapi_default: StandInGateway) -> None:
+    dag = load_example("example_chatapi_send_contact").example_dag
+
+    run = dag.test()
+
+    assert run.state == "success"
+    bodies = {
+        request.json.get("quotedMsgId", request.json.get("chatId", "phone")): request.json
+        for request in chatapi_default.requests
+    }
+    xcom = xcom_values(dag.dag_id, run.run_id)
+    first_id = xcom[("send_via_template", -1)]
+    assert len(chatapi_default.requests) == 3
+    assert bodies == {
+        "phone": {"phone": "17472822486", "contactId": CONTACTS},
+        "17680561234-1479621234@g.us": {"chatId": "17680561234-1479621234@g.us", "contactId": CONTACTS},
+        first_id: {"phone": "17472822486", "contactId": ["79003333333@c.us"], "quotedMsgId": first_id},
+    }
+    by_chat = {(m.chat_id, m.quoted_message_id): m.id for m in chatapi_default.messages}
+    assert first_id == by_chat[("17472822486@c.us", None)]
+    assert xcom[("send_via_output", -1)] == by_chat[("17680561234-1479621234@g.us", None)]
+    assert xcom[("reply_in_thread", -1)] == by_chat[("17472822486@c.us", first_id)]
+    assert xcom[("report", -1)] == [first_id, xcom[("send_via_output", -1)], xcom[("reply_in_thread", -1)]]
+
+
+def test_mapped_example_sends_once_per_recipient(airflow_db: Path, chatapi_default: StandInGateway) -> None:
+    dag = load_example("example_chatapi_mapped").example_dag
+
+    run = dag.test()
+
+    assert run.state == "success"
+    assert sorted(json.dumps(request.json, sort_keys=True) for request in chatapi_default.requests) == sorted(
+        json.dumps({"phone": phone, "contactId": ["79009999999@c.us"]}, sort_keys=True)
+        for phone in ("79001111111", "79002222222", "447911123456")
+    )
+    xcom = xcom_values(dag.dag_id, run.run_id)
+    by_chat = {message.chat_id: message.id for message in chatapi_default.messages}
+    mapped = [xcom[("send_to_each", index)] for index in range(3)]
+    assert mapped == [by_chat["79001111111@c.us"], by_chat["79002222222@c.us"], by_chat["447911123456@c.us"]]
+    assert xcom[("report", -1)] == mapped
+    assert dag.get_task("send_to_each").max_active_tis_per_dagrun == 2

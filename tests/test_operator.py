@@ -1,0 +1,152 @@
+"""SendContactOperator: templating of every input form, execution against the stand-in, failure modes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import DAG
+
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
+from airflow_provider_chatapi.protocol import GatewayUnavailableError, RateLimitedError
+from airflow_provider_chatapi.testing import Fault, StandInGateway
+
+UPSTREAM = {
+    "contacts": ["79001111111", "+7 900 222-22-22", "79001111111@c.us"],
+    "recipient": "+1 (747) 282-2486",
+    "group": "17680561234-1479621234@g.us",
+    "quote": "false_17472822486@c.us_DF38E6A25B42CC8CCE57EC40F",
+    "conn": "chatapi_default",
+    "empty": "",
+}
+EXPECTED_CONTACTS = ["79001111111@c.us", "79002222222@c.us"]
+
+
+def rendered(native: bool = False, **arguments: Any) -> SendContactOperator:
+    """An operator in a DAG, with its template fields rendered against a context of upstream values."""
+    with DAG("render", schedule=None, start_date=datetime(2025, 1, 1), render_template_as_native_obj=native) as dag:
+        operator = SendContactOperator(task_id="send", **arguments)
+    context: dict[str, Any] = {"upstream": UPSTREAM, "dag": dag, "params": {}}
+    operator.render_template_fields(context)  # type: ignore[arg-type]
+    return operator
+
+
+def test_template_fields() -> None:
+    assert set(SendContactOperator.template_fields) == {
+        "contact_ids",
+        "phone",
+        "chat_id",
+        "quoted_message_id",
+        "chatapi_conn_id",
+    }
+
+
+@pytest.mark.parametrize(
+    ("template", "native", "rendered_type"),
+    [
+        ("{{ upstream.contacts }}", False, str),  # the default: a list arrives as its repr
+        ("{{ upstream.contacts | tojson }}", False, str),
+        ("{{ upstream.contacts | join(',') }}", False, str),
+        ("{{ upstream.contacts }}", True, list),
+        (["{{ upstream.contacts[0] }}", "{{ upstream.contacts[1] }}", "79001111111"], False, list),
+    ],
+)
+def test_contact_ids_render_and_send_in_every_form(
+    chatapi_default: StandInGateway, template: Any, native: bool, rendered_type: type
+) -> None:
+    operator = rendered(
+        native,
+        contact_ids=template,
+        phone="{{ upstream.recipient }}",
+        quoted_message_id="{{ upstream.quote }}",
+        chatapi_conn_id="{{ upstream.conn }}",
+    )
+    assert isinstance(operator.contact_ids, rendered_type)
+    assert (operator.phone, operator.chatapi_conn_id) == (UPSTREAM["recipient"], "chatapi_default")
+
+    message_id = operator.execute({})  # type: ignore[arg-type]
+
+    (request,) = chatapi_default.requests
+    assert json.loads(request.body) == {
+        "phone": "17472822486",
+        "contactId": EXPECTED_CONTACTS,
+        "quotedMsgId": UPSTREAM["quote"],
+    }
+    assert message_id == chatapi_default.messages[0].id
+
+
+def test_chat_id_renders(chatapi_default: StandInGateway) -> None:
+    operator = rendered(contact_ids=79001111111, chat_id="{{ upstream.group }}")
+    operator.execute({})  # type: ignore[arg-type]
+    assert json.loads(chatapi_default.requests[0].body) == {
+        "chatId": UPSTREAM["group"],
+        "contactId": ["79001111111@c.us"],
+    }
+
+
+def test_int_phone_rendered_natively(chatapi_default: StandInGateway) -> None:
+    operator = rendered(True, contact_ids="{{ [79001111111] }}", phone="{{ 17472822486 }}")
+    assert operator.phone == 17472822486 and operator.contact_ids == [79001111111]
+    operator.execute({})  # type: ignore[arg-type]
+    assert json.loads(chatapi_default.requests[0].body)["phone"] == "17472822486"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"contact_ids": "{{ upstream.empty }}", "phone": "79001111111"}, "contact_ids=''"),
+        ({"contact_ids": [], "phone": "79001111111"}, "contact_ids=[]"),
+        ({"contact_ids": "79001111111"}, "phone/chat_id="),
+        ({"contact_ids": "79001111111", "phone": "79001111111", "chat_id": "{{ upstream.group }}"}, "got both"),
+        ({"contact_ids": "['79001111111', None]", "phone": "79001111111"}, "contact_ids[1]=None"),
+        ({"contact_ids": "79001111111", "phone": "{{ upstream.contacts }}"}, "phone=\"['79001111111'"),
+        ({"contact_ids": "79001111111", "chat_id": "{{ upstream.recipient }}"}, "chat_id='+1 (747) 282-2486'"),
+        ({"contact_ids": "{{ upstream.group }}", "phone": "79001111111"}, "contact_ids[0]='17680561234-"),
+    ],
+)
+def test_bad_input_fails_the_task_without_retries_and_sends_nothing(
+    chatapi_default: StandInGateway, arguments: dict[str, Any], named: str
+) -> None:
+    operator = rendered(**arguments)
+    with pytest.raises(AirflowFailException) as error:
+        operator.execute({})  # type: ignore[arg-type]
+    assert named in str(error.value)
+    assert chatapi_default.requests == []
+
+
+def test_permanent_gateway_refusal_fails_without_retries(
+    gateway: StandInGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json().replace(gateway.token, "bad-token"))
+    with pytest.raises(AirflowFailException, match="HTTP 401"):
+        rendered(contact_ids="79001111111", phone="79002222222").execute({})  # type: ignore[arg-type]
+
+
+def test_possible_delivery_fails_without_retries(chatapi_default: StandInGateway) -> None:
+    chatapi_default.inject(Fault.server_error(500))
+    with pytest.raises(AirflowFailException, match="MAY HAVE BEEN QUEUED"):
+        rendered(contact_ids="79001111111", phone="79002222222").execute({})  # type: ignore[arg-type]
+    assert len(chatapi_default.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("faults", "error_class"),
+    [([Fault.rate_limited(retry_after=0)] * 4, RateLimitedError), ([Fault.unavailable()] * 4, GatewayUnavailableError)],
+)
+def test_transient_refusal_leaves_the_task_retries_to_airflow(
+    chatapi_default: StandInGateway, faults: list[Fault], error_class: type[Exception]
+) -> None:
+    chatapi_default.inject(*faults)
+    operator = rendered(contact_ids="79001111111", phone="79002222222")
+    operator.hook.max_retries = 0  # type: ignore[attr-defined]
+    with pytest.raises(error_class):
+        operator.execute({})  # type: ignore[arg-type]
+    assert chatapi_default.messages == []
+
+
+def test_construction_does_no_io(gateway: StandInGateway) -> None:
+    SendContactOperator(task_id="send", contact_ids="79001111111", phone="1", chatapi_conn_id="no_such_connection")
+    assert gateway.requests == []
