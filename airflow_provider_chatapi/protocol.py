@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 __all__ = [
+    "CLOCK_SKEW",
     "DEFAULT_API_URL",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
@@ -53,18 +54,24 @@ __all__ = [
     "RateLimitedError",
     "RejectedError",
     "SendResult",
+    "build_message_history",
+    "build_message_queue",
     "build_send_contact",
     "build_status",
     "connection_failed",
     "describe_account_status",
+    "find_contact_card",
     "normalize_chat_id",
     "normalize_contact_id",
     "normalize_contact_ids",
     "normalize_phone",
     "normalize_quoted_message_id",
+    "parse_message_history",
+    "parse_message_queue",
     "parse_send_response",
     "parse_status_response",
     "read_response",
+    "recipient_chat_id",
     "resolve_api_url",
     "response_lost",
     "scrub_secret",
@@ -77,6 +84,8 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds to wait for the gateway to connect and, separately, to answer."""
 DEFAULT_MAX_RETRIES = 3
 """Retries of a request the gateway certainly did not process (connect failure, 429, 503)."""
+CLOCK_SKEW = 120.0
+"""Seconds by which the gateway's clock may differ from ours when looking for a message sent since a time."""
 
 REDACTED = "***"
 _SNIPPET_LENGTH = 200
@@ -522,6 +531,23 @@ def build_send_contact(
     return ApiRequest("POST", "sendContact", json=body)
 
 
+def recipient_chat_id(send: ApiRequest) -> str:
+    """The chat a ``sendContact`` request goes to: its ``chatId``, or the phone's private chat."""
+    body = send.json or {}
+    return body["chatId"] if "chatId" in body else f"{body['phone']}{_PRIVATE_SUFFIX}"
+
+
+def build_message_history(chat_id: str, *, since: float, limit: int = 100) -> ApiRequest:
+    """The chat's messages since ``since`` (unix seconds, less :data:`CLOCK_SKEW`): where a sent card shows."""
+    min_time = max(0, int(since - CLOCK_SKEW))
+    return ApiRequest("GET", "messages", params={"chatId": chat_id, "min_time": str(min_time), "limit": str(limit)})
+
+
+def build_message_queue() -> ApiRequest:
+    """The instance's outbound queue: where a card accepted but not yet sent waits."""
+    return ApiRequest("GET", "showMessagesQueue")
+
+
 def build_status() -> ApiRequest:
     """The side-effect-free probe: ``no_wakeup`` keeps a sleeping instance asleep."""
     return ApiRequest("GET", "status", params={"no_wakeup": "true"})
@@ -577,6 +603,53 @@ def parse_status_response(response: ApiResponse) -> str:
     if not isinstance(status, str) or not status:
         raise GatewayError("status", f"answered without an accountStatus: {_snippet(response)}", status_code=200)
     return status
+
+
+def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:
+    """The ``messages`` list of a ``messages`` answer."""
+    return _object_list(_checked_payload(response, "messages", has_side_effect=False), "messages", "messages")
+
+
+def parse_message_queue(response: ApiResponse) -> list[dict[str, Any]]:
+    """The ``first100`` list of a ``showMessagesQueue`` answer."""
+    return _object_list(
+        _checked_payload(response, "showMessagesQueue", has_side_effect=False), "first100", "showMessagesQueue"
+    )
+
+
+def _object_list(payload: dict[str, Any], key: str, endpoint: str) -> list[dict[str, Any]]:
+    entries = payload.get(key, [])
+    if not isinstance(entries, list):
+        raise GatewayError(endpoint, f"answered with {key!r} that is not a list", status_code=200)
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def find_contact_card(send: ApiRequest, entries: Iterable[Mapping[str, Any]], *, since: float) -> str | None:
+    """The id of the first message among ``entries`` that is the card ``send`` would have queued.
+
+    ``entries`` come from the chat's history or the outbound queue. A match is an outgoing contact card
+    (``vcard`` for one contact, ``multi_vcard`` for several) to the same chat, no older than ``since``
+    less :data:`CLOCK_SKEW`, whose text names every contact's number. A field the gateway leaves out
+    (the queue may carry no chat id or time) is not held against the entry.
+    """
+    body = send.json or {}
+    chat_id = recipient_chat_id(send)
+    numbers = [contact.removesuffix(_PRIVATE_SUFFIX) for contact in body.get("contactId", [])]
+    card_type = "vcard" if len(numbers) == 1 else "multi_vcard"
+    for entry in entries:
+        entry_chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
+        entry_time = entry.get("time", entry.get("last_try"))
+        text = entry.get("body")
+        if (
+            entry.get("type") == card_type
+            and entry.get("fromMe", True) is True
+            and entry_chat in (None, chat_id)
+            and (not isinstance(entry_time, (int, float)) or entry_time >= since - CLOCK_SKEW)
+            and (not isinstance(text, str) or all(number in text for number in numbers))
+            and isinstance(entry.get("id"), str)
+        ):
+            return entry["id"]
+    return None
 
 
 def _checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bool) -> dict[str, Any]:

@@ -146,10 +146,25 @@ class ChatApiHook(BaseHook):
         :raises NotSentError: the gateway did not queue the message (see its subclasses).
         :raises DeliveryUnknownError: the message may have been queued; do not send it again blindly.
         """
-        request = protocol.build_send_contact(
-            contact_ids, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
+        return self.send(
+            protocol.build_send_contact(contact_ids, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id)
         )
+
+    def send(self, request: ApiRequest) -> SendResult:
+        """Send a request built by :func:`~airflow_provider_chatapi.protocol.build_send_contact`."""
         return protocol.parse_send_response(self.call(request))
+
+    def find_contact_card(self, request: ApiRequest, *, since: float) -> str | None:
+        """The id of a card matching ``request`` that the gateway sent or queued since ``since`` (unix s).
+
+        Looks in the chat's history, then in the outbound queue; None when neither shows one.
+        """
+        history = self.call(protocol.build_message_history(protocol.recipient_chat_id(request), since=since))
+        found = protocol.find_contact_card(request, protocol.parse_message_history(history), since=since)
+        if found is None:
+            queue = protocol.parse_message_queue(self.call(protocol.build_message_queue()))
+            found = protocol.find_contact_card(request, queue, since=since)
+        return found
 
     def get_account_status(self) -> str:
         """Return the instance's ``accountStatus`` without waking it up."""
