@@ -60,10 +60,10 @@ _ENDPOINTS = {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQ
 class Fault:
     """How to answer one request instead of the normal answer.
 
-    With no ``status`` the request is handled normally (and so queued when valid), after ``delay``
-    seconds. With a ``status`` the gateway answers that status, ``body`` and ``headers`` instead, and
-    queues the message anyway only if ``queue`` is set: a 500 that hid a queued message. ``reset``
-    drops the connection without any answer, after queueing the message if ``queue`` is set.
+    With no ``status`` the request is handled normally (and so queued when valid) and answered
+    ``delay`` seconds later. With a ``status`` the gateway answers that status, ``body`` and ``headers``
+    instead, and queues the message anyway only if ``queue`` is set: a 500 that hid a queued message.
+    ``reset`` drops the connection without any answer, after queueing the message if ``queue`` is set.
     """
 
     status: int | None = None
@@ -75,7 +75,7 @@ class Fault:
 
     @classmethod
     def slow(cls, delay: float) -> Fault:
-        """Queue the message and answer normally, ``delay`` seconds late (past a short client timeout)."""
+        """Queue the message at once and answer normally ``delay`` seconds later (past a short client timeout)."""
         return cls(delay=delay)
 
     @classmethod
@@ -431,19 +431,20 @@ class _Handler(BaseHTTPRequestHandler):
             client_port=self.client_address[1],
         )
         fault = gateway._record(request)
+        # The gateway acts on a request as it arrives; only its answer is late (or never comes).
+        if fault is None or fault.status is None:
+            answer: tuple[int, Any, Mapping[str, str]] | None = (*gateway._answer(request), {})
+        else:
+            if fault.queue:
+                gateway._answer(request)
+            answer = None if fault.reset else (fault.status, fault.body, fault.headers)
         delay = gateway.delay + (fault.delay if fault else 0.0)
         if delay:
             time.sleep(delay)
-        if fault is None or fault.status is None:
-            status, payload = gateway._answer(request)
-            self._reply(status, payload, {})
-            return
-        if fault.queue:
-            gateway._answer(request)
-        if fault.reset:
+        if answer is None:
             self._reset()
-            return
-        self._reply(fault.status, fault.body, fault.headers)
+        else:
+            self._reply(*answer)
 
     def _reply(self, status: int, body: bytes | str | Mapping[str, Any], headers: Mapping[str, str]) -> None:
         if isinstance(body, Mapping):

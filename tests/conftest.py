@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = REPO / "example_dags"
+TEST_DAGS = Path(__file__).resolve().parent / "dags"
 
 # A private AIRFLOW_HOME for the whole session: its SQLite metadata DB is migrated once, on demand.
+# Its DAGs folder holds the example DAGs and the tests' own.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="chatapi-airflow-home-"))
+DAGS_FOLDER = _AIRFLOW_HOME / "dags"
+DAGS_FOLDER.mkdir()
+for dag_file in [*EXAMPLE_DAGS.glob("*.py"), *TEST_DAGS.glob("*.py")]:
+    shutil.copy(dag_file, DAGS_FOLDER)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_AIRFLOW_HOME / "logs")
 os.environ.pop("AIRFLOW_CONN_CHATAPI_DEFAULT", None)
@@ -47,7 +57,39 @@ def airflow_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """A migrated SQLite metadata DB holding the example DAGs (Airflow < 3.3 needs them serialized)."""
+    """A migrated SQLite metadata DB holding the DAGs (Airflow < 3.3 needs them serialized there)."""
     airflow_cli("db", "migrate")
     airflow_cli("dags", "reserialize")
     return _AIRFLOW_HOME
+
+
+def load_dag(name: str) -> Any:
+    """The DAG object ``example_dag`` or ``drill`` of a file in the session's DAGs folder."""
+    spec = importlib.util.spec_from_file_location(name, DAGS_FOLDER / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, "example_dag", None) or module.drill
+
+
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
+
+
+def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[str, int], Any]]:
+    """Each task's final state, and every ``return_value`` pushed by (task id, map index), from the DB."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        instances = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ).all()
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
+            )
+        ).all()
+        states = {ti.task_id: str(ti.state) for ti in instances}
+        return states, {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}

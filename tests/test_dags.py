@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 
 from airflow_provider_chatapi.testing import StandInGateway
 
-from .conftest import EXAMPLE_DAGS
+from .conftest import EXAMPLE_DAGS, load_dag, run_results
 
 pytestmark = pytest.mark.dag
 CONTACTS = ["79001111111@c.us", "79002222222@c.us"]
-
-
-def load_example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE_DAGS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def xcom_values(dag_id: str, run_id: str) -> dict[tuple[str, int], Any]:
-    """Every ``return_value`` the run pushed, by (task id, map index), read back from the metadata DB."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
-            )
-        ).all()
-        return {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
 
 
 def test_example_dags_import_without_errors(airflow_db: Path) -> None:
@@ -53,7 +27,7 @@ def test_example_dags_import_without_errors(airflow_db: Path) -> None:
 
 
 def test_send_contact_example_end_to_end(airflow_db: Path, chatapi_default: StandInGateway) -> None:
-    dag = load_example("example_chatapi_send_contact").example_dag
+    dag = load_dag("example_chatapi_send_contact")
 
     run = dag.test()
 
@@ -62,7 +36,7 @@ def test_send_contact_example_end_to_end(airflow_db: Path, chatapi_default: Stan
         request.json.get("quotedMsgId", request.json.get("chatId", "phone")): request.json
         for request in chatapi_default.requests
     }
-    xcom = xcom_values(dag.dag_id, run.run_id)
+    _, xcom = run_results(dag.dag_id, run.run_id)
     first_id = xcom[("send_via_template", -1)]
     assert len(chatapi_default.requests) == 3
     assert bodies == {
@@ -78,7 +52,7 @@ def test_send_contact_example_end_to_end(airflow_db: Path, chatapi_default: Stan
 
 
 def test_mapped_example_sends_once_per_recipient(airflow_db: Path, chatapi_default: StandInGateway) -> None:
-    dag = load_example("example_chatapi_mapped").example_dag
+    dag = load_dag("example_chatapi_mapped")
 
     run = dag.test()
 
@@ -87,7 +61,7 @@ def test_mapped_example_sends_once_per_recipient(airflow_db: Path, chatapi_defau
         json.dumps({"phone": phone, "contactId": ["79009999999@c.us"]}, sort_keys=True)
         for phone in ("79001111111", "79002222222", "447911123456")
     )
-    xcom = xcom_values(dag.dag_id, run.run_id)
+    _, xcom = run_results(dag.dag_id, run.run_id)
     by_chat = {message.chat_id: message.id for message in chatapi_default.messages}
     mapped = [xcom[("send_to_each", index)] for index in range(3)]
     assert mapped == [by_chat["79001111111@c.us"], by_chat["79002222222@c.us"], by_chat["447911123456@c.us"]]

@@ -1,0 +1,20 @@
+"""A one-task DAG for the fault-injection tests: the stand-in gateway is scripted before each run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
+
+with DAG("chatapi_fault_drill", schedule=None, start_date=datetime(2025, 1, 1), catchup=False) as drill:
+    SendContactOperator(
+        task_id="send",
+        phone="79002222222",
+        contact_ids=["79001111111"],
+        timeout=0.5,
+        max_retries=2,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )

@@ -1,0 +1,113 @@
+"""Fault injection, end to end: every failure the gateway shows, through the hook and through a real task.
+
+One table drives both. For each scenario it states how many cards the stand-in queued and how many
+sendContact requests it received: a card is queued once where the send succeeds, and never twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+from airflow_provider_chatapi.protocol import DeliveryUnknownError, RateLimitedError, RejectedError
+from airflow_provider_chatapi.testing import Fault, StandInGateway
+
+from .conftest import load_dag, run_results
+
+# Airflow 3.3 gives each task instance a state store that outlives its tries; before it, a send whose
+# outcome is unknown fails the task instead of being retried.
+HAS_STATE_STORE = Version(version("apache-airflow-core")) >= Version("3.3")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # "success" or "failed" for a task; for the hook, "success" or the error's class name
+    cards: int  # cards the stand-in queued
+    sends: int  # sendContact requests it received
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    faults: tuple[Fault, ...]
+    says: str  # what the hook's error (and so the task log) says; "" when the send succeeds
+    hook: Outcome  # one ChatApiHook.send_contact call (timeout 0.5 s, 2 HTTP retries)
+    task_with_store: Outcome  # the drill DAG's task (the same settings, 1 task retry), Airflow >= 3.3
+    task_without_store: Outcome  # the same task before Airflow 3.3
+
+    def task(self) -> Outcome:
+        return self.task_with_store if HAS_STATE_STORE else self.task_without_store
+
+
+UNKNOWN = DeliveryUnknownError.__name__
+SENT_ONCE = Outcome("success", 1, 1)
+SCENARIOS = [
+    Scenario("answer lost after queueing: read timeout", (Fault.slow(1.5),), "Read timed out",
+             Outcome(UNKNOWN, 1, 1), Outcome("success", 1, 1), Outcome("failed", 1, 1)),
+    Scenario("connection reset after queueing", (Fault.reset_after_queueing(),), "Connection reset by peer",
+             Outcome(UNKNOWN, 1, 1), Outcome("success", 1, 1), Outcome("failed", 1, 1)),
+    Scenario("connection reset before queueing", (Fault.reset_before_queueing(),), "Connection reset by peer",
+             Outcome(UNKNOWN, 0, 1), Outcome("success", 1, 2), Outcome("failed", 0, 1)),
+    Scenario("500 after queueing", (Fault.server_error(500),), "HTTP 500: the gateway said 'Internal server error'",
+             Outcome(UNKNOWN, 1, 1), Outcome("success", 1, 1), Outcome("failed", 1, 1)),
+    Scenario("500 before queueing", (Fault.server_error(500, queued=False),), "HTTP 500",
+             Outcome(UNKNOWN, 0, 1), Outcome("success", 1, 2), Outcome("failed", 0, 1)),
+    Scenario("garbage 200 after queueing", (Fault.garbage(),), "not a JSON object",
+             Outcome(UNKNOWN, 1, 1), Outcome("success", 1, 1), Outcome("failed", 1, 1)),
+    Scenario("proxy's HTML 502 page", (Fault.bad_gateway_page(),), "HTTP 502: body '502 Bad Gateway nginx'",
+             Outcome(UNKNOWN, 1, 1), Outcome("success", 1, 1), Outcome("failed", 1, 1)),
+    Scenario("429 with Retry-After, then success", (Fault.rate_limited(retry_after=1),), "",
+             Outcome("success", 1, 2), Outcome("success", 1, 2), Outcome("success", 1, 2)),
+    Scenario("503 then success", (Fault.unavailable(),), "",
+             Outcome("success", 1, 2), Outcome("success", 1, 2), Outcome("success", 1, 2)),
+    Scenario("slow answer within the timeout", (Fault.slow(0.2),), "", SENT_ONCE, SENT_ONCE, SENT_ONCE),
+    Scenario("rate limited past every retry", (Fault.rate_limited(retry_after=0),) * 6,
+             "HTTP 429: the gateway said 'Too many requests, slow down'",
+             Outcome(RateLimitedError.__name__, 0, 3), Outcome("failed", 0, 6), Outcome("failed", 0, 6)),
+    Scenario("rejected: sent false", (Fault.rejected("Wrong chatId format."),),
+             "the gateway said 'Wrong chatId format.'",
+             Outcome(RejectedError.__name__, 0, 1), Outcome("failed", 0, 1), Outcome("failed", 0, 1)),
+]  # fmt: skip
+IDS = [scenario.name for scenario in SCENARIOS]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=IDS)
+def test_hook(chatapi_default: StandInGateway, scenario: Scenario) -> None:
+    chatapi_default.inject(*scenario.faults)
+    try:
+        ChatApiHook(timeout=0.5, max_retries=2).send_contact(["79001111111"], phone="79002222222")
+        state = "success"
+    except Exception as error:
+        state = type(error).__name__
+        assert scenario.says in str(error)
+        assert chatapi_default.token not in str(error)
+    outcome = Outcome(state, len(chatapi_default.messages), len(chatapi_default.requests_to("sendContact")))
+    assert outcome == scenario.hook
+
+
+@pytest.mark.dag
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=IDS)
+def test_task(
+    airflow_db: Path, chatapi_default: StandInGateway, scenario: Scenario, capfd: pytest.CaptureFixture[str]
+) -> None:
+    chatapi_default.inject(*scenario.faults)
+    dag = load_dag("chatapi_fault_drill")
+
+    run = dag.test()
+
+    states, xcom = run_results(dag.dag_id, run.run_id)
+    messages = chatapi_default.messages
+    expected = scenario.task()
+    assert Outcome(states["send"], len(messages), len(chatapi_default.requests_to("sendContact"))) == expected
+    output = capfd.readouterr()
+    assert scenario.says in output.out + output.err
+    if expected.state == "success":
+        assert xcom[("send", -1)] == messages[0].id
+    if scenario.hook.state == UNKNOWN and HAS_STATE_STORE:
+        reconciled = "the gateway has its card" if scenario.hook.cards else "the gateway shows no such card"
+        assert reconciled in output.out + output.err
