@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ def assert_names(error: pytest.ExceptionInfo[InvalidInputError], field: str, val
         ("0044 7911 123456", "447911123456"),
         (79001111111, "79001111111"),
         ("6834002", "6834002"),
-        ("123456789012345", "123456789012345"),
+        ("8613912345678", "8613912345678"),
     ],
 )
 def test_phone_is_normalised_to_digits(given: Any, expected: str) -> None:
@@ -56,6 +57,9 @@ def test_phone_is_normalised_to_digits(given: Any, expected: str) -> None:
         ("٧٩٠٠١١١١١١١", "only digits"),
         ("123456", "has 6 digits"),
         ("1234567890123456", "has 16 digits"),
+        ("89001111111", "does not start with a country code in use"),  # Russia's national 8-prefix
+        ("+7 900 111-11", r"wrong number of digits for a \+7 number"),
+        ("447911123456789", r"wrong number of digits for a \+44 number"),
         (None, "string or an int"),
         (True, "string or an int"),
         (7.9e10, "string or an int"),
@@ -178,7 +182,14 @@ def test_quoted_message_id() -> None:
 
 # ---- properties ---------------------------------------------------------------------------------
 
-numbers = st.from_regex(r"[1-9][0-9]{6,14}", fullmatch=True)
+# Real numbers: libphonenumber's example mobile number of every region it knows.
+numbers = st.sampled_from(
+    sorted(
+        phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+        for region in phonenumbers.SUPPORTED_REGIONS
+        if (example := phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE))
+    )
+)
 
 
 @st.composite

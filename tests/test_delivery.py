@@ -1,0 +1,113 @@
+"""Recognising an earlier try's card at the gateway, and the ledger kept in the task state store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_chatapi import protocol
+from airflow_provider_chatapi.delivery import DeliveryLedger
+
+SINCE = 1_800_000_000.0
+SEND = protocol.build_send_contact(["79001111111", "79002222222"], phone="17472822486")
+ONE = protocol.build_send_contact("79001111111", chat_id="120363041234567890@g.us")
+
+
+def card(**changes: Any) -> dict[str, Any]:
+    entry = {
+        "id": "true_17472822486@c.us_AAA",
+        "type": "multi_vcard",
+        "fromMe": True,
+        "chatId": "17472822486@c.us",
+        "time": int(SINCE) + 5,
+        "body": "BEGIN:VCARD TEL;waid=79001111111 … BEGIN:VCARD TEL;waid=79002222222",
+    }
+    return {**entry, **changes}
+
+
+def test_the_chat_history_query() -> None:
+    request = protocol.build_message_history("17472822486@c.us", since=SINCE)
+    assert (request.method, request.endpoint) == ("GET", "messages")
+    assert dict(request.params) == {
+        "chatId": "17472822486@c.us",
+        "min_time": str(int(SINCE - protocol.CLOCK_SKEW)),
+        "limit": "100",
+    }
+    assert protocol.recipient_chat_id(SEND) == "17472822486@c.us"
+    assert protocol.recipient_chat_id(ONE) == "120363041234567890@g.us"
+
+
+def test_a_matching_card_is_found() -> None:
+    assert protocol.find_contact_card(SEND, [card()], since=SINCE) == "true_17472822486@c.us_AAA"
+    older_but_within_skew = card(time=int(SINCE - protocol.CLOCK_SKEW) + 1)
+    assert protocol.find_contact_card(SEND, [older_but_within_skew], since=SINCE)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        card(type="vcard"),
+        card(type="chat", body="79001111111 79002222222"),
+        card(fromMe=False),
+        card(chatId="79005555555@c.us"),
+        card(time=int(SINCE - protocol.CLOCK_SKEW) - 1),
+        card(body="BEGIN:VCARD TEL;waid=79001111111"),
+        card(id=None),
+    ],
+    ids=["one contact", "text message", "incoming", "other chat", "too old", "other contacts", "no id"],
+)
+def test_other_messages_are_not_taken_for_the_card(other: dict[str, Any]) -> None:
+    assert protocol.find_contact_card(SEND, [other], since=SINCE) is None
+
+
+def test_a_queue_entry_without_chat_or_time_matches_on_type_and_numbers() -> None:
+    queued = {"id": "true_q", "type": "vcard", "body": "TEL;waid=79001111111", "last_try": None, "metadata": {}}
+    assert protocol.find_contact_card(ONE, [{"id": "x", "type": "vcard", "body": "79009999999"}, queued], since=0) == (
+        "true_q"
+    )
+
+
+def test_history_and_queue_answers_are_read() -> None:
+    history = protocol.read_response(200, {}, b'{"messages": [{"id": "a"}, 3], "lastMessageNumber": 1}', secret="t")
+    assert protocol.parse_message_history(history) == [{"id": "a"}]
+    queue = protocol.read_response(200, {}, b'{"totalMessages": 0, "first100": []}', secret="t")
+    assert protocol.parse_message_queue(queue) == []
+    broken = protocol.read_response(200, {}, b'{"messages": "none"}', secret="t")
+    with pytest.raises(protocol.GatewayError, match="'messages' that is not a list"):
+        protocol.parse_message_history(broken)
+
+
+class DictStore:
+    """The two calls of Airflow's task_state_store, over a dict (the real one is exercised in test_faults)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        assert value is not None
+        self.values[key] = value
+
+
+def test_ledger_records_intent_then_id() -> None:
+    store = DictStore()
+    ledger = DeliveryLedger(store)
+    assert ledger.recorded(SEND) is None
+
+    intent = ledger.record_intent(SEND)
+    seen = ledger.recorded(SEND)
+    assert seen is not None and seen.message_id is None and seen.attempted_at == intent.attempted_at
+
+    ledger.record_sent(intent, "true_id")
+    seen = ledger.recorded(SEND)
+    assert seen is not None and seen.message_id == "true_id"
+    assert ledger.recorded(ONE) is None  # another request is another card
+
+
+def test_ledger_ignores_what_it_did_not_write() -> None:
+    store = DictStore()
+    store.values["chatapi_send_contact"] = "garbage"
+    assert DeliveryLedger(store).recorded(SEND) is None
