@@ -1,0 +1,147 @@
+"""The token never reaches a task log file, an exception, a rendered template field or XCom.
+
+On Airflow 3.3+ the drill DAG runs through a real executor (``dag.test(use_executor=True)``), so that
+each task runs in its own supervised process and writes a real log file, as in production; the executor
+talks to an Airflow API server started on 127.0.0.1 for this module. On 3.1 the executor path of
+``dag.test`` leaves tasks queued, so the drill runs in-process there and its console output, which
+``dag.test`` does not mask, stands in for the log files: a stricter check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from airflow_provider_chatapi.testing import Fault, StandInGateway
+
+from .conftest import load_dag, run_results
+
+pytestmark = pytest.mark.dag
+REAL_LOG_FILES = Version(version("apache-airflow-core")) >= Version("3.3")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def execution_api(airflow_db: Path) -> Iterator[None]:
+    if not REAL_LOG_FILES:
+        yield
+        return
+    port = free_port()
+    os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
+    log = (airflow_db / "api-server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/version", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the API server did not start; see {log.name}")
+                time.sleep(0.3)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        del os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+
+
+def connection(monkeypatch: pytest.MonkeyPatch, name: str, host: str, token: str, **extra: object) -> None:
+    conn = {"conn_type": "chatapi", "host": host, "password": token, "extra": extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_CHATAPI_{name.upper()}", json.dumps(conn))
+
+
+def test_no_token_in_logs_errors_rendered_fields_or_xcom(
+    airflow_db: Path, execution_api: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    tokens = {name: f"leak-check-{name}-5f1c9a" for name in ("wrong_token", "server_error", "read_timeout", "refused")}
+    tokens["sent"] = "leak-check-sent-5f1c9a"
+    with (
+        StandInGateway(echo_token=True) as echoing,
+        StandInGateway() as failing,
+        StandInGateway(delay=2.0) as slow,
+        StandInGateway(token=tokens["sent"]) as healthy,
+    ):
+        failing.token = tokens["server_error"]
+        failing.inject(Fault.server_error(500))
+        slow.token = tokens["read_timeout"]
+        connection(monkeypatch, "wrong_token", echoing.api_url, tokens["wrong_token"])
+        connection(monkeypatch, "server_error", failing.api_url, tokens["server_error"])
+        connection(monkeypatch, "read_timeout", slow.api_url, tokens["read_timeout"], timeout=0.3)
+        connection(monkeypatch, "refused", f"http://127.0.0.1:{free_port()}/instance1", tokens["refused"])
+        connection(monkeypatch, "sent", healthy.api_url, tokens["sent"])
+        dag = load_dag("chatapi_secret_drill")
+
+        run = dag.test(use_executor=REAL_LOG_FILES)
+
+        # Every token did travel to its gateway, and the echoing gateway echoed it back.
+        assert echoing.requests[0].query["token"] == tokens["wrong_token"]
+        assert [request.query["token"] for request in failing.requests] == [tokens["server_error"]]
+        assert len(healthy.messages) == 1
+
+    states, xcom = run_results(dag.dag_id, run.run_id)
+    assert states == {"wrong_token": "failed", "server_error": "failed", "read_timeout": "failed",
+                      "refused": "failed", "sent": "success"}  # fmt: skip
+    if REAL_LOG_FILES:
+        logs = {
+            path.parent.name.removeprefix("task_id="): path.read_text() for path in log_files(airflow_db, run.run_id)
+        }
+        assert set(logs) == set(states)
+    else:
+        console = "".join(capfd.readouterr())
+        logs = dict.fromkeys(states, console)
+    assert (
+        "HTTP 401: the gateway said 'Wrong token. Please provide token as a GET parameter. Got: ***'"
+        in logs["wrong_token"]
+    )
+    assert "HTTP 500" in logs["server_error"] and "MAY HAVE BEEN QUEUED" in logs["server_error"]
+    assert "Read timed out" in logs["read_timeout"]
+    assert "could not connect" in logs["refused"]
+
+    rendered = rendered_fields(dag.dag_id, run.run_id)
+    assert rendered["sent"]["chatapi_conn_id"] == "chatapi_sent"
+    for token in tokens.values():
+        for task_id, text in logs.items():
+            assert token not in text, f"the token leaked into {task_id}'s log"
+        assert token not in repr(rendered)
+        assert token not in repr(xcom)
+
+
+def log_files(home: Path, run_id: str) -> list[Path]:
+    return sorted(path for path in (home / "logs").rglob("*.log") if f"run_id={run_id}" in str(path))
+
+
+def rendered_fields(dag_id: str, run_id: str) -> dict[str, dict[str, object]]:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(RenderedTaskInstanceFields).where(
+                RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id
+            )
+        ).all()
+        return {row.task_id: dict(row.rendered_fields) for row in rows}
