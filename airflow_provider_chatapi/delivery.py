@@ -10,8 +10,7 @@ then the message id the gateway gave it. A later try reads it back:
   matching the request since the intent; return its id if found, send again only if not;
 - no record, or a record of a different request (the inputs changed): send.
 
-Without a store (Airflow before 3.3) nothing survives a try, so the operator fails the task at once when
-the outcome of a send is unknown instead of letting a retry send the card twice.
+:func:`send_once` is a protocol plan, so the synchronous and the asynchronous transports run it alike.
 """
 
 from __future__ import annotations
@@ -20,10 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:
-    from airflow_provider_chatapi.protocol import ApiRequest
+from airflow_provider_chatapi import protocol
 
-__all__ = ["DeliveryLedger", "DeliveryRecord", "StateStore"]
+if TYPE_CHECKING:
+    import logging
+
+    from airflow_provider_chatapi.protocol import ApiRequest, Plan
+
+__all__ = ["DeliveryLedger", "DeliveryRecord", "StateStore", "send_once"]
 
 LEDGER_KEY = "chatapi_send_contact"
 
@@ -49,11 +52,16 @@ class DeliveryRecord:
 
 
 class DeliveryLedger:
-    """The record of one task instance's send, kept in its task state store."""
+    """The record of one send, kept in its task instance's state store under ``key``."""
 
     def __init__(self, store: StateStore, key: str = LEDGER_KEY) -> None:
         self._store = store
         self._key = key
+
+    @classmethod
+    def per_recipient(cls, store: StateStore, send: ApiRequest) -> DeliveryLedger:
+        """A ledger of its own for each recipient of a batch."""
+        return cls(store, f"{LEDGER_KEY}:{protocol.recipient_chat_id(send)}")
 
     def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
         """The record of an earlier try of this very request, if there is one."""
@@ -80,3 +88,38 @@ class DeliveryLedger:
 
 def _identity(send: ApiRequest) -> dict[str, Any]:
     return {"endpoint": send.endpoint, "body": dict(send.json or {})}
+
+
+def send_once(
+    send: ApiRequest, ledger: DeliveryLedger | None, *, at_least_once: bool, log: logging.Logger
+) -> Plan[str]:
+    """Send the card unless the ledger or the gateway shows an earlier try did; return its message id.
+
+    Without a ledger, just send. When the gateway cannot be asked whether an earlier card arrived, the
+    error propagates (the next try asks again), unless ``at_least_once`` says to send anyway.
+    """
+    prior = ledger.recorded(send) if ledger else None
+    if prior is not None and prior.message_id:
+        log.info("An earlier try queued this card as %s; not sending it again", prior.message_id)
+        return prior.message_id
+    if ledger is not None and prior is not None:
+        try:
+            found = yield from protocol.find_card_plan(send, since=prior.attempted_at)
+        except protocol.GatewayError as error:
+            if not at_least_once:
+                raise protocol.DeliveryUnknownError(
+                    send.endpoint, f"an earlier try's answer was lost, and asking the gateway about it failed: {error}"
+                ) from error
+            log.warning("Could not ask the gateway whether the earlier card arrived; at_least_once: sending")
+            found = None
+        if found:
+            log.info("An earlier try's answer was lost, but the gateway has its card: %s", found)
+            ledger.record_sent(prior, found)
+            return found
+        log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
+    record = ledger.record_intent(send) if ledger else None
+    result = yield from protocol.send_plan(send)
+    if ledger is not None and record is not None:
+        ledger.record_sent(record, result.id)
+    log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
+    return result.id

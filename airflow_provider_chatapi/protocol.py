@@ -20,6 +20,7 @@ Exception tree::
         │   ├── RateLimitedError               429, with .retry_after (transient)
         │   └── GatewayUnavailableError        503, or no connection could be made (transient)
         └── DeliveryUnknownError               the message may have been queued: never resend blindly
+    FanOutError                                some sends of a batch failed; .outcomes has each one's
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 __all__ = [
@@ -43,29 +44,36 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "AuthenticationError",
+    "Call",
     "ChatApiError",
     "ConnectionConfigError",
     "DeliveryUnknownError",
+    "FanOutError",
     "GatewayError",
     "GatewaySettings",
     "GatewayUnavailableError",
     "InvalidInputError",
     "NotSentError",
+    "Plan",
+    "PlanSteps",
     "RateLimitedError",
     "RejectedError",
     "SendResult",
     "build_message_history",
     "build_message_queue",
     "build_send_contact",
+    "build_send_to_many",
     "build_status",
     "connection_failed",
     "describe_account_status",
+    "find_card_plan",
     "find_contact_card",
     "normalize_chat_id",
     "normalize_contact_id",
     "normalize_contact_ids",
     "normalize_phone",
     "normalize_quoted_message_id",
+    "normalize_recipients",
     "parse_message_history",
     "parse_message_queue",
     "parse_send_response",
@@ -76,7 +84,9 @@ __all__ = [
     "response_lost",
     "scrub_secret",
     "secret_forms",
+    "send_plan",
     "settings_from_connection",
+    "status_plan",
 ]
 
 DEFAULT_API_URL = "https://api.chat-api.com"
@@ -160,6 +170,18 @@ class NotSentError(GatewayError):
     transient: ClassVar[bool] = False
     """Whether the same request may succeed later; a permanent failure needs a fix, not a retry."""
 
+    def __init__(
+        self,
+        endpoint: str,
+        gateway_message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        """Seconds the gateway asked to wait before trying again (its ``Retry-After``), if it said."""
+        super().__init__(endpoint, gateway_message, status_code=status_code)
+
 
 class AuthenticationError(NotSentError):
     """The gateway refused the token (HTTP 401 or 403)."""
@@ -179,17 +201,6 @@ class RateLimitedError(NotSentError):
     outcome = "nothing was queued; the gateway is rate limiting"
     transient = True
 
-    def __init__(
-        self,
-        endpoint: str,
-        gateway_message: str,
-        *,
-        status_code: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(endpoint, gateway_message, status_code=status_code)
-
 
 class GatewayUnavailableError(NotSentError):
     """HTTP 503, or no connection could be made; the request never reached the gateway's queue."""
@@ -205,6 +216,21 @@ class DeliveryUnknownError(GatewayError):
     """
 
     outcome = "the message MAY HAVE BEEN QUEUED; check the chat before sending it again"
+
+
+class FanOutError(ChatApiError):
+    """Some sends of a batch failed. ``outcomes`` holds, in recipient order, each send's result or error."""
+
+    def __init__(self, outcomes: Sequence[Any], recipients: Sequence[str]) -> None:
+        self.outcomes = list(outcomes)
+        self.failures = {
+            recipient: outcome
+            for recipient, outcome in zip(recipients, outcomes, strict=True)
+            if isinstance(outcome, ChatApiError)
+        }
+        shown = "; ".join(f"{recipient}: {error}" for recipient, error in list(self.failures.items())[:3])
+        more = f"; and {len(self.failures) - 3} more" if len(self.failures) > 3 else ""
+        super().__init__(f"{len(self.failures)} of {len(self.outcomes)} sends failed: {shown}{more}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,6 +291,15 @@ class GatewaySettings:
     def url(self, endpoint: str) -> str:
         """The endpoint's URL without the token; safe to log."""
         return f"{self.api_url}/{endpoint}"
+
+    def http_arguments(self, request: ApiRequest) -> dict[str, Any]:
+        """What an HTTP client (``requests`` or ``httpx``) needs to make ``request``, token included."""
+        return {
+            "method": request.method,
+            "url": self.url(request.endpoint),
+            "params": {**request.params, "token": self.token},
+            "json": request.json,
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,41 +391,61 @@ def normalize_contact_ids(value: Any, *, field: str = "contact_ids") -> tuple[st
     a rendered Python or JSON list such as ``"['79001111111', '79002222222@c.us']"``; or a
     comma-separated string.
     """
-    items = _contact_items(value, field)
-    if not items:
-        raise InvalidInputError(field, value, "is empty; give at least one contact")
+    items = _listed_items(value, field, "contact")
     ids = [normalize_contact_id(item, field=f"{field}[{index}]") for index, item in enumerate(items)]
     return tuple(dict.fromkeys(ids))
 
 
-def _contact_items(value: Any, field: str) -> list[Any]:
+def normalize_recipients(value: Any, *, field: str = "recipients") -> list[dict[str, str]]:
+    """Return each recipient as ``{"phone": digits}`` or ``{"chat_id": id}``, in the order given.
+
+    Takes the same forms as :func:`normalize_contact_ids`; an item with an ``@`` is a chat id, any
+    other a phone number. A recipient named twice is an error: each gets one card.
+    """
+    targets: dict[str, dict[str, str]] = {}
+    for index, item in enumerate(_listed_items(value, field, "recipient")):
+        item_field = f"{field}[{index}]"
+        if isinstance(item, str) and "@" in item:
+            target = {"chat_id": normalize_chat_id(item, field=item_field)}
+        else:
+            target = {"phone": normalize_phone(item, field=item_field)}
+        chat = target.get("chat_id") or f"{target['phone']}{_PRIVATE_SUFFIX}"
+        if chat in targets:
+            raise InvalidInputError(item_field, item, f"names the chat {chat} again; each recipient gets one card")
+        targets[chat] = target
+    return list(targets.values())
+
+
+def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
+    """The items of a list however it arrived: a sequence, one item, or a rendered or comma-separated string."""
     if value is None:
         raise InvalidInputError(field, value, "is required")
     if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return _split_contact_text(value, field) if isinstance(value, str) else [value]
-    if isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
-        raise InvalidInputError(
-            field, value, f"expected a list of contact ids or phone numbers, got {type(value).__name__}"
-        )
-    items = list(value)
+        items = _split_text(value, field) if isinstance(value, str) else [value]
+    elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
+        raise InvalidInputError(field, value, f"expected a list of {noun}s, got {type(value).__name__}")
+    else:
+        items = list(value)
     for index, item in enumerate(items):
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             raise InvalidInputError(
-                f"{field}[{index}]", item, f"a contact is a string or an int, not {type(item).__name__}"
+                f"{field}[{index}]", item, f"a {noun} is a string or an int, not {type(item).__name__}"
             )
+    if not items:
+        raise InvalidInputError(field, value, f"is empty; give at least one {noun}")
     return items
 
 
-def _split_contact_text(text: str, field: str) -> list[Any]:
+def _split_text(text: str, field: str) -> list[Any]:
     stripped = text.strip()
     if not stripped:
-        raise InvalidInputError(field, text, "is empty; give at least one contact")
+        return []
     if stripped[0] in "[({":
         # A list rendered by a non-native Jinja template arrives as its repr (or as JSON).
         parsed = _parse_literal(stripped)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise InvalidInputError(field, text, "looks like a rendered list but is not one")
-        return _contact_items(parsed, field)
+        return list(parsed)
     parts = [part.strip() for part in stripped.split(",")]
     for index, part in enumerate(parts):
         if not part:
@@ -560,6 +615,15 @@ def build_send_contact(
     return ApiRequest("POST", "sendContact", json=body)
 
 
+def build_send_to_many(contact_ids: Any, recipients: Any, *, quoted_message_id: Any = None) -> list[ApiRequest]:
+    """One ``sendContact`` request per recipient, in order; every argument is validated first."""
+    contacts = normalize_contact_ids(contact_ids)
+    return [
+        build_send_contact(contacts, quoted_message_id=quoted_message_id, **target)
+        for target in normalize_recipients(recipients)
+    ]
+
+
 def recipient_chat_id(send: ApiRequest) -> str:
     """The chat a ``sendContact`` request goes to: its ``chatId``, or the phone's private chat."""
     body = send.json or {}
@@ -688,12 +752,11 @@ def _checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: b
     said = _gateway_said(payload, response)
     if status in (401, 403):
         raise AuthenticationError(endpoint, said, status_code=status)
-    if status == 429:
-        raise RateLimitedError(
+    if status in (429, 503):
+        error_class = RateLimitedError if status == 429 else GatewayUnavailableError
+        raise error_class(
             endpoint, said, status_code=status, retry_after=parse_retry_after(response.headers.get("retry-after"))
         )
-    if status == 503:
-        raise GatewayUnavailableError(endpoint, said, status_code=status)
     if 400 <= status < 500:
         raise RejectedError(endpoint, said, status_code=status)
     unknown = DeliveryUnknownError if has_side_effect else GatewayError
@@ -752,6 +815,81 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError, IndexError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+# --------------------------------------------------------------------------------------------------
+# Plans: exchanges as generators, driven by a sync or an async transport
+# --------------------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request for a transport to make, and how to read its answer (``parse`` raises on failure)."""
+
+    request: ApiRequest
+    parse: Callable[[ApiResponse], T]
+
+
+Plan = Generator[Call[Any], Any, T]
+"""An exchange with the gateway as a generator: it yields each :class:`Call`, is sent the call's parsed
+answer or has its error thrown in, and returns its result. Plans do no I/O of their own, so the sync
+and the async transport run the very same steps; see :class:`PlanSteps`."""
+
+
+def send_plan(send: ApiRequest) -> Plan[SendResult]:
+    """Send a card."""
+    return (yield Call(send, parse_send_response))
+
+
+def status_plan() -> Plan[str]:
+    """Read the instance's ``accountStatus``."""
+    return (yield Call(build_status(), parse_status_response))
+
+
+def find_card_plan(send: ApiRequest, *, since: float) -> Plan[str | None]:
+    """The id of a card matching ``send`` queued since ``since``: in the chat's history, then the queue."""
+    history = yield Call(build_message_history(recipient_chat_id(send), since=since), parse_message_history)
+    found = find_contact_card(send, history, since=since)
+    if found is None:
+        queue = yield Call(build_message_queue(), parse_message_queue)
+        found = find_contact_card(send, queue, since=since)
+    return found
+
+
+class PlanSteps(Generic[T]):
+    """Steps through a plan for a transport::
+
+    steps = PlanSteps(plan)
+    for call in steps:
+        try:
+            steps.answer(transport(call))
+        except ChatApiError as error:
+            steps.fail(error)
+    return steps.result
+    """
+
+    def __init__(self, plan: Plan[T]) -> None:
+        self._plan = plan
+        self._resume: Callable[[], Call[Any]] = lambda: plan.send(None)
+        self.result: T
+
+    def __iter__(self) -> PlanSteps[T]:
+        return self
+
+    def __next__(self) -> Call[Any]:
+        try:
+            return self._resume()
+        except StopIteration as done:
+            self.result = done.value
+            raise StopIteration from None
+
+    def answer(self, value: Any) -> None:
+        self._resume = lambda: self._plan.send(value)
+
+    def fail(self, error: ChatApiError) -> None:
+        self._resume = lambda: self._plan.throw(error)
 
 
 # --------------------------------------------------------------------------------------------------

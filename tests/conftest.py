@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,9 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_AIRFLOW_HOME / "logs")
+# One signing key for this process and the API server it may start: without it, a process that read
+# its configuration before `airflow db migrate` wrote airflow.cfg signs with a key of its own.
+os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(32)
 os.environ.pop("AIRFLOW_CONN_CHATAPI_DEFAULT", None)
 
 from airflow_provider_chatapi.testing import StandInGateway  # noqa: E402

@@ -1,61 +1,87 @@
-"""The synchronous Chat API hook: a ``chatapi`` connection, the protocol rules, and ``requests``."""
+"""The Chat API hook: a ``chatapi`` connection, the protocol's plans, and two thin transports.
+
+Every rule (validation, request building, reading answers, classifying failures, retrying) lives in
+:mod:`airflow_provider_chatapi.protocol` or here once; the synchronous transport moves bytes with
+``requests`` and the asynchronous one with ``httpx``, and both drive the same plans.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 import requests
+import tenacity
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
-from urllib3.util.retry import Retry
 
 from airflow_provider_chatapi import protocol
-from airflow_provider_chatapi.protocol import ApiRequest, ApiResponse, ChatApiError, GatewaySettings, SendResult
+from airflow_provider_chatapi.protocol import (
+    ApiRequest,
+    Call,
+    ChatApiError,
+    FanOutError,
+    GatewaySettings,
+    NotSentError,
+    Plan,
+    PlanSteps,
+    SendResult,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from airflow.sdk import Connection
+
+T = TypeVar("T")
 
 MAX_RETRY_AFTER = 60.0
-"""Longest ``Retry-After`` honoured inside one try; a longer wait is left to Airflow's task retries."""
+"""Longest ``Retry-After`` waited out inside one call; a longer one is left to Airflow's task retries."""
 BACKOFF_FACTOR = 0.5
-"""Seconds before the second retry of a connect failure or 503; doubles after each (urllib3 backoff)."""
-# Only answers that prove the gateway queued nothing are retried here. A read timeout, a reset after
-# the request was written, or a 500/502/504 may hide a queued message, and the protocol has no
-# idempotency key: re-sending those could deliver the card twice.
-RETRY_STATUSES = frozenset({429, 503})
+"""Seconds before the first retry when the gateway gives no ``Retry-After``; doubles after each."""
+MAX_BACKOFF = 10.0
+DEFAULT_MAX_IN_FLIGHT = 10
+"""Requests one batch keeps in flight at once by default (:meth:`ChatApiHook.arun_many`)."""
+# httpx errors raised before the request could be written: nothing can have been queued.
+_HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
-class _GatewayRetry(Retry):
-    """urllib3's retry with ``Retry-After`` capped at :data:`MAX_RETRY_AFTER`."""
+def _retry_in_place(error: BaseException) -> bool:
+    # Only a failure that proves the gateway queued nothing is retried: a read timeout, a reset after
+    # the request was written or a 500/502/504 may hide a queued message, and the protocol has no
+    # idempotency key, so re-sending those could deliver the card twice.
+    if not isinstance(error, NotSentError) or not error.transient:
+        return False
+    return error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER
 
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
+
+def _wait(state: tenacity.RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, NotSentError) and error.retry_after is not None:
+        return error.retry_after
+    return min(BACKOFF_FACTOR * 2 ** (state.attempt_number - 1), MAX_BACKOFF)
 
 
-def retry_policy(max_retries: int) -> Retry:
-    """The retries that can never duplicate a message: connect failures, 429 and 503 only."""
-    return _GatewayRetry(
-        total=max_retries,
-        connect=max_retries,
-        status=max_retries,
-        read=0,
-        other=0,
-        redirect=0,
-        allowed_methods=None,  # POST too: a 429/503 answer means nothing was queued
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=BACKOFF_FACTOR,
-        respect_retry_after_header=True,
-        raise_on_status=False,  # the last 429/503 is parsed into the error that says what the gateway said
-        raise_on_redirect=False,
-    )
+def retry_policy(max_retries: int) -> dict[str, Any]:
+    """tenacity's arguments for retrying a call: connect failures, 429 and 503 only, honouring ``Retry-After``."""
+    return {
+        "retry": tenacity.retry_if_exception(_retry_in_place),
+        "stop": tenacity.stop_after_attempt(max_retries + 1),
+        "wait": _wait,
+        "reraise": True,
+    }
 
 
 class ChatApiHook(BaseHook):
-    """Send WhatsApp contact cards through a Chat API gateway instance.
+    """Send WhatsApp contact cards through a Chat API gateway instance, synchronously or asynchronously.
 
     The connection (type ``chatapi``) holds the instance's API URL in ``host`` (or the gateway's base URL
     in ``host`` and the instance id in ``login``), the API token in ``password``, and optionally
     ``timeout`` (seconds) and ``max_retries`` in its extra. Nothing is fetched or connected until the
-    first call; one HTTP session is kept for all calls of the hook.
+    first call; one HTTP session is kept for all synchronous calls of the hook.
 
     :param chatapi_conn_id: the ``chatapi`` connection to use.
     :param timeout: seconds to wait to connect and to wait for an answer; overrides the connection.
@@ -102,10 +128,20 @@ class ChatApiHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(chatapi_conn_id={self.chatapi_conn_id!r})"
 
+    # ---- settings -----------------------------------------------------------------------------
+
     @cached_property
     def settings(self) -> GatewaySettings:
         """The connection read into settings; the token is registered with Airflow's log masker."""
-        conn = self.get_connection(self.chatapi_conn_id)
+        return self._settings_from(self.get_connection(self.chatapi_conn_id))
+
+    async def asettings(self) -> GatewaySettings:
+        """:attr:`settings`, with the connection fetched through Airflow's async API."""
+        if "settings" not in self.__dict__:
+            self.__dict__["settings"] = self._settings_from(await self.aget_connection(self.chatapi_conn_id))
+        return self.settings
+
+    def _settings_from(self, conn: Connection) -> GatewaySettings:
         settings = protocol.settings_from_connection(
             conn_id=self.chatapi_conn_id,
             host=conn.host,
@@ -119,14 +155,12 @@ class ChatApiHook(BaseHook):
         overrides = {"timeout": self.timeout, "max_retries": self.max_retries}
         return settings.replace(**{name: value for name, value in overrides.items() if value is not None})
 
+    # ---- synchronous ----------------------------------------------------------------------------
+
     @cached_property
     def session(self) -> requests.Session:
         """The HTTP session, reused by every call so that the connection to the gateway is kept alive."""
-        session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry_policy(self.settings.max_retries))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
+        return requests.Session()
 
     def send_contact(
         self,
@@ -146,29 +180,18 @@ class ChatApiHook(BaseHook):
         :raises NotSentError: the gateway did not queue the message (see its subclasses).
         :raises DeliveryUnknownError: the message may have been queued; do not send it again blindly.
         """
-        return self.send(
-            protocol.build_send_contact(contact_ids, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id)
+        send = protocol.build_send_contact(
+            contact_ids, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
         )
+        return self.run(protocol.send_plan(send))
 
-    def send(self, request: ApiRequest) -> SendResult:
-        """Send a request built by :func:`~airflow_provider_chatapi.protocol.build_send_contact`."""
-        return protocol.parse_send_response(self.call(request))
-
-    def find_contact_card(self, request: ApiRequest, *, since: float) -> str | None:
-        """The id of a card matching ``request`` that the gateway sent or queued since ``since`` (unix s).
-
-        Looks in the chat's history, then in the outbound queue; None when neither shows one.
-        """
-        history = self.call(protocol.build_message_history(protocol.recipient_chat_id(request), since=since))
-        found = protocol.find_contact_card(request, protocol.parse_message_history(history), since=since)
-        if found is None:
-            queue = protocol.parse_message_queue(self.call(protocol.build_message_queue()))
-            found = protocol.find_contact_card(request, queue, since=since)
-        return found
+    def find_contact_card(self, send: ApiRequest, *, since: float) -> str | None:
+        """The id of a card matching ``send`` that the gateway sent or queued since ``since`` (unix s)."""
+        return self.run(protocol.find_card_plan(send, since=since))
 
     def get_account_status(self) -> str:
         """Return the instance's ``accountStatus`` without waking it up."""
-        return protocol.parse_status_response(self.call(protocol.build_status()))
+        return self.run(protocol.status_plan())
 
     def test_connection(self) -> tuple[bool, str]:
         """Probe the instance's status: true only when the token works and the instance can deliver."""
@@ -178,24 +201,148 @@ class ChatApiHook(BaseHook):
             return False, str(error)
         return protocol.describe_account_status(status)
 
-    def call(self, request: ApiRequest) -> ApiResponse:
-        """Make one request with the token added; raise the protocol's error if no answer came."""
+    def run(self, plan: Plan[T]) -> T:
+        """Drive a protocol plan over this hook's HTTP session."""
+        steps = PlanSteps(plan)
+        for call in steps:
+            try:
+                steps.answer(tenacity.Retrying(**self._retry_policy())(self._call, call))
+            except ChatApiError as error:
+                steps.fail(error)
+        return steps.result
+
+    def _call(self, call: Call[T]) -> T:
         settings = self.settings
         try:
-            response = self.session.request(
-                request.method,
-                settings.url(request.endpoint),
-                params={**request.params, "token": settings.token},
-                json=request.json,
-                timeout=settings.timeout,
-            )
+            response = self.session.request(**settings.http_arguments(call.request), timeout=settings.timeout)
         except requests.RequestException as error:
             # requests puts the full URL, token included, in its messages: scrub it, and drop the
             # original from the traceback (``from None``) so that it cannot be printed either.
             detail = protocol.scrub_secret(_describe(error), settings.token)
             failure = protocol.connection_failed if _never_sent(error) else protocol.response_lost
-            raise failure(request, detail) from None
-        return protocol.read_response(response.status_code, response.headers, response.content, secret=settings.token)
+            raise failure(call.request, detail) from None
+        return call.parse(
+            protocol.read_response(response.status_code, response.headers, response.content, secret=settings.token)
+        )
+
+    def _retry_policy(self) -> dict[str, Any]:
+        return {**retry_policy(self.settings.max_retries), "before_sleep": self._log_retry}
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning("%s; retrying in %.1f s (attempt %d)", error, wait, state.attempt_number + 1)
+
+    # ---- asynchronous ---------------------------------------------------------------------------
+
+    async def asend_contact(
+        self,
+        contact_ids: Any,
+        *,
+        phone: str | int | None = None,
+        chat_id: str | None = None,
+        quoted_message_id: str | None = None,
+    ) -> SendResult:
+        """:meth:`send_contact`, asynchronously (with ``httpx``)."""
+        send = protocol.build_send_contact(
+            contact_ids, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
+        )
+        return await self.arun(protocol.send_plan(send))
+
+    async def afind_contact_card(self, send: ApiRequest, *, since: float) -> str | None:
+        """:meth:`find_contact_card`, asynchronously."""
+        return await self.arun(protocol.find_card_plan(send, since=since))
+
+    async def aget_account_status(self) -> str:
+        """:meth:`get_account_status`, asynchronously."""
+        return await self.arun(protocol.status_plan())
+
+    async def atest_connection(self) -> tuple[bool, str]:
+        """:meth:`test_connection`, asynchronously."""
+        try:
+            status = await self.aget_account_status()
+        except ChatApiError as error:
+            return False, str(error)
+        return protocol.describe_account_status(status)
+
+    async def asend_to_many(
+        self,
+        contact_ids: Any,
+        recipients: Any,
+        *,
+        quoted_message_id: str | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> list[SendResult]:
+        """Send the same card to many recipients concurrently, at most ``max_in_flight`` at a time.
+
+        ``recipients`` are phone numbers or chat ids, in any form ``contact_ids`` takes. Every argument
+        is validated before the first request. Each send follows the rules of :meth:`send_contact`.
+
+        :return: the queued messages, in recipient order.
+        :raises FanOutError: after every send has finished, when any failed; its ``outcomes`` hold each
+            recipient's result or error, in order.
+        """
+        sends = protocol.build_send_to_many(contact_ids, recipients, quoted_message_id=quoted_message_id)
+        outcomes = await self.arun_many([protocol.send_plan(send) for send in sends], max_in_flight=max_in_flight)
+        if any(isinstance(outcome, ChatApiError) for outcome in outcomes):
+            raise FanOutError(outcomes, [protocol.recipient_chat_id(send) for send in sends])
+        return outcomes  # type: ignore[return-value]
+
+    async def arun_many(
+        self, plans: Sequence[Plan[T]], *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ) -> list[T | ChatApiError]:
+        """Drive plans concurrently over one connection pool, at most ``max_in_flight`` at a time.
+
+        Every plan runs to its end; a plan's error is returned in its place rather than raised.
+        """
+        if max_in_flight < 1:
+            raise protocol.InvalidInputError("max_in_flight", max_in_flight, "must be at least 1")
+        in_flight = asyncio.Semaphore(max_in_flight)
+        async with self._async_client(max_connections=max_in_flight) as client:
+
+            async def run_one(plan: Plan[T]) -> T | ChatApiError:
+                async with in_flight:
+                    try:
+                        return await self.arun(plan, client=client)
+                    except ChatApiError as error:
+                        return error
+
+            return list(await asyncio.gather(*(run_one(plan) for plan in plans)))
+
+    async def arun(self, plan: Plan[T], *, client: httpx.AsyncClient | None = None) -> T:
+        """Drive a protocol plan with ``httpx``, over ``client`` or a client of its own."""
+        async with self._async_client(client=client) as http:
+            steps = PlanSteps(plan)
+            for call in steps:
+                try:
+                    steps.answer(await tenacity.AsyncRetrying(**self._retry_policy())(self._acall, call, http))
+                except ChatApiError as error:
+                    steps.fail(error)
+            return steps.result
+
+    @asynccontextmanager
+    async def _async_client(
+        self, *, client: httpx.AsyncClient | None = None, max_connections: int | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        if client is not None:
+            yield client
+            return
+        settings = await self.asettings()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        async with httpx.AsyncClient(timeout=settings.timeout, limits=limits) as new_client:
+            yield new_client
+
+    async def _acall(self, call: Call[T], client: httpx.AsyncClient) -> T:
+        settings = await self.asettings()
+        try:
+            response = await client.request(**settings.http_arguments(call.request))
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            detail = protocol.scrub_secret(f"{type(error).__name__}: {error}", settings.token)
+            failure = protocol.connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else protocol.response_lost
+            raise failure(call.request, detail) from None
+        return call.parse(
+            protocol.read_response(response.status_code, response.headers, response.content, secret=settings.token)
+        )
 
 
 def _describe(error: requests.RequestException) -> str:

@@ -2,31 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_chatapi import protocol
-from airflow_provider_chatapi.delivery import DeliveryLedger
-from airflow_provider_chatapi.protocol import ApiRequest, DeliveryUnknownError, InvalidInputError, NotSentError
+from airflow_provider_chatapi.delivery import DeliveryLedger, send_once
+from airflow_provider_chatapi.protocol import ChatApiError, DeliveryUnknownError, InvalidInputError, NotSentError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
 
+    from airflow_provider_chatapi.delivery import StateStore
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
 DEFAULT_CONN_ID = "chatapi_default"
+DEFAULT_MAX_IN_FLIGHT = 10
 NO_STATE_STORE = (
-    "No task_state_store in the task context (Airflow < 3.3): a later try cannot tell whether this "
-    "try's card was queued, so a send whose outcome is unknown fails the task without retrying "
-    "(at most once){}."
+    "No task_state_store in the task context (Airflow < 3.3): a later try cannot tell which cards this "
+    "try queued, so a send whose outcome is unknown fails the task without retrying (at most once){}."
 )
 
 
-class SendContactOperator(BaseOperator):
+class _ChatApiOperator(BaseOperator):
+    """What the sending operators share: the hook, the HTTP policy, and mapping failures to task outcomes."""
+
+    def __init__(
+        self,
+        *,
+        chatapi_conn_id: str = DEFAULT_CONN_ID,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        at_least_once: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.chatapi_conn_id = chatapi_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.at_least_once = at_least_once
+
+    @cached_property
+    def hook(self) -> ChatApiHook:
+        # Imported here: DAG files import this module on every parse, and the hook pulls in requests.
+        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+
+        return ChatApiHook(chatapi_conn_id=self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
+
+    def _state_store(self, context: Context) -> StateStore | None:
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.warning(NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
+        return store
+
+    def _may_retry(self, error: ChatApiError, *, resumable: bool) -> bool:
+        """Whether another try can help without sending a card twice (``resumable``: a state store keeps
+        what this try sent)."""
+        if isinstance(error, DeliveryUnknownError):
+            return resumable or self.at_least_once
+        return isinstance(error, NotSentError) and error.transient
+
+
+class SendContactOperator(_ChatApiOperator):
     """Send one contact card, or a list of contacts, to a phone number or a chat.
 
     Give exactly one of ``phone`` and ``chat_id``. Every argument is validated after templating and
@@ -67,10 +108,6 @@ class SendContactOperator(BaseOperator):
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
-        chatapi_conn_id: str = DEFAULT_CONN_ID,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        at_least_once: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,67 +115,88 @@ class SendContactOperator(BaseOperator):
         self.phone = phone
         self.chat_id = chat_id
         self.quoted_message_id = quoted_message_id
-        self.chatapi_conn_id = chatapi_conn_id
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.at_least_once = at_least_once
-
-    @cached_property
-    def hook(self) -> ChatApiHook:
-        # Imported here: DAG files import this module on every parse, and the hook pulls in requests.
-        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-
-        return ChatApiHook(chatapi_conn_id=self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
 
     def execute(self, context: Context) -> str:
-        store = context.get("task_state_store")
-        ledger = DeliveryLedger(store) if store is not None else None
-        if ledger is None:
-            self.log.warning(NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
+        store = self._state_store(context)
         try:
             send = protocol.build_send_contact(
                 self.contact_ids, phone=self.phone, chat_id=self.chat_id, quoted_message_id=self.quoted_message_id
             )
-            message_id = self._send_once(send, ledger) if ledger else self._send_now(send)
-        except InvalidInputError as error:
-            raise AirflowFailException(str(error)) from error
-        except DeliveryUnknownError as error:
-            if ledger is None and not self.at_least_once:
-                raise AirflowFailException(str(error)) from error
-            raise  # the next try finds out from the gateway whether the card arrived
-        except NotSentError as error:
-            if error.transient:
+            ledger = DeliveryLedger(store) if store is not None else None
+            return self.hook.run(send_once(send, ledger, at_least_once=self.at_least_once, log=self.log))
+        except ChatApiError as error:
+            if self._may_retry(error, resumable=store is not None):
                 raise
             raise AirflowFailException(str(error)) from error
-        return message_id
 
-    def _send_once(self, send: ApiRequest, ledger: DeliveryLedger) -> str:
-        prior = ledger.recorded(send)
-        if prior is not None and prior.message_id:
-            self.log.info("An earlier try queued this card as %s; not sending it again", prior.message_id)
-            return prior.message_id
-        if prior is not None:
-            found = self._reconcile(send, since=prior.attempted_at)
-            if found:
-                self.log.info("An earlier try's answer was lost, but the gateway has its card: %s", found)
-                ledger.record_sent(prior, found)
-                return found
-            self.log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
-        record = ledger.record_intent(send)
-        message_id = self._send_now(send)
-        ledger.record_sent(record, message_id)
-        return message_id
 
-    def _send_now(self, send: ApiRequest) -> str:
-        result = self.hook.send(send)
-        self.log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
-        return result.id
+class SendContactToManyOperator(_ChatApiOperator):
+    """Send the same contact card to many recipients from one task, concurrently.
 
-    def _reconcile(self, send: ApiRequest, *, since: float) -> str | None:
+    Up to ``max_in_flight`` requests are in flight at once (asynchronously, over one connection pool),
+    so 200 recipients take about ``200 / max_in_flight`` round trips rather than 200, without a worker
+    slot per recipient. Every argument is validated before the first request.
+
+    :param contact_ids: the contacts to send (templated); see :class:`SendContactOperator`.
+    :param recipients: phone numbers or chat ids (templated), in any form ``contact_ids`` takes; an item
+        with an ``@`` is a chat id. Naming a recipient twice is an error.
+    :param quoted_message_id: a message id to reply to (templated); rarely useful across chats.
+    :param max_in_flight: how many sends may be in flight at once.
+    :param chatapi_conn_id, timeout, max_retries, at_least_once: as for :class:`SendContactOperator`.
+
+    Returns (XCom ``return_value``) the message ids in recipient order.
+
+    Each recipient keeps the no-duplicate guarantee of :class:`SendContactOperator`: on Airflow 3.3+
+    every send has its own record in the task state store, so a retry skips the recipients already
+    served and reconciles those whose answer was lost. Before 3.3 a retry would send to everyone again,
+    so any failure after a card was queued fails the task without retrying; the ids queued are logged.
+    """
+
+    template_fields: Sequence[str] = ("contact_ids", "recipients", "quoted_message_id", "chatapi_conn_id")
+    ui_color = "#25d366"
+
+    def __init__(
+        self,
+        *,
+        contact_ids: Any,
+        recipients: Any,
+        quoted_message_id: str | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.contact_ids = contact_ids
+        self.recipients = recipients
+        self.quoted_message_id = quoted_message_id
+        self.max_in_flight = max_in_flight
+
+    def execute(self, context: Context) -> list[str]:
+        store = self._state_store(context)
         try:
-            return self.hook.find_contact_card(send, since=since)
-        except protocol.GatewayError:
-            if not self.at_least_once:
-                raise  # cannot tell whether the card arrived: leave it to the next try
-            self.log.warning("Could not ask the gateway whether the earlier card arrived; at_least_once: sending")
-            return None
+            sends = protocol.build_send_to_many(
+                self.contact_ids, self.recipients, quoted_message_id=self.quoted_message_id
+            )
+        except InvalidInputError as error:
+            raise AirflowFailException(str(error)) from error
+        plans = [
+            send_once(
+                send,
+                DeliveryLedger.per_recipient(store, send) if store is not None else None,
+                at_least_once=self.at_least_once,
+                log=self.log,
+            )
+            for send in sends
+        ]
+        outcomes = asyncio.run(self.hook.arun_many(plans, max_in_flight=self.max_in_flight))
+        chats = [protocol.recipient_chat_id(send) for send in sends]
+        failures = [outcome for outcome in outcomes if isinstance(outcome, ChatApiError)]
+        if not failures:
+            return outcomes  # type: ignore[return-value]
+        for chat, outcome in zip(chats, outcomes, strict=True):
+            if not isinstance(outcome, ChatApiError):
+                self.log.info("Queued for %s: %s", chat, outcome)
+        error = protocol.FanOutError(outcomes, chats)
+        resumable = store is not None or len(failures) == len(outcomes)
+        if all(self._may_retry(failure, resumable=resumable) for failure in failures):
+            raise error
+        raise AirflowFailException(str(error)) from error
