@@ -30,6 +30,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.operators.chatapi"]}
         ],
+        "notifications": ["airflow_provider_chatapi.notifications.chatapi.ChatApiNotifier"],
         "connection-types": [
             {
                 "connection-type": "chatapi",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -348,6 +349,7 @@ def _phone_digits(text: str, field: str, value: Any) -> str:
     return number
 
 
+@functools.lru_cache(maxsize=4096)  # the same contacts go out again and again
 def _numbering_plan_problem(number: str) -> str | None:
     """What the numbering plan of the number's country says against it, if anything.
 

@@ -182,6 +182,9 @@ class StandInGateway:
         self._requests: list[RecordedRequest] = []
         self._messages: list[QueuedMessage] = []
         self._faults: dict[str, deque[Fault]] = {}
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        """The most requests the stand-in was handling at one time: a client's concurrency, seen from here."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -260,19 +263,26 @@ class StandInGateway:
             self._messages = [_delivered(message) for message in self._messages]
 
     def reset(self) -> None:
-        """Forget requests, messages and pending faults."""
+        """Forget requests, messages, pending faults and the peak of requests in flight."""
         with self._lock:
             self._requests.clear()
             self._messages.clear()
             self._faults.clear()
+            self.peak_in_flight = self._in_flight
 
     # ---- the gateway's behaviour --------------------------------------------------------------
 
     def _record(self, request: RecordedRequest) -> Fault | None:
         with self._lock:
             self._requests.append(request)
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             pending = self._faults.get(request.endpoint)
             return pending.popleft() if pending else None
+
+    def _done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _answer(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]:
         """The normal answer: the gateway's own checks, then the endpoint."""
@@ -392,6 +402,7 @@ def _check_send_contact(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # the default 5 resets connections when a client opens many at once
     gateway: StandInGateway
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -400,6 +411,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so that clients can reuse their connection
+    # Headers and body go out in two writes; with Nagle's algorithm the body would wait ~40 ms for the
+    # client's delayed ACK on every kept-alive request.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
@@ -431,6 +445,12 @@ class _Handler(BaseHTTPRequestHandler):
             client_port=self.client_address[1],
         )
         fault = gateway._record(request)
+        try:
+            self._act(gateway, request, fault)
+        finally:
+            gateway._done()
+
+    def _act(self, gateway: StandInGateway, request: RecordedRequest, fault: Fault | None) -> None:
         # The gateway acts on a request as it arrives; only its answer is late (or never comes).
         if fault is None or fault.status is None:
             answer: tuple[int, Any, Mapping[str, str]] | None = (*gateway._answer(request), {})

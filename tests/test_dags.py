@@ -23,7 +23,11 @@ def test_example_dags_import_without_errors(airflow_db: Path) -> None:
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"example_chatapi_send_contact", "example_chatapi_mapped"}
+    assert set(bag.dag_ids) == {
+        "example_chatapi_send_contact",
+        "example_chatapi_mapped",
+        "example_chatapi_notify_and_fan_out",
+    }
 
 
 def test_send_contact_example_end_to_end(airflow_db: Path, chatapi_default: StandInGateway) -> None:

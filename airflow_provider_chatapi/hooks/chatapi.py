@@ -138,7 +138,13 @@ class ChatApiHook(BaseHook):
     async def asettings(self) -> GatewaySettings:
         """:attr:`settings`, with the connection fetched through Airflow's async API."""
         if "settings" not in self.__dict__:
-            self.__dict__["settings"] = self._settings_from(await self.aget_connection(self.chatapi_conn_id))
+            try:
+                conn = await self.aget_connection(self.chatapi_conn_id)
+            except ImportError:
+                # Airflow 3.1's async lookup needs a running task's supervisor even when the connection
+                # comes from a secrets backend or the environment; outside a task, look it up in a thread.
+                conn = await asyncio.to_thread(self.get_connection, self.chatapi_conn_id)
+            self.__dict__["settings"] = self._settings_from(conn)
         return self.settings
 
     def _settings_from(self, conn: Connection) -> GatewaySettings:
@@ -337,7 +343,7 @@ class ChatApiHook(BaseHook):
         try:
             response = await client.request(**settings.http_arguments(call.request))
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            detail = protocol.scrub_secret(f"{type(error).__name__}: {error}", settings.token)
+            detail = protocol.scrub_secret(_describe_httpx(error), settings.token)
             failure = protocol.connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else protocol.response_lost
             raise failure(call.request, detail) from None
         return call.parse(
@@ -351,6 +357,19 @@ def _describe(error: requests.RequestException) -> str:
     if error.args and isinstance(error.args[0], MaxRetryError) and error.args[0].reason is not None:
         cause = error.args[0].reason
     return f"{type(cause).__name__}: {cause}"
+
+
+def _describe_httpx(error: Exception) -> str:
+    """httpx's errors often have no text of their own: name the socket error behind them, if any."""
+    if isinstance(error, httpx.TimeoutException):
+        return f"{type(error).__name__}: timed out"  # its causes speak of cancel scopes, not of the gateway
+    cause: BaseException | None = error
+    for _ in range(10):  # a bounded walk: chains of causes can loop
+        if cause is None or (isinstance(cause, OSError) and str(cause)):
+            break
+        cause = cause.__cause__ or cause.__context__
+    text = str(cause if cause is not None else error)
+    return f"{type(error).__name__}: {text or 'no detail'}"
 
 
 def _never_sent(error: requests.RequestException) -> bool:

@@ -1,0 +1,86 @@
+"""A notifier that sends a WhatsApp contact card: the on-call owner's card to a support group, say."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseNotifier
+
+from airflow_provider_chatapi.operators.chatapi import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+
+
+class ChatApiNotifier(BaseNotifier):
+    """Send a contact card when a DAG or task callback fires, synchronously or from the triggerer.
+
+    Usable as ``on_failure_callback=ChatApiNotifier(...)`` (sync, :meth:`notify`) and wherever Airflow
+    awaits a notifier (async, :meth:`async_notify`), e.g. a deadline alert run by the triggerer.
+
+    :param contact_ids: the contacts to send (templated); see ``SendContactOperator``.
+    :param phone: the recipient's phone number (templated); give exactly one of ``phone`` and ``chat_id``.
+    :param chat_id: the recipient chat (templated), e.g. a support group ``120363…@g.us``.
+    :param quoted_message_id: a message id to reply to (templated).
+    :param chatapi_conn_id: the ``chatapi`` connection to send through (templated).
+    :param timeout: seconds to wait for the gateway; overrides the connection's ``timeout``.
+    :param max_retries: HTTP retries of requests the gateway certainly did not process.
+    :param context: the context to render with when the notifier is awaited rather than called.
+
+    A callback fires once and has no retries of its own, so no state is kept between calls; the HTTP
+    layer still never re-sends a card whose request may have been queued. Airflow logs a failure
+    (``Failed to send notification``) and re-raises it, as for every notifier.
+    """
+
+    template_fields: Sequence[str] = ("contact_ids", "phone", "chat_id", "quoted_message_id", "chatapi_conn_id")
+
+    def __init__(
+        self,
+        *,
+        contact_ids: Any,
+        phone: str | int | None = None,
+        chat_id: str | None = None,
+        quoted_message_id: str | None = None,
+        chatapi_conn_id: str = DEFAULT_CONN_ID,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        context: Context | None = None,
+    ) -> None:
+        super().__init__(context)
+        self.contact_ids = contact_ids
+        self.phone = phone
+        self.chat_id = chat_id
+        self.quoted_message_id = quoted_message_id
+        self.chatapi_conn_id = chatapi_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    @cached_property
+    def hook(self) -> ChatApiHook:
+        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+
+        return ChatApiHook(chatapi_conn_id=self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
+
+    def _arguments(self) -> dict[str, Any]:
+        return {
+            "contact_ids": self.contact_ids,
+            "phone": self.phone,
+            "chat_id": self.chat_id,
+            "quoted_message_id": self.quoted_message_id,
+        }
+
+    def notify(self, context: Context) -> None:
+        result = self.hook.send_contact(**self._arguments())
+        self.log.info("Chat API notification queued as %s", result.id)
+
+    async def async_notify(self, context: Context) -> None:
+        result = await self.hook.asend_contact(**self._arguments())
+        self.log.info("Chat API notification queued as %s", result.id)
+
+
+send_chatapi_notification = ChatApiNotifier

@@ -1,0 +1,47 @@
+"""A task that fails, with a Chat API notifier called (as the DAG processor does) and one awaited (as the
+triggerer does) in its failure callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_chatapi.notifications.chatapi import ChatApiNotifier, send_chatapi_notification
+
+
+def awaited(notifier: ChatApiNotifier) -> Callable[[Any], None]:
+    """A callback that awaits the notifier, so that its async path runs."""
+
+    def callback(context: Any) -> None:
+        notifier.context = context
+
+        async def notify() -> None:
+            await notifier
+
+        asyncio.run(notify())
+
+    return callback
+
+
+with DAG(
+    "chatapi_notifier_drill",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    params={"group": "120363041234567890@g.us", "on_call": "+7 900 111-11-11"},
+) as drill:
+
+    @task(
+        on_failure_callback=[
+            send_chatapi_notification(chat_id="{{ params.group }}", contact_ids="{{ params.on_call }}"),
+            awaited(ChatApiNotifier(phone="{{ params.on_call }}", contact_ids=["79002222222"])),
+        ]
+    )
+    def load() -> None:
+        raise RuntimeError("the nightly load failed")
+
+    load()
