@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseNotifier
 
-from airflow_provider_chatapi.operators.chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi.operators.chatapi import DEFAULT_CONN_ID, ChatApiHookMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
 
-    from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
-
-class ChatApiNotifier(BaseNotifier):
+class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
     """Send a contact card when a DAG or task callback fires, synchronously or from the triggerer.
 
     Usable as ``on_failure_callback=ChatApiNotifier(...)`` (sync, :meth:`notify`) and wherever Airflow
@@ -59,12 +56,6 @@ class ChatApiNotifier(BaseNotifier):
         self.chatapi_conn_id = chatapi_conn_id
         self.timeout = timeout
         self.max_retries = max_retries
-
-    @cached_property
-    def hook(self) -> ChatApiHook:
-        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-
-        return ChatApiHook(chatapi_conn_id=self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
 
     def _arguments(self) -> dict[str, Any]:
         return {

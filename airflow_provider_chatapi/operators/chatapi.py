@@ -28,7 +28,22 @@ NO_STATE_STORE = (
 )
 
 
-class _ChatApiOperator(BaseOperator):
+class ChatApiHookMixin:
+    """The hook of an operator or notifier, built on first use from its connection id and HTTP policy."""
+
+    chatapi_conn_id: str
+    timeout: float | None
+    max_retries: int | None
+
+    @cached_property
+    def hook(self) -> ChatApiHook:
+        # Imported here: DAG files import this module on every parse, and the hook pulls in requests.
+        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+
+        return ChatApiHook(chatapi_conn_id=self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
+
+
+class _ChatApiOperator(ChatApiHookMixin, BaseOperator):
     """What the sending operators share: the hook, the HTTP policy, and mapping failures to task outcomes."""
 
     def __init__(
@@ -45,13 +60,6 @@ class _ChatApiOperator(BaseOperator):
         self.timeout = timeout
         self.max_retries = max_retries
         self.at_least_once = at_least_once
-
-    @cached_property
-    def hook(self) -> ChatApiHook:
-        # Imported here: DAG files import this module on every parse, and the hook pulls in requests.
-        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-
-        return ChatApiHook(chatapi_conn_id=self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
 
     def _state_store(self, context: Context) -> StateStore | None:
         store = context.get("task_state_store")
