@@ -22,13 +22,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow_provider_chatapi import protocol
 
 if TYPE_CHECKING:
-    import logging
-
     from airflow_provider_chatapi.protocol import ApiRequest, Plan
 
-__all__ = ["DeliveryLedger", "DeliveryRecord", "StateStore", "send_once"]
+__all__ = ["DeliveryLedger", "DeliveryRecord", "Log", "StateStore", "send_once"]
 
 LEDGER_KEY = "chatapi_send_contact"
+
+
+class Log(Protocol):
+    """What :func:`send_once` needs of a logger (a stdlib or an Airflow task logger)."""
+
+    def info(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class StateStore(Protocol):
@@ -90,9 +96,7 @@ def _identity(send: ApiRequest) -> dict[str, Any]:
     return {"endpoint": send.endpoint, "body": dict(send.json or {})}
 
 
-def send_once(
-    send: ApiRequest, ledger: DeliveryLedger | None, *, at_least_once: bool, log: logging.Logger
-) -> Plan[str]:
+def send_once(send: ApiRequest, ledger: DeliveryLedger | None, *, at_least_once: bool, log: Log) -> Plan[str]:
     """Send the card unless the ledger or the gateway shows an earlier try did; return its message id.
 
     Without a ledger, just send. When the gateway cannot be asked whether an earlier card arrived, the

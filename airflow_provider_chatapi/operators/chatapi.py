@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
@@ -62,7 +62,8 @@ class _ChatApiOperator(ChatApiHookMixin, BaseOperator):
         self.at_least_once = at_least_once
 
     def _state_store(self, context: Context) -> StateStore | None:
-        store = context.get("task_state_store")
+        # Airflow 3.3+; not in the Context type of earlier releases.
+        store = cast("StateStore | None", context.get("task_state_store"))
         if store is None:
             self.log.warning(NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
         return store
@@ -203,8 +204,8 @@ class SendContactToManyOperator(_ChatApiOperator):
         for chat, outcome in zip(chats, outcomes, strict=True):
             if not isinstance(outcome, ChatApiError):
                 self.log.info("Queued for %s: %s", chat, outcome)
-        error = protocol.FanOutError(outcomes, chats)
+        fan_out = protocol.FanOutError(outcomes, chats)
         resumable = store is not None or len(failures) == len(outcomes)
         if all(self._may_retry(failure, resumable=resumable) for failure in failures):
-            raise error
-        raise AirflowFailException(str(error)) from error
+            raise fan_out
+        raise AirflowFailException(str(fan_out)) from fan_out
