@@ -97,3 +97,20 @@ def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[st
         ).all()
         states = {ti.task_id: str(ti.state) for ti in instances}
         return states, {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+
+
+class DictStore:
+    """Airflow 3.3's task_state_store (get/set) over a dict, for tests that call ``execute`` directly.
+
+    The real store exists only inside a running task; the DAG tests exercise it.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        assert value is not None, "Airflow's store refuses None"
+        self.values[key] = value

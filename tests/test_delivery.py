@@ -9,6 +9,8 @@ import pytest
 from airflow_provider_chatapi import protocol
 from airflow_provider_chatapi.delivery import DeliveryLedger
 
+from .conftest import DictStore
+
 SINCE = 1_800_000_000.0
 SEND = protocol.build_send_contact(["79001111111", "79002222222"], phone="17472822486")
 ONE = protocol.build_send_contact("79001111111", chat_id="120363041234567890@g.us")
@@ -76,20 +78,6 @@ def test_history_and_queue_answers_are_read() -> None:
     broken = protocol.read_response(200, {}, b'{"messages": "none"}', secret="t")
     with pytest.raises(protocol.GatewayError, match="'messages' that is not a list"):
         protocol.parse_message_history(broken)
-
-
-class DictStore:
-    """The two calls of Airflow's task_state_store, over a dict (the real one is exercised in test_faults)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        assert value is not None
-        self.values[key] = value
 
 
 def test_ledger_records_intent_then_id() -> None:

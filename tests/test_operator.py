@@ -11,8 +11,10 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import DAG
 
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator
-from airflow_provider_chatapi.protocol import GatewayUnavailableError, RateLimitedError
+from airflow_provider_chatapi.protocol import DeliveryUnknownError, GatewayUnavailableError, RateLimitedError
 from airflow_provider_chatapi.testing import Fault, StandInGateway
+
+from .conftest import DictStore
 
 UPSTREAM = {
     "contacts": ["79001111111", "+7 900 222-22-22", "79001111111@c.us"],
@@ -150,3 +152,38 @@ def test_transient_refusal_leaves_the_task_retries_to_airflow(
 def test_construction_does_no_io(gateway: StandInGateway) -> None:
     SendContactOperator(task_id="send", contact_ids="79001111111", phone="1", chatapi_conn_id="no_such_connection")
     assert gateway.requests == []
+
+
+def two_tries(gateway: StandInGateway, *, at_least_once: bool, second_try_faults: list[Fault]) -> Any:
+    """A send whose answer is lost (500 after queueing), then a second try with the same task state store."""
+    context: dict[str, Any] = {"task_state_store": DictStore()}
+    gateway.inject(Fault.server_error(500))
+    first = rendered(contact_ids="79001111111", phone="79002222222", at_least_once=at_least_once)
+    with pytest.raises(DeliveryUnknownError):
+        first.execute(context)  # type: ignore[arg-type]
+    gateway.inject(*second_try_faults, endpoint="messages")
+    return rendered(contact_ids="79001111111", phone="79002222222", at_least_once=at_least_once).execute(context)  # type: ignore[arg-type]
+
+
+def test_a_retry_returns_the_card_the_gateway_has(chatapi_default: StandInGateway) -> None:
+    assert two_tries(chatapi_default, at_least_once=False, second_try_faults=[]) == chatapi_default.messages[0].id
+    assert len(chatapi_default.messages) == 1
+    assert [r.endpoint for r in chatapi_default.requests] == ["sendContact", "messages"]
+
+
+def test_a_retry_that_cannot_ask_the_gateway_does_not_send(chatapi_default: StandInGateway) -> None:
+    with pytest.raises(DeliveryUnknownError, match="asking the gateway about it failed"):
+        two_tries(chatapi_default, at_least_once=False, second_try_faults=[Fault.server_error(500)])
+    assert len(chatapi_default.messages) == 1
+
+
+def test_at_least_once_sends_when_the_gateway_cannot_be_asked(chatapi_default: StandInGateway) -> None:
+    message_id = two_tries(chatapi_default, at_least_once=True, second_try_faults=[Fault.server_error(500)])
+    assert len(chatapi_default.messages) == 2 and message_id == chatapi_default.messages[1].id
+
+
+def test_at_least_once_without_a_store_lets_the_task_retry(chatapi_default: StandInGateway) -> None:
+    chatapi_default.inject(Fault.server_error(500))
+    operator = rendered(contact_ids="79001111111", phone="79002222222", at_least_once=True)
+    with pytest.raises(DeliveryUnknownError):  # not AirflowFailException: Airflow's retries apply
+        operator.execute({})  # type: ignore[arg-type]
