@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_chatapi import protocol
+from airflow_provider_chatapi.protocol import ApiRequest
 
 if TYPE_CHECKING:
-    from airflow_provider_chatapi.protocol import ApiRequest, Plan
+    from airflow_provider_chatapi.protocol import Plan
 
-__all__ = ["DeliveryLedger", "DeliveryRecord", "Log", "StateStore", "send_once"]
+__all__ = ["BatchLedger", "DeliveryLedger", "DeliveryRecord", "Ledger", "Log", "StateStore", "send_once"]
 
 LEDGER_KEY = "chatapi_send_contact"
 
@@ -57,46 +58,106 @@ class DeliveryRecord:
         return {"request": self.request, "attempted_at": self.attempted_at, "message_id": self.message_id}
 
 
+class Ledger(Protocol):
+    """Where :func:`send_once` keeps the record of one send."""
+
+    def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
+        """The record of an earlier try of this very request, if there is one."""
+        ...
+
+    def record_intent(self, send: ApiRequest) -> DeliveryRecord:
+        """Note that this request is about to be sent; called before the POST."""
+        ...
+
+    def record_sent(self, record: DeliveryRecord, message_id: str) -> None:
+        """Note the id the gateway gave the card."""
+        ...
+
+
 class DeliveryLedger:
-    """The record of one send, kept in its task instance's state store under ``key``."""
+    """The record of one send, kept in its task instance's state store under ``key``; every change is
+    written at once."""
 
     def __init__(self, store: StateStore, key: str = LEDGER_KEY) -> None:
         self._store = store
         self._key = key
 
-    @classmethod
-    def per_recipient(cls, store: StateStore, send: ApiRequest) -> DeliveryLedger:
-        """A ledger of its own for each recipient of a batch."""
-        return cls(store, f"{LEDGER_KEY}:{protocol.recipient_chat_id(send)}")
-
     def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
-        """The record of an earlier try of this very request, if there is one."""
-        raw = self._store.get(self._key)
-        if not isinstance(raw, dict) or raw.get("request") != _identity(send):
-            return None
-        message_id = raw.get("message_id")
-        return DeliveryRecord(
-            request=raw["request"],
-            attempted_at=float(raw.get("attempted_at") or 0.0),
-            message_id=message_id if isinstance(message_id, str) and message_id else None,
-        )
+        return _record_of(send, self._store.get(self._key))
 
     def record_intent(self, send: ApiRequest) -> DeliveryRecord:
-        """Note that this request is about to be sent; call it before the POST."""
         record = DeliveryRecord(request=_identity(send), attempted_at=time.time())
         self._store.set(self._key, record.to_json())
         return record
 
     def record_sent(self, record: DeliveryRecord, message_id: str) -> None:
-        """Note the id the gateway gave the card."""
         self._store.set(self._key, DeliveryRecord(record.request, record.attempted_at, message_id).to_json())
+
+
+class BatchLedger:
+    """The records of a batch of sends, one per recipient chat, under one key of the store.
+
+    A batch to 200 recipients would otherwise cost 600 calls to the store. Instead it is read once;
+    :meth:`begin` writes the intents of every send not tried before in one call, before the first POST,
+    and :meth:`flush` writes every outcome in one call at the end. If the worker dies in between, the
+    next try finds intents without ids and asks the gateway about each. A card sent again after a lost
+    answer keeps its first intent time on record, which still covers it.
+    """
+
+    def __init__(self, store: StateStore, key: str = f"{LEDGER_KEY}:batch") -> None:
+        raw = store.get(key)
+        self._store = store
+        self._key = key
+        self._records: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        self._fresh: set[str] = set()
+
+    def begin(self, sends: list[ApiRequest]) -> None:
+        """Record, in one write, the intent of every send that no earlier try recorded."""
+        now = time.time()
+        for send in sends:
+            chat = protocol.recipient_chat_id(send)
+            if _record_of(send, self._records.get(chat)) is None:
+                self._records[chat] = DeliveryRecord(_identity(send), now).to_json()
+                self._fresh.add(chat)
+        self._store.set(self._key, self._records)
+
+    def flush(self) -> None:
+        """Write every outcome recorded since :meth:`begin`."""
+        self._store.set(self._key, self._records)
+
+    def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
+        chat = protocol.recipient_chat_id(send)
+        return None if chat in self._fresh else _record_of(send, self._records.get(chat))
+
+    def record_intent(self, send: ApiRequest) -> DeliveryRecord:
+        chat = protocol.recipient_chat_id(send)
+        self._fresh.discard(chat)
+        return _record_of(send, self._records[chat]) or DeliveryRecord(_identity(send), time.time())
+
+    def record_sent(self, record: DeliveryRecord, message_id: str) -> None:
+        sent = ApiRequest("POST", record.request["endpoint"], json=record.request["body"])
+        self._records[protocol.recipient_chat_id(sent)] = DeliveryRecord(
+            record.request, record.attempted_at, message_id
+        ).to_json()
 
 
 def _identity(send: ApiRequest) -> dict[str, Any]:
     return {"endpoint": send.endpoint, "body": dict(send.json or {})}
 
 
-def send_once(send: ApiRequest, ledger: DeliveryLedger | None, *, at_least_once: bool, log: Log) -> Plan[str]:
+def _record_of(send: ApiRequest, raw: Any) -> DeliveryRecord | None:
+    """The stored record ``raw`` if it is one of this very request (the inputs may have changed since)."""
+    if not isinstance(raw, dict) or raw.get("request") != _identity(send):
+        return None
+    message_id = raw.get("message_id")
+    return DeliveryRecord(
+        request=raw["request"],
+        attempted_at=float(raw.get("attempted_at") or 0.0),
+        message_id=message_id if isinstance(message_id, str) and message_id else None,
+    )
+
+
+def send_once(send: ApiRequest, ledger: Ledger | None, *, at_least_once: bool, log: Log) -> Plan[str]:
     """Send the card unless the ledger or the gateway shows an earlier try did; return its message id.
 
     Without a ledger, just send. When the gateway cannot be asked whether an earlier card arrived, the

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from airflow_provider_chatapi import protocol
-from airflow_provider_chatapi.delivery import DeliveryLedger
+from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger
 
 from .conftest import DictStore
 
@@ -99,3 +100,32 @@ def test_ledger_ignores_what_it_did_not_write() -> None:
     store = DictStore()
     store.values["chatapi_send_contact"] = "garbage"
     assert DeliveryLedger(store).recorded(SEND) is None
+
+
+class CountingStore(DictStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def set(self, key: str, value: Any) -> None:
+        self.writes += 1
+        super().set(key, json.loads(json.dumps(value)))  # what survives is JSON, as in Airflow's store
+
+
+def test_batch_ledger_writes_twice_per_batch_and_resumes_per_recipient() -> None:
+    sends = protocol.build_send_to_many("79009999999", [f"7900100{n:04d}" for n in range(50)])
+    store = CountingStore()
+    ledger = BatchLedger(store)
+    ledger.begin(sends)
+    assert all(ledger.recorded(send) is None for send in sends)  # fresh sends: nothing to reconcile
+    for number, send in enumerate(sends[:40]):
+        ledger.record_sent(ledger.record_intent(send), f"true_{number}")
+    ledger.flush()
+    assert store.writes == 2
+
+    retry = BatchLedger(store)
+    retry.begin(sends)
+    done = [retry.recorded(send) for send in sends]
+    assert [record.message_id for record in done[:40] if record] == [f"true_{n}" for n in range(40)]
+    unknown = done[40:]
+    assert all(record is not None and record.message_id is None for record in unknown)  # to reconcile

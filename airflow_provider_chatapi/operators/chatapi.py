@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_chatapi import protocol
-from airflow_provider_chatapi.delivery import DeliveryLedger, send_once
+from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger, send_once
 from airflow_provider_chatapi.protocol import ChatApiError, DeliveryUnknownError, InvalidInputError, NotSentError
 
 if TYPE_CHECKING:
@@ -156,8 +156,9 @@ class SendContactToManyOperator(_ChatApiOperator):
     Returns (XCom ``return_value``) the message ids in recipient order.
 
     Each recipient keeps the no-duplicate guarantee of :class:`SendContactOperator`: on Airflow 3.3+
-    every send has its own record in the task state store, so a retry skips the recipients already
-    served and reconciles those whose answer was lost. Before 3.3 a retry would send to everyone again,
+    every send has its own record in the task state store (written in two calls for the whole batch,
+    see :class:`~airflow_provider_chatapi.delivery.BatchLedger`), so a retry skips the recipients
+    already served and reconciles those whose answer was lost. Before 3.3 a retry would send to everyone again,
     so any failure after a card was queued fails the task without retrying; the ids queued are logged.
     """
 
@@ -187,16 +188,15 @@ class SendContactToManyOperator(_ChatApiOperator):
             )
         except InvalidInputError as error:
             raise AirflowFailException(str(error)) from error
-        plans = [
-            send_once(
-                send,
-                DeliveryLedger.per_recipient(store, send) if store is not None else None,
-                at_least_once=self.at_least_once,
-                log=self.log,
-            )
-            for send in sends
-        ]
-        outcomes = asyncio.run(self.hook.arun_many(plans, max_in_flight=self.max_in_flight))
+        ledger = BatchLedger(store) if store is not None else None
+        if ledger is not None:
+            ledger.begin(sends)
+        plans = [send_once(send, ledger, at_least_once=self.at_least_once, log=self.log) for send in sends]
+        try:
+            outcomes = asyncio.run(self.hook.arun_many(plans, max_in_flight=self.max_in_flight))
+        finally:
+            if ledger is not None:
+                ledger.flush()
         chats = [protocol.recipient_chat_id(send) for send in sends]
         failures = [outcome for outcome in outcomes if isinstance(outcome, ChatApiError)]
         if not failures:
