@@ -78,12 +78,13 @@ class DeliveryLedger:
     """The record of one send, kept in its task instance's state store under ``key``; every change is
     written at once."""
 
-    def __init__(self, store: StateStore, key: str = LEDGER_KEY) -> None:
+    def __init__(self, store: StateStore, key: str = LEDGER_KEY, *, first_try: bool = False) -> None:
         self._store = store
         self._key = key
+        self._first_try = first_try  # nothing can be on record yet: spare the store a read
 
     def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
-        return _record_of(send, self._store.get(self._key))
+        return None if self._first_try else _record_of(send, self._store.get(self._key))
 
     def record_intent(self, send: ApiRequest) -> DeliveryRecord:
         record = DeliveryRecord(request=_identity(send), attempted_at=time.time())
@@ -104,8 +105,8 @@ class BatchLedger:
     answer keeps its first intent time on record, which still covers it.
     """
 
-    def __init__(self, store: StateStore, key: str = f"{LEDGER_KEY}:batch") -> None:
-        raw = store.get(key)
+    def __init__(self, store: StateStore, key: str = f"{LEDGER_KEY}:batch", *, first_try: bool = False) -> None:
+        raw = None if first_try else store.get(key)  # nothing can be on record yet: spare the store a read
         self._store = store
         self._key = key
         self._records: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}

@@ -1,9 +1,10 @@
-"""The classic Chat API wire protocol as pure functions: no I/O, no Airflow.
+"""The classic Chat API wire protocol, with no I/O and no Airflow.
 
 Everything a transport must get right lives here, once: turning what a DAG author passes into the ids
-the gateway accepts, building each request, reading each response and deciding what a failure means
-for the message (certainly not queued, or possibly queued). The synchronous hook is a thin layer that
-moves bytes with ``requests``; an asynchronous one moves them with ``httpx`` and shares every rule.
+the gateway accepts, building each request, reading each response, deciding what a failure means for
+the message (certainly not queued, or possibly queued), and the exchanges of several requests as
+generator *plans* (:data:`Plan`). The hook drives plans with ``requests`` or with ``httpx``; both
+transports are thin and share every rule.
 
 A gateway dialect (the classic chat-api.com protocol here; 1msg's full contact cards later) is a module
 with this surface; the operator never sees it.
@@ -13,14 +14,14 @@ Exception tree::
     ChatApiError
     ├── InvalidInputError (also ValueError)   a bad argument, raised before any request is sent
     │   └── ConnectionConfigError              the ``chatapi`` connection is unusable
-    └── GatewayError                           the gateway failed or refused; .status_code, .gateway_message
-        ├── NotSentError                       the gateway certainly queued nothing: sending again is safe
-        │   ├── AuthenticationError            401/403: the token is wrong (permanent)
-        │   ├── RejectedError                  ``sent: false``, an ``error`` body, another 4xx (permanent)
-        │   ├── RateLimitedError               429, with .retry_after (transient)
-        │   └── GatewayUnavailableError        503, or no connection could be made (transient)
-        └── DeliveryUnknownError               the message may have been queued: never resend blindly
-    FanOutError                                some sends of a batch failed; .outcomes has each one's
+    ├── GatewayError                           the gateway failed or refused; .status_code, .gateway_message
+    │   ├── NotSentError                       the gateway certainly queued nothing: sending again is safe
+    │   │   ├── AuthenticationError            401/403: the token is wrong (permanent)
+    │   │   ├── RejectedError                  ``sent: false``, an ``error`` body, another 4xx (permanent)
+    │   │   ├── RateLimitedError               429 (transient); .retry_after, as for 503
+    │   │   └── GatewayUnavailableError        503, or no connection could be made (transient)
+    │   └── DeliveryUnknownError               the message may have been queued: never resend blindly
+    └── FanOutError                            some sends of a batch failed; .outcomes holds each one's
 """
 
 from __future__ import annotations

@@ -129,3 +129,11 @@ def test_batch_ledger_writes_twice_per_batch_and_resumes_per_recipient() -> None
     assert [record.message_id for record in done[:40] if record] == [f"true_{n}" for n in range(40)]
     unknown = done[40:]
     assert all(record is not None and record.message_id is None for record in unknown)  # to reconcile
+
+
+def test_a_first_try_does_not_read_the_store() -> None:
+    store = DictStore()
+    DeliveryLedger(store).record_intent(SEND)  # even were something there, a first try cannot own it
+    store.get = None  # type: ignore[method-assign, assignment]
+    assert DeliveryLedger(store, first_try=True).recorded(SEND) is None
+    assert BatchLedger(store, first_try=True).recorded(SEND) is None

@@ -131,7 +131,7 @@ class SendContactOperator(_ChatApiOperator):
             send = protocol.build_send_contact(
                 self.contact_ids, phone=self.phone, chat_id=self.chat_id, quoted_message_id=self.quoted_message_id
             )
-            ledger = DeliveryLedger(store) if store is not None else None
+            ledger = DeliveryLedger(store, first_try=_first_try(context)) if store is not None else None
             return self.hook.run(send_once(send, ledger, at_least_once=self.at_least_once, log=self.log))
         except ChatApiError as error:
             if self._may_retry(error, resumable=store is not None):
@@ -188,7 +188,7 @@ class SendContactToManyOperator(_ChatApiOperator):
             )
         except InvalidInputError as error:
             raise AirflowFailException(str(error)) from error
-        ledger = BatchLedger(store) if store is not None else None
+        ledger = BatchLedger(store, first_try=_first_try(context)) if store is not None else None
         if ledger is not None:
             ledger.begin(sends)
         plans = [send_once(send, ledger, at_least_once=self.at_least_once, log=self.log) for send in sends]
@@ -209,3 +209,9 @@ class SendContactToManyOperator(_ChatApiOperator):
         if all(self._may_retry(failure, resumable=resumable) for failure in failures):
             raise fan_out
         raise AirflowFailException(str(fan_out)) from fan_out
+
+
+def _first_try(context: Context) -> bool:
+    """Whether this is the task instance's first try (a cleared instance starts a later one)."""
+    ti = context.get("ti")
+    return ti is not None and ti.try_number == 1
