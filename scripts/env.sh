@@ -10,6 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENVS="${CHATAPI_VENVS:-$ROOT/.venvs}"
 PYTHON="${PYTHON:-python3}"
+LOWEST_PYTHON="3.10"  # the lowest Airflow release is tested on the lowest Python, where the machine has it
 LOWEST_AIRFLOW="3.1.0"
 LOWEST_AIRFLOW_RELEASED="2025-09-30"
 NEWEST_AIRFLOW="3.3.2"
@@ -28,17 +29,33 @@ uv_bin() {
     echo "$VENVS/uv/bin/uv"
 }
 
+# python_for AIRFLOW_VERSION -> the interpreter to test that release on.
+python_for() {
+    local candidate
+    if [ "$1" = "$LOWEST_AIRFLOW" ]; then
+        for candidate in "python$LOWEST_PYTHON" "$(pyenv root 2>/dev/null)"/versions/"$LOWEST_PYTHON".*/bin/python3; do
+            if "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != (${LOWEST_PYTHON/./, }))" 2>/dev/null; then
+                echo "$candidate"
+                return
+            fi
+        done
+        echo "Python $LOWEST_PYTHON not found: testing Airflow $1 on $PYTHON instead" >&2
+    fi
+    echo "$PYTHON"
+}
+
 # airflow_venv VERSION -> prints the venv's path, building it when its inputs changed.
 airflow_venv() {
-    local version="$1" venv="$VENVS/airflow-$1" uv stamp
-    stamp="$version $(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+    local version="$1" venv="$VENVS/airflow-$1" python uv stamp
+    python="$(python_for "$version")"
+    stamp="$version $python $(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
     if [ -f "$venv/.chatapi-stamp" ] && [ "$(cat "$venv/.chatapi-stamp")" = "$stamp" ]; then
         echo "$venv"
         return
     fi
     uv="$(uv_bin)"
     rm -rf "$venv"
-    "$uv" venv --quiet --python "$PYTHON" "$venv" >&2
+    "$uv" venv --quiet --python "$python" "$venv" >&2
     if [ "$version" = "$LOWEST_AIRFLOW" ]; then
         VIRTUAL_ENV="$venv" "$uv" pip install --quiet "apache-airflow==$version" \
             --exclude-newer "$LOWEST_AIRFLOW_RELEASED" >&2

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import requests
 import tenacity
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
 from airflow_provider_chatapi import protocol

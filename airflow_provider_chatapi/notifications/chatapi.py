@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseNotifier
+from airflow.sdk import BaseNotifier
 
 from airflow_provider_chatapi.operators.chatapi import DEFAULT_CONN_ID, ChatApiHookMixin
 

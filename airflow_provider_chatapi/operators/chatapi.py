@@ -6,7 +6,12 @@ import asyncio
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.sdk import BaseOperator
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException  # type: ignore[attr-defined]
+except ImportError:  # Airflow < 3.3 keeps it in core
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
 from airflow_provider_chatapi import protocol
 from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger, send_once
