@@ -9,6 +9,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+DEFAULT_CONN_ID = "chatapi_default"
+"""The ``chatapi`` connection the hook, the operators and the notifier use unless told otherwise."""
+
 _INTEGRATION = "Chat API"
 
 

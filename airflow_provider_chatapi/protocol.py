@@ -41,6 +41,7 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 __all__ = [
     "CLOCK_SKEW",
     "DEFAULT_API_URL",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "ApiRequest",
@@ -96,6 +97,8 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds to wait for the gateway to connect and, separately, to answer."""
 DEFAULT_MAX_RETRIES = 3
 """Retries of a request the gateway certainly did not process (connect failure, 429, 503)."""
+DEFAULT_MAX_IN_FLIGHT = 10
+"""Requests one batch keeps in flight at once by default."""
 CLOCK_SKEW = 120.0
 """Seconds by which the gateway's clock may differ from ours when looking for a message sent since a time."""
 

@@ -19,8 +19,9 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
-from airflow_provider_chatapi import protocol
+from airflow_provider_chatapi import DEFAULT_CONN_ID, protocol
 from airflow_provider_chatapi.protocol import (
+    DEFAULT_MAX_IN_FLIGHT,
     ApiRequest,
     Call,
     ChatApiError,
@@ -44,8 +45,6 @@ MAX_RETRY_AFTER = 60.0
 BACKOFF_FACTOR = 0.5
 """Seconds before the first retry when the gateway gives no ``Retry-After``; doubles after each."""
 MAX_BACKOFF = 10.0
-DEFAULT_MAX_IN_FLIGHT = 10
-"""Requests one batch keeps in flight at once by default (:meth:`ChatApiHook.arun_many`)."""
 # httpx errors raised before the request could be written: nothing can have been queued.
 _HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -91,7 +90,7 @@ class ChatApiHook(BaseHook):
     """
 
     conn_name_attr = "chatapi_conn_id"
-    default_conn_name = "chatapi_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "chatapi"
     hook_name = "Chat API (WhatsApp)"
 

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_provider_chatapi.operators.chatapi import DEFAULT_CONN_ID, ChatApiHookMixin
+from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi.operators.chatapi import ChatApiHookMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -13,9 +13,15 @@ try:
 except ImportError:  # Airflow < 3.3 keeps it in core
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
-from airflow_provider_chatapi import protocol
+from airflow_provider_chatapi import DEFAULT_CONN_ID, protocol
 from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger, send_once
-from airflow_provider_chatapi.protocol import ChatApiError, DeliveryUnknownError, InvalidInputError, NotSentError
+from airflow_provider_chatapi.protocol import (
+    DEFAULT_MAX_IN_FLIGHT,
+    ChatApiError,
+    DeliveryUnknownError,
+    InvalidInputError,
+    NotSentError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,8 +31,6 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi.delivery import StateStore
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
-DEFAULT_CONN_ID = "chatapi_default"
-DEFAULT_MAX_IN_FLIGHT = 10
 NO_STATE_STORE = (
     "No task_state_store in the task context (Airflow < 3.3): a later try cannot tell which cards this "
     "try queued, so a send whose outcome is unknown fails the task without retrying (at most once){}."
