@@ -69,6 +69,7 @@ __all__ = [
     "build_status",
     "connection_failed",
     "describe_account_status",
+    "fan_out_failure",
     "find_card_plan",
     "find_contact_card",
     "normalize_chat_id",
@@ -224,15 +225,14 @@ class DeliveryUnknownError(GatewayError):
 
 
 class FanOutError(ChatApiError):
-    """Some sends of a batch failed. ``outcomes`` holds, in recipient order, each send's result or error."""
+    """Some sends of a batch failed. ``outcomes`` holds, in recipient order, each send's result or error;
+    ``failures`` and ``queued`` split them by recipient chat."""
 
-    def __init__(self, outcomes: Sequence[Any], recipients: Sequence[str]) -> None:
+    def __init__(self, outcomes: Sequence[Any], sends: Sequence[ApiRequest]) -> None:
         self.outcomes = list(outcomes)
-        self.failures = {
-            recipient: outcome
-            for recipient, outcome in zip(recipients, outcomes, strict=True)
-            if isinstance(outcome, ChatApiError)
-        }
+        by_chat = dict(zip((recipient_chat_id(send) for send in sends), self.outcomes, strict=True))
+        self.failures = {chat: outcome for chat, outcome in by_chat.items() if isinstance(outcome, ChatApiError)}
+        self.queued = {chat: outcome for chat, outcome in by_chat.items() if chat not in self.failures}
         shown = "; ".join(f"{recipient}: {error}" for recipient, error in list(self.failures.items())[:3])
         more = f"; and {len(self.failures) - 3} more" if len(self.failures) > 3 else ""
         super().__init__(f"{len(self.failures)} of {len(self.outcomes)} sends failed: {shown}{more}")
@@ -630,6 +630,13 @@ def build_send_to_many(contact_ids: Any, recipients: Any, *, quoted_message_id: 
     ]
 
 
+def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ApiRequest]) -> FanOutError | None:
+    """The error for a batch whose ``outcomes`` (one per send, in order) hold any error; None if none do."""
+    if any(isinstance(outcome, ChatApiError) for outcome in outcomes):
+        return FanOutError(outcomes, sends)
+    return None
+
+
 def recipient_chat_id(send: ApiRequest) -> str:
     """The chat a ``sendContact`` request goes to: its ``chatId``, or the phone's private chat."""
     body = send.json or {}
@@ -755,7 +762,9 @@ def _checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: b
     """Return the JSON object of a successful answer; raise the classified error for any other."""
     status = response.status_code
     payload = _json_object(response.body)
-    said = _gateway_said(payload, response)
+    if 200 <= status < 300 and payload is not None and "error" not in payload:
+        return payload
+    said = _gateway_said(payload, response)  # only a failure needs the gateway's words
     if status in (401, 403):
         raise AuthenticationError(endpoint, said, status_code=status)
     if status in (429, 503):
@@ -770,9 +779,7 @@ def _checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: b
         raise unknown(endpoint, said, status_code=status)
     if payload is None:
         raise unknown(endpoint, f"answered with a body that is not a JSON object: {said}", status_code=status)
-    if "error" in payload:
-        raise RejectedError(endpoint, said, status_code=status)
-    return payload
+    raise RejectedError(endpoint, said, status_code=status)  # a 2xx whose body has an "error"
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

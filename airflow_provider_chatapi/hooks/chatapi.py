@@ -25,7 +25,6 @@ from airflow_provider_chatapi.protocol import (
     ApiRequest,
     Call,
     ChatApiError,
-    FanOutError,
     GatewaySettings,
     NotSentError,
     Plan,
@@ -290,8 +289,9 @@ class ChatApiHook(BaseHook):
         """
         sends = protocol.build_send_to_many(contact_ids, recipients, quoted_message_id=quoted_message_id)
         outcomes = await self.arun_many([protocol.send_plan(send) for send in sends], max_in_flight=max_in_flight)
-        if any(isinstance(outcome, ChatApiError) for outcome in outcomes):
-            raise FanOutError(outcomes, [protocol.recipient_chat_id(send) for send in sends])
+        failure = protocol.fan_out_failure(outcomes, sends)
+        if failure is not None:
+            raise failure
         return outcomes  # type: ignore[return-value]
 
     async def arun_many(

@@ -206,16 +206,13 @@ class SendContactToManyOperator(_ChatApiOperator):
         finally:
             if ledger is not None:
                 ledger.flush()
-        chats = [protocol.recipient_chat_id(send) for send in sends]
-        failures = [outcome for outcome in outcomes if isinstance(outcome, ChatApiError)]
-        if not failures:
+        fan_out = protocol.fan_out_failure(outcomes, sends)
+        if fan_out is None:
             return outcomes  # type: ignore[return-value]
-        for chat, outcome in zip(chats, outcomes, strict=True):
-            if not isinstance(outcome, ChatApiError):
-                self.log.info("Queued for %s: %s", chat, outcome)
-        fan_out = protocol.FanOutError(outcomes, chats)
-        resumable = store is not None or len(failures) == len(outcomes)
-        if all(self._may_retry(failure, resumable=resumable) for failure in failures):
+        for chat, message_id in fan_out.queued.items():
+            self.log.info("Queued for %s: %s", chat, message_id)
+        resumable = store is not None or not fan_out.queued
+        if all(self._may_retry(failure, resumable=resumable) for failure in fan_out.failures.values()):
             raise fan_out
         raise AirflowFailException(str(fan_out)) from fan_out
 
