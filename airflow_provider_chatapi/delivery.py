@@ -6,8 +6,8 @@ module keeps a small record there: the request about to be sent and when (writte
 then the message id the gateway gave it. A later try reads it back:
 
 - an id on record: the card was sent; return the id without sending;
-- an intent without an id: ask the gateway (the chat's history, then the outbound queue) for a card
-  matching the request since the intent; return its id if found, send again only if not;
+- an intent without an id: ask the gateway (the chat's history, and the classic gateway's outbound
+  queue) for a card matching the request since the intent; return its id if found, send again only if not;
 - no record, or a record of a different request (the inputs changed): send.
 
 :func:`send_once` is a protocol plan, so the synchronous and the asynchronous transports run it alike.
@@ -19,11 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_chatapi import protocol
-from airflow_provider_chatapi.protocol import ApiRequest
+from airflow_provider_chatapi.protocol.errors import DeliveryUnknownError, GatewayError
+from airflow_provider_chatapi.protocol.wire import Call
 
 if TYPE_CHECKING:
-    from airflow_provider_chatapi.protocol import Plan
+    from airflow_provider_chatapi.protocol.dialect import Dialect
+    from airflow_provider_chatapi.protocol.sends import ContactSend
+    from airflow_provider_chatapi.protocol.wire import Plan
 
 __all__ = ["BatchLedger", "DeliveryLedger", "DeliveryRecord", "Ledger", "Log", "StateStore", "send_once"]
 
@@ -61,11 +63,11 @@ class DeliveryRecord:
 class Ledger(Protocol):
     """Where :func:`send_once` keeps the record of one send."""
 
-    def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
+    def recorded(self, send: ContactSend) -> DeliveryRecord | None:
         """The record of an earlier try of this very request, if there is one."""
         ...
 
-    def record_intent(self, send: ApiRequest) -> DeliveryRecord:
+    def record_intent(self, send: ContactSend) -> DeliveryRecord:
         """Note that this request is about to be sent; called before the POST."""
         ...
 
@@ -83,11 +85,11 @@ class DeliveryLedger:
         self._key = key
         self._first_try = first_try  # nothing can be on record yet: spare the store a read
 
-    def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
+    def recorded(self, send: ContactSend) -> DeliveryRecord | None:
         return None if self._first_try else _record_of(send, self._store.get(self._key))
 
-    def record_intent(self, send: ApiRequest) -> DeliveryRecord:
-        record = DeliveryRecord(request=_identity(send), attempted_at=time.time())
+    def record_intent(self, send: ContactSend) -> DeliveryRecord:
+        record = DeliveryRecord(request=send.identity(), attempted_at=time.time())
         self._store.set(self._key, record.to_json())
         return record
 
@@ -112,13 +114,13 @@ class BatchLedger:
         self._records: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         self._fresh: set[str] = set()
 
-    def begin(self, sends: list[ApiRequest]) -> None:
+    def begin(self, sends: list[ContactSend]) -> None:
         """Record, in one write, the intent of every send that no earlier try recorded."""
         now = time.time()
         for send in sends:
-            chat = protocol.recipient_chat_id(send)
+            chat = send.chat_id
             if _record_of(send, self._records.get(chat)) is None:
-                self._records[chat] = DeliveryRecord(_identity(send), now).to_json()
+                self._records[chat] = DeliveryRecord(send.identity(), now).to_json()
                 self._fresh.add(chat)
         self._store.set(self._key, self._records)
 
@@ -126,29 +128,24 @@ class BatchLedger:
         """Write every outcome recorded since :meth:`begin`."""
         self._store.set(self._key, self._records)
 
-    def recorded(self, send: ApiRequest) -> DeliveryRecord | None:
-        chat = protocol.recipient_chat_id(send)
+    def recorded(self, send: ContactSend) -> DeliveryRecord | None:
+        chat = send.chat_id
         return None if chat in self._fresh else _record_of(send, self._records.get(chat))
 
-    def record_intent(self, send: ApiRequest) -> DeliveryRecord:
-        chat = protocol.recipient_chat_id(send)
+    def record_intent(self, send: ContactSend) -> DeliveryRecord:
+        chat = send.chat_id
         self._fresh.discard(chat)
-        return _record_of(send, self._records[chat]) or DeliveryRecord(_identity(send), time.time())
+        return _record_of(send, self._records[chat]) or DeliveryRecord(send.identity(), time.time())
 
     def record_sent(self, record: DeliveryRecord, message_id: str) -> None:
-        sent = ApiRequest("POST", record.request["endpoint"], json=record.request["body"])
-        self._records[protocol.recipient_chat_id(sent)] = DeliveryRecord(
+        self._records[record.request["chat_id"]] = DeliveryRecord(
             record.request, record.attempted_at, message_id
         ).to_json()
 
 
-def _identity(send: ApiRequest) -> dict[str, Any]:
-    return {"endpoint": send.endpoint, "body": dict(send.json or {})}
-
-
-def _record_of(send: ApiRequest, raw: Any) -> DeliveryRecord | None:
+def _record_of(send: ContactSend, raw: Any) -> DeliveryRecord | None:
     """The stored record ``raw`` if it is one of this very request (the inputs may have changed since)."""
-    if not isinstance(raw, dict) or raw.get("request") != _identity(send):
+    if not isinstance(raw, dict) or raw.get("request") != send.identity():
         return None
     message_id = raw.get("message_id")
     return DeliveryRecord(
@@ -158,23 +155,27 @@ def _record_of(send: ApiRequest, raw: Any) -> DeliveryRecord | None:
     )
 
 
-def send_once(send: ApiRequest, ledger: Ledger | None, *, at_least_once: bool, log: Log) -> Plan[str]:
+def send_once(
+    send: ContactSend, ledger: Ledger | None, *, dialect: Dialect, at_least_once: bool, log: Log
+) -> Plan[str]:
     """Send the card unless the ledger or the gateway shows an earlier try did; return its message id.
 
     Without a ledger, just send. When the gateway cannot be asked whether an earlier card arrived, the
     error propagates (the next try asks again), unless ``at_least_once`` says to send anyway.
     """
+    request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
     prior = ledger.recorded(send) if ledger else None
     if prior is not None and prior.message_id:
         log.info("An earlier try queued this card as %s; not sending it again", prior.message_id)
         return prior.message_id
     if ledger is not None and prior is not None:
         try:
-            found = yield from protocol.find_card_plan(send, since=prior.attempted_at)
-        except protocol.GatewayError as error:
+            found = yield from dialect.find_card_plan(send, since=prior.attempted_at)
+        except GatewayError as error:
             if not at_least_once:
-                raise protocol.DeliveryUnknownError(
-                    send.endpoint, f"an earlier try's answer was lost, and asking the gateway about it failed: {error}"
+                raise DeliveryUnknownError(
+                    request.endpoint,
+                    f"an earlier try's answer was lost, and asking the gateway about it failed: {error}",
                 ) from error
             log.warning("Could not ask the gateway whether the earlier card arrived; at_least_once: sending")
             found = None
@@ -184,8 +185,11 @@ def send_once(send: ApiRequest, ledger: Ledger | None, *, at_least_once: bool, l
             return found
         log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
     record = ledger.record_intent(send) if ledger else None
-    result = yield from protocol.send_plan(send)
+    result = yield Call(request, dialect.parse_send)
     if ledger is not None and record is not None:
         ledger.record_sent(record, result.id)
-    log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
+    if result.job_id is not None:
+        log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
+    else:
+        log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
     return result.id

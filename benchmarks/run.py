@@ -25,7 +25,7 @@ requests. The latter is the stand-in's own time: how much of item 2's floor is t
    input is human-written, so the hook validates and normalises it) against the floor: the same N
    already-normalised requests, token as a query parameter, through a bare ``requests.Session`` that
    parses each answer. Also printed: ``requests.post()`` without a session (what connection reuse
-   saves) and the hook's validation alone (``protocol.build_send_contact``). Target: at most 1.15x the
+   saves) and the hook's validation alone (``protocol.sends.build_send_contact``). Target: at most 1.15x the
    floor.
 3. Async fan-out: ``await ChatApiHook().asend_to_many(contacts, recipients, max_in_flight=20)`` for 200
    recipients against a stand-in in its own process answering after 20 ms, against the same 200 sent
@@ -415,7 +415,7 @@ def bench_sync_send(gateway_share: float | None) -> list[Verdict]:
     import requests
 
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-    from airflow_provider_chatapi.protocol import build_send_contact
+    from airflow_provider_chatapi.protocol.sends import build_send_contact
     from airflow_provider_chatapi.testing import StandInGateway
 
     heading(f"2. Sync send overhead ({SEND_CALLS} sequential sends, {SEND_ROUNDS} rounds, in-process stand-in)")

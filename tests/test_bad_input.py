@@ -57,7 +57,16 @@ CASES = [
     chat("17680561234-14796@g.us"),
     chat("group@g.us"),
     chat("17633123456@s.whatsapp.net"),
-    contacts(None),
+    Case(
+        {"contact_ids": None, "phone": "79002222222"},
+        "contact_ids/contacts",
+        {"contact_ids": None, "contacts": None},
+    ),
+    Case(
+        {"contact_ids": ["79001111111"], "contacts": [{"name": "Ann", "phone": "79001111111"}], "phone": "79002222222"},
+        "contact_ids/contacts",
+        {"contact_ids": ["79001111111"], "contacts": [{"name": "Ann", "phone": "79001111111"}]},
+    ),
     contacts([]),
     contacts(""),
     contacts("   "),  # whitespace only

@@ -7,14 +7,17 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_chatapi import protocol
 from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger
+from airflow_provider_chatapi.protocol import classic
+from airflow_provider_chatapi.protocol.errors import GatewayError
+from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many
+from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, read_response
 
 from .conftest import DictStore
 
 SINCE = 1_800_000_000.0
-SEND = protocol.build_send_contact(["79001111111", "79002222222"], phone="17472822486")
-ONE = protocol.build_send_contact("79001111111", chat_id="120363041234567890@g.us")
+SEND = build_send_contact(["79001111111", "79002222222"], phone="17472822486")
+ONE = build_send_contact("79001111111", chat_id="120363041234567890@g.us")
 
 
 def card(**changes: Any) -> dict[str, Any]:
@@ -30,21 +33,21 @@ def card(**changes: Any) -> dict[str, Any]:
 
 
 def test_the_chat_history_query() -> None:
-    request = protocol.build_message_history("17472822486@c.us", since=SINCE)
+    request = classic.build_message_history("17472822486@c.us", since=SINCE)
     assert (request.method, request.endpoint) == ("GET", "messages")
     assert dict(request.params) == {
         "chatId": "17472822486@c.us",
-        "min_time": str(int(SINCE - protocol.CLOCK_SKEW)),
+        "min_time": str(int(SINCE - CLOCK_SKEW)),
         "limit": "100",
     }
-    assert protocol.recipient_chat_id(SEND) == "17472822486@c.us"
-    assert protocol.recipient_chat_id(ONE) == "120363041234567890@g.us"
+    assert SEND.chat_id == "17472822486@c.us"
+    assert ONE.chat_id == "120363041234567890@g.us"
 
 
 def test_a_matching_card_is_found() -> None:
-    assert protocol.find_contact_card(SEND, [card()], since=SINCE) == "true_17472822486@c.us_AAA"
-    older_but_within_skew = card(time=int(SINCE - protocol.CLOCK_SKEW) + 1)
-    assert protocol.find_contact_card(SEND, [older_but_within_skew], since=SINCE)
+    assert classic.find_contact_card(SEND, [card()], since=SINCE) == "true_17472822486@c.us_AAA"
+    older_but_within_skew = card(time=int(SINCE - CLOCK_SKEW) + 1)
+    assert classic.find_contact_card(SEND, [older_but_within_skew], since=SINCE)
 
 
 @pytest.mark.parametrize(
@@ -54,31 +57,31 @@ def test_a_matching_card_is_found() -> None:
         card(type="chat", body="79001111111 79002222222"),
         card(fromMe=False),
         card(chatId="79005555555@c.us"),
-        card(time=int(SINCE - protocol.CLOCK_SKEW) - 1),
+        card(time=int(SINCE - CLOCK_SKEW) - 1),
         card(body="BEGIN:VCARD TEL;waid=79001111111"),
         card(id=None),
     ],
     ids=["one contact", "text message", "incoming", "other chat", "too old", "other contacts", "no id"],
 )
 def test_other_messages_are_not_taken_for_the_card(other: dict[str, Any]) -> None:
-    assert protocol.find_contact_card(SEND, [other], since=SINCE) is None
+    assert classic.find_contact_card(SEND, [other], since=SINCE) is None
 
 
 def test_a_queue_entry_without_chat_or_time_matches_on_type_and_numbers() -> None:
     queued = {"id": "true_q", "type": "vcard", "body": "TEL;waid=79001111111", "last_try": None, "metadata": {}}
-    assert protocol.find_contact_card(ONE, [{"id": "x", "type": "vcard", "body": "79009999999"}, queued], since=0) == (
+    assert classic.find_contact_card(ONE, [{"id": "x", "type": "vcard", "body": "79009999999"}, queued], since=0) == (
         "true_q"
     )
 
 
 def test_history_and_queue_answers_are_read() -> None:
-    history = protocol.read_response(200, {}, b'{"messages": [{"id": "a"}, 3], "lastMessageNumber": 1}', secret="t")
-    assert protocol.parse_message_history(history) == [{"id": "a"}]
-    queue = protocol.read_response(200, {}, b'{"totalMessages": 0, "first100": []}', secret="t")
-    assert protocol.parse_message_queue(queue) == []
-    broken = protocol.read_response(200, {}, b'{"messages": "none"}', secret="t")
-    with pytest.raises(protocol.GatewayError, match="'messages' that is not a list"):
-        protocol.parse_message_history(broken)
+    history = read_response(200, {}, b'{"messages": [{"id": "a"}, 3], "lastMessageNumber": 1}', secret="t")
+    assert classic.parse_message_history(history) == [{"id": "a"}]
+    queue = read_response(200, {}, b'{"totalMessages": 0, "first100": []}', secret="t")
+    assert classic.parse_message_queue(queue) == []
+    broken = read_response(200, {}, b'{"messages": "none"}', secret="t")
+    with pytest.raises(GatewayError, match="'messages' that is not a list"):
+        classic.parse_message_history(broken)
 
 
 def test_ledger_records_intent_then_id() -> None:
@@ -113,7 +116,7 @@ class CountingStore(DictStore):
 
 
 def test_batch_ledger_writes_twice_per_batch_and_resumes_per_recipient() -> None:
-    sends = protocol.build_send_to_many("79009999999", [f"7900100{n:04d}" for n in range(50)])
+    sends = build_send_to_many("79009999999", [f"7900100{n:04d}" for n in range(50)])
     store = CountingStore()
     ledger = BatchLedger(store)
     ledger.begin(sends)

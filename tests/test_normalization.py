@@ -9,15 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_chatapi.protocol import (
-    InvalidInputError,
-    build_send_contact,
+from airflow_provider_chatapi.protocol.errors import InvalidInputError
+from airflow_provider_chatapi.protocol.whatsapp import (
     normalize_chat_id,
     normalize_contact_ids,
     normalize_phone,
     normalize_quoted_message_id,
 )
 from airflow_provider_chatapi.testing import _check_send_contact
+
+from .conftest import classic_request
 
 
 def assert_names(error: pytest.ExceptionInfo[InvalidInputError], field: str, value: Any) -> None:
@@ -173,10 +174,19 @@ def test_quoted_message_id() -> None:
         "false_17472822486@c.us_DF38E6A25B42CC8CCE57EC40F"
     )
     group_reply = "false_120363041234567890@g.us_3EB0C767D26A1D2B1A_17472822486@c.us"
-    assert normalize_quoted_message_id(group_reply) == group_reply
-    for bad in ("", "DF38E6A25B42CC8CCE57EC40F", "true_17472822486_ABC", 42):
+    assert classic_request("79001111111", phone="79002222222", quoted_message_id=group_reply).json == {
+        "phone": "79002222222",
+        "contactId": ["79001111111@c.us"],
+        "quotedMsgId": group_reply,
+    }
+    for bad in ("", " ", "two words", 42):
         with pytest.raises(InvalidInputError) as error:
             normalize_quoted_message_id(bad)
+        assert_names(error, "quoted_message_id", bad)
+    # Any dialect's id has no spaces; the classic gateway's ids also have its own form.
+    for bad in ("DF38E6A25B42CC8CCE57EC40F", "true_17472822486_ABC", "wamid.HBgLMTc0NzI4MjI0ODYVAgARGBI"):
+        with pytest.raises(InvalidInputError) as error:
+            classic_request("79001111111", phone="79002222222", quoted_message_id=bad)
         assert_names(error, "quoted_message_id", bad)
 
 
@@ -257,7 +267,7 @@ def test_anything_is_either_accepted_or_refused_with_input_error(value: Any) -> 
     ),
 )
 def test_every_request_we_build_is_one_the_gateway_accepts(contacts: list[tuple[str, Any]], target: dict) -> None:
-    request = build_send_contact([written for _, written in contacts], **target)
+    request = classic_request([written for _, written in contacts], **target)
     problem, _, queued = _check_send_contact(dict(request.json or {}))
     assert problem is None
     assert queued == tuple(request.json["contactId"])  # type: ignore[index]

@@ -38,6 +38,7 @@ def rendered(native: bool = False, **arguments: Any) -> SendContactOperator:
 def test_template_fields() -> None:
     assert set(SendContactOperator.template_fields) == {
         "contact_ids",
+        "contacts",
         "phone",
         "chat_id",
         "quoted_message_id",

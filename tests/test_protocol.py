@@ -11,7 +11,6 @@ import pytest
 
 from airflow_provider_chatapi import protocol
 from airflow_provider_chatapi.protocol import (
-    ApiResponse,
     AuthenticationError,
     ConnectionConfigError,
     DeliveryUnknownError,
@@ -22,6 +21,12 @@ from airflow_provider_chatapi.protocol import (
     RateLimitedError,
     RejectedError,
 )
+from airflow_provider_chatapi.protocol.classic import CLASSIC
+from airflow_provider_chatapi.protocol.connection import settings_from_connection
+from airflow_provider_chatapi.protocol import wire
+from airflow_provider_chatapi.protocol.wire import ApiResponse, connection_failed, parse_retry_after, read_response
+
+from .conftest import classic_request
 
 TOKEN = "s3cr3t+token/with=chars"
 
@@ -29,21 +34,21 @@ TOKEN = "s3cr3t+token/with=chars"
 def response(status: int, body: Any = b"", headers: dict[str, str] | None = None) -> ApiResponse:
     raw = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
     raw = raw.encode() if isinstance(raw, str) else raw
-    return protocol.read_response(status, headers or {}, raw, secret=TOKEN)
+    return read_response(status, headers or {}, raw, secret=TOKEN)
 
 
 # ---- requests ------------------------------------------------------------------------------------
 
 
 def test_send_contact_to_a_phone_is_exactly_the_documented_body() -> None:
-    request = protocol.build_send_contact(["+7 900 111-11-11", 79002222222], phone="+1 747 282 2486")
+    request = classic_request(["+7 900 111-11-11", 79002222222], phone="+1 747 282 2486")
     assert (request.method, request.endpoint, dict(request.params)) == ("POST", "sendContact", {})
     assert request.json == {"phone": "17472822486", "contactId": ["79001111111@c.us", "79002222222@c.us"]}
     assert request.has_side_effect
 
 
 def test_send_contact_to_a_chat_with_a_quote() -> None:
-    request = protocol.build_send_contact(
+    request = classic_request(
         "79001111111", chat_id="17680561234-1479621234@g.us", quoted_message_id="false_17472822486@c.us_DF38E6A2"
     )
     assert request.json == {
@@ -59,12 +64,12 @@ def test_send_contact_to_a_chat_with_a_quote() -> None:
 )
 def test_exactly_one_recipient(target: dict[str, str], given: str) -> None:
     with pytest.raises(InvalidInputError, match=f"give exactly one of them, got {given}") as error:
-        protocol.build_send_contact(["79001111111"], **target)
+        classic_request(["79001111111"], **target)
     assert error.value.field == "phone/chat_id"
 
 
 def test_status_probe_does_not_wake_the_instance() -> None:
-    request = protocol.build_status()
+    request = CLASSIC.status_request()
     assert (request.method, request.endpoint, dict(request.params)) == ("GET", "status", {"no_wakeup": "true"})
     assert not request.has_side_effect
 
@@ -73,14 +78,14 @@ def test_status_probe_does_not_wake_the_instance() -> None:
 
 
 def test_accepted_send() -> None:
-    result = protocol.parse_send_response(
+    result = CLASSIC.parse_send(
         response(200, {"sent": True, "message": "Sent to 17472822486@c.us", "id": "true_1_ABC", "queueNumber": 4})
     )
     assert result == protocol.SendResult(id="true_1_ABC", sent=True, message="Sent to 17472822486@c.us", queue_number=4)
 
 
 def test_accepted_send_without_queue_number() -> None:
-    assert protocol.parse_send_response(response(200, {"sent": True, "id": "true_1_ABC"})).queue_number is None
+    assert CLASSIC.parse_send(response(200, {"sent": True, "id": "true_1_ABC"})).queue_number is None
 
 
 FAILURES: list[tuple[str, ApiResponse, type[Exception], str]] = [
@@ -131,7 +136,7 @@ def test_every_failure_shape_is_classified(
     name: str, answer: ApiResponse, error_class: type[Exception], said: str
 ) -> None:
     with pytest.raises(error_class) as error:
-        protocol.parse_send_response(answer)
+        CLASSIC.parse_send(answer)
     assert type(error.value) is error_class
     assert said in str(error.value)
     assert error.value.status_code == answer.status_code  # type: ignore[attr-defined]
@@ -146,51 +151,51 @@ def test_transient_and_permanent_refusals() -> None:
 
 def test_long_bodies_are_shortened() -> None:
     with pytest.raises(DeliveryUnknownError) as error:
-        protocol.parse_send_response(response(500, "x" * 5000))
+        CLASSIC.parse_send(response(500, "x" * 5000))
     assert len(str(error.value)) < 400
 
 
 def test_retry_after_in_seconds_and_as_a_date() -> None:
     with pytest.raises(RateLimitedError) as error:
-        protocol.parse_send_response(response(429, {"error": "slow down"}, {"retry-after": "12"}))
+        CLASSIC.parse_send(response(429, {"error": "slow down"}, {"retry-after": "12"}))
     assert error.value.retry_after == 12.0
     now = 1_700_000_000.0
     date = format_datetime(datetime.fromtimestamp(now + 30, tz=timezone.utc), usegmt=True)
-    assert protocol.parse_retry_after(date, now=now) == 30.0
-    assert protocol.parse_retry_after("soon") is None
-    assert protocol.parse_retry_after(None) is None
+    assert parse_retry_after(date, now=now) == 30.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
 
 
 def test_token_echoed_by_the_gateway_is_scrubbed_before_parsing() -> None:
     for echoed in (TOKEN, "s3cr3t%2Btoken%2Fwith%3Dchars", "s3cr3t%2Btoken/with%3Dchars"):
         with pytest.raises(AuthenticationError) as error:
-            protocol.parse_send_response(response(401, {"error": f"Wrong token {echoed}"}))
+            CLASSIC.parse_send(response(401, {"error": f"Wrong token {echoed}"}))
         assert "s3cr3t" not in str(error.value)
         assert "***" in str(error.value)
 
 
 def test_status_probe_answers() -> None:
-    assert protocol.parse_status_response(response(200, {"accountStatus": "got qr code"})) == "got qr code"
+    assert CLASSIC.parse_status(response(200, {"accountStatus": "got qr code"})) == "got qr code"
     with pytest.raises(GatewayError, match="without an accountStatus"):
-        protocol.parse_status_response(response(200, {"status": "?"}))
+        CLASSIC.parse_status(response(200, {"status": "?"}))
     # A GET has no side effect: a 500 there is a plain gateway error, not "may have been queued".
     with pytest.raises(GatewayError) as error:
-        protocol.parse_status_response(response(500, {"error": "down"}))
+        CLASSIC.parse_status(response(500, {"error": "down"}))
     assert type(error.value) is GatewayError
 
 
 def test_account_statuses_are_explained() -> None:
-    assert protocol.describe_account_status("authenticated")[0]
-    ok, message = protocol.describe_account_status("got qr code")
+    assert CLASSIC.describe_status("authenticated")[0]
+    ok, message = CLASSIC.describe_status("got qr code")
     assert not ok and "scan the QR code" in message
-    assert not protocol.describe_account_status("not_paid")[0]
+    assert not CLASSIC.describe_status("not_paid")[0]
 
 
 def test_transport_failures_say_whether_the_message_may_be_queued() -> None:
-    send = protocol.build_send_contact("79001111111", phone="79002222222")
-    assert isinstance(protocol.connection_failed(send, "refused"), GatewayUnavailableError)
-    assert isinstance(protocol.response_lost(send, "read timeout"), DeliveryUnknownError)
-    assert isinstance(protocol.response_lost(protocol.build_status(), "read timeout"), GatewayUnavailableError)
+    send = classic_request("79001111111", phone="79002222222")
+    assert isinstance(connection_failed(send, "refused"), GatewayUnavailableError)
+    assert isinstance(wire.response_lost(send, "read timeout"), DeliveryUnknownError)
+    assert isinstance(wire.response_lost(CLASSIC.status_request(), "read timeout"), GatewayUnavailableError)
 
 
 # ---- connection ----------------------------------------------------------------------------------
@@ -208,13 +213,13 @@ def test_transport_failures_say_whether_the_message_may_be_queued() -> None:
         ("http://127.0.0.1:8080/instance1", None, None, "http://127.0.0.1:8080/instance1"),
         ("http://127.0.0.1", "1", 8080, "http://127.0.0.1:8080/instance1"),
         ("http://127.0.0.1:9090", "1", 8080, "http://127.0.0.1:9090/instance1"),
-        (None, "123456", None, "https://api.chat-api.com/instance123456"),
-        ("  ", "123456", None, "https://api.chat-api.com/instance123456"),
+        (None, "123456", None, "https://api.1msg.io/123456"),  # no host: 1msg, the live service
+        ("  ", "instance123456", None, "https://api.1msg.io/123456"),
         ("http://gateway.internal:8080", None, None, "http://gateway.internal:8080"),
     ],
 )
 def test_api_url_forms(host: str | None, login: str | None, port: int | None, api_url: str) -> None:
-    settings = protocol.settings_from_connection(conn_id="c", host=host, login=login, password="t0ken1", port=port)
+    settings = settings_from_connection(conn_id="c", host=host, login=login, password="t0ken1", port=port)
     assert settings.api_url == api_url
 
 
@@ -237,35 +242,35 @@ def test_api_url_forms(host: str | None, login: str | None, port: int | None, ap
     ],
 )
 def test_bad_connection_names_the_connection_and_field(fields: dict[str, Any], field: str, problem: str) -> None:
-    arguments = {"conn_id": "c", "host": None, "login": None, "password": "t0ken1", **fields}
+    arguments = {"conn_id": "c", "host": None, "login": "1", "password": "t0ken1", **fields}
     with pytest.raises(ConnectionConfigError, match=problem) as error:
-        protocol.settings_from_connection(**arguments)
+        settings_from_connection(**arguments)
     assert error.value.field == field
 
 
 def test_a_token_pasted_into_the_host_is_not_echoed() -> None:
     with pytest.raises(ConnectionConfigError) as error:
-        protocol.settings_from_connection(
+        settings_from_connection(
             conn_id="c", host="https://api.chat-api.com/instance1?token=pasted-secret", login=None, password="t"
         )
     assert "pasted-secret" not in str(error.value)
     with pytest.raises(ConnectionConfigError) as error:
-        protocol.settings_from_connection(
+        settings_from_connection(
             conn_id="c", host="https://user:pasted-secret@api.chat-api.com", login=None, password="t"
         )
     assert "pasted-secret" not in str(error.value)
 
 
 def test_extra_fields_new_and_legacy_names() -> None:
-    settings = protocol.settings_from_connection(
+    settings = settings_from_connection(
         conn_id="c", host=None, login="1", password="t", extra={"timeout": "2.5", "extra__chatapi__max_retries": "0"}
     )
     assert (settings.timeout, settings.max_retries) == (2.5, 0)
-    default = protocol.settings_from_connection(conn_id="c", host=None, login="1", password="t", extra={"timeout": ""})
+    default = settings_from_connection(conn_id="c", host=None, login="1", password="t", extra={"timeout": ""})
     assert (default.timeout, default.max_retries) == (protocol.DEFAULT_TIMEOUT, protocol.DEFAULT_MAX_RETRIES)
 
 
 def test_settings_repr_hides_the_token() -> None:
-    settings = protocol.settings_from_connection(conn_id="c", host=None, login="1", password=TOKEN)
+    settings = settings_from_connection(conn_id="c", host=None, login="1", password=TOKEN)
     assert TOKEN not in repr(settings)
     assert TOKEN not in settings.url("sendContact")

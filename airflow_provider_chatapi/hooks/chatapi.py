@@ -2,7 +2,8 @@
 
 Every rule (validation, request building, reading answers, classifying failures, retrying) lives in
 :mod:`airflow_provider_chatapi.protocol` or here once; the synchronous transport moves bytes with
-``requests`` and the asynchronous one with ``httpx``, and both drive the same plans.
+``requests`` and the asynchronous one with ``httpx``, and both drive the same plans. The connection
+chooses the dialect (classic Chat API or 1msg); the hook runs its plans without looking inside.
 """
 
 from __future__ import annotations
@@ -19,23 +20,21 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
-from airflow_provider_chatapi import DEFAULT_CONN_ID, protocol
-from airflow_provider_chatapi.protocol import (
-    DEFAULT_MAX_IN_FLIGHT,
-    ApiRequest,
-    Call,
-    ChatApiError,
-    GatewaySettings,
-    NotSentError,
-    Plan,
-    PlanSteps,
-    SendResult,
-)
+from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi.protocol import wire
+from airflow_provider_chatapi.protocol.connection import settings_from_connection
+from airflow_provider_chatapi.protocol.errors import ChatApiError, InvalidInputError, NotSentError
+from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many, fan_out_failure
+from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT, PlanSteps
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from airflow.sdk import Connection
+
+    from airflow_provider_chatapi.protocol.dialect import Dialect
+    from airflow_provider_chatapi.protocol.sends import ContactSend
+    from airflow_provider_chatapi.protocol.wire import Call, GatewaySettings, Plan, SendResult
 
 T = TypeVar("T")
 
@@ -75,12 +74,13 @@ def retry_policy(max_retries: int) -> dict[str, Any]:
 
 
 class ChatApiHook(BaseHook):
-    """Send WhatsApp contact cards through a Chat API gateway instance, synchronously or asynchronously.
+    """Send WhatsApp contact cards through a Chat API gateway or 1msg, synchronously or asynchronously.
 
     The connection (type ``chatapi``) holds the instance's API URL in ``host`` (or the gateway's base URL
     in ``host`` and the instance id in ``login``), the API token in ``password``, and optionally
-    ``timeout`` (seconds) and ``max_retries`` in its extra. Nothing is fetched or connected until the
-    first call; one HTTP session is kept for all synchronous calls of the hook.
+    ``dialect`` (``chatapi`` or ``1msg``), ``timeout`` (seconds) and ``max_retries`` in its extra; see
+    :mod:`airflow_provider_chatapi.protocol.connection`. Nothing is fetched or connected until the first
+    call; one HTTP session is kept for all synchronous calls of the hook.
 
     :param chatapi_conn_id: the ``chatapi`` connection to use.
     :param timeout: seconds to wait to connect and to wait for an answer; overrides the connection.
@@ -134,6 +134,11 @@ class ChatApiHook(BaseHook):
         """The connection read into settings; the token is registered with Airflow's log masker."""
         return self._settings_from(self.get_connection(self.chatapi_conn_id))
 
+    @property
+    def dialect(self) -> Dialect:
+        """The protocol the connection speaks (reads the connection)."""
+        return self.settings.dialect
+
     async def asettings(self) -> GatewaySettings:
         """:attr:`settings`, with the connection fetched through Airflow's async API."""
         if "settings" not in self.__dict__:
@@ -147,15 +152,16 @@ class ChatApiHook(BaseHook):
         return self.settings
 
     def _settings_from(self, conn: Connection) -> GatewaySettings:
-        settings = protocol.settings_from_connection(
+        settings = settings_from_connection(
             conn_id=self.chatapi_conn_id,
             host=conn.host,
             login=conn.login,
             password=conn.password,
             port=conn.port,
+            schema=conn.schema,
             extra=conn.extra_dejson,
         )
-        for form in protocol.secret_forms(settings.token):
+        for form in wire.secret_forms(settings.token):
             mask_secret(form)
         overrides = {"timeout": self.timeout, "max_retries": self.max_retries}
         return settings.replace(**{name: value for name, value in overrides.items() if value is not None})
@@ -169,34 +175,39 @@ class ChatApiHook(BaseHook):
 
     def send_contact(
         self,
-        contact_ids: Any,
+        contact_ids: Any = None,
         *,
+        contacts: Any = None,
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
     ) -> SendResult:
-        """Send one contact card, or a list of them, to a phone number or a chat.
+        """Send contact cards to a phone number or a chat, in one message.
 
-        The arguments are validated before the connection is even read; see
-        :func:`~airflow_provider_chatapi.protocol.normalize_contact_ids` for the forms accepted.
+        Give the contacts as ``contact_ids`` (WhatsApp numbers; see
+        :func:`~airflow_provider_chatapi.protocol.whatsapp.normalize_contact_ids` for the forms accepted)
+        or as full ``contacts`` cards (see :mod:`~airflow_provider_chatapi.protocol.cards`), and exactly one
+        of ``phone`` and ``chat_id``. The arguments are validated before the connection is even read; what
+        only the connection's dialect can judge (a classic gateway needs a number on every card) is
+        checked before the request is sent.
 
         :return: the queued message; ``id`` is its WhatsApp message id.
         :raises InvalidInputError: an argument cannot be sent; nothing was sent.
         :raises NotSentError: the gateway did not queue the message (see its subclasses).
         :raises DeliveryUnknownError: the message may have been queued; do not send it again blindly.
         """
-        send = protocol.build_send_contact(
-            contact_ids, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
+        send = build_send_contact(
+            contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
         )
-        return self.run(protocol.send_plan(send))
+        return self.run(self.dialect.send_plan(send))
 
-    def find_contact_card(self, send: ApiRequest, *, since: float) -> str | None:
+    def find_contact_card(self, send: ContactSend, *, since: float) -> str | None:
         """The id of a card matching ``send`` that the gateway sent or queued since ``since`` (unix s)."""
-        return self.run(protocol.find_card_plan(send, since=since))
+        return self.run(self.dialect.find_card_plan(send, since=since))
 
     def get_account_status(self) -> str:
-        """Return the instance's ``accountStatus`` without waking it up."""
-        return self.run(protocol.status_plan())
+        """Return the instance's status word (``authenticated``, ``connected``, ...) without side effects."""
+        return self.run(self.dialect.status_plan())
 
     def test_connection(self) -> tuple[bool, str]:
         """Probe the instance's status: true only when the token works and the instance can deliver."""
@@ -204,7 +215,7 @@ class ChatApiHook(BaseHook):
             status = self.get_account_status()
         except ChatApiError as error:
             return False, str(error)
-        return protocol.describe_account_status(status)
+        return self.dialect.describe_status(status)
 
     def run(self, plan: Plan[T]) -> T:
         """Drive a protocol plan over this hook's HTTP session."""
@@ -223,11 +234,11 @@ class ChatApiHook(BaseHook):
         except requests.RequestException as error:
             # requests puts the full URL, token included, in its messages: scrub it, and drop the
             # original from the traceback (``from None``) so that it cannot be printed either.
-            detail = protocol.scrub_secret(_describe(error), settings.token)
-            failure = protocol.connection_failed if _never_sent(error) else protocol.response_lost
+            detail = wire.scrub_secret(_describe(error), settings.token)
+            failure = wire.connection_failed if _never_sent(error) else wire.response_lost
             raise failure(call.request, detail) from None
         return call.parse(
-            protocol.read_response(response.status_code, response.headers, response.content, secret=settings.token)
+            wire.read_response(response.status_code, response.headers, response.content, secret=settings.token)
         )
 
     def _retry_policy(self) -> dict[str, Any]:
@@ -242,25 +253,26 @@ class ChatApiHook(BaseHook):
 
     async def asend_contact(
         self,
-        contact_ids: Any,
+        contact_ids: Any = None,
         *,
+        contacts: Any = None,
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
     ) -> SendResult:
         """:meth:`send_contact`, asynchronously (with ``httpx``)."""
-        send = protocol.build_send_contact(
-            contact_ids, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
+        send = build_send_contact(
+            contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
         )
-        return await self.arun(protocol.send_plan(send))
+        return await self.arun((await self.asettings()).dialect.send_plan(send))
 
-    async def afind_contact_card(self, send: ApiRequest, *, since: float) -> str | None:
+    async def afind_contact_card(self, send: ContactSend, *, since: float) -> str | None:
         """:meth:`find_contact_card`, asynchronously."""
-        return await self.arun(protocol.find_card_plan(send, since=since))
+        return await self.arun((await self.asettings()).dialect.find_card_plan(send, since=since))
 
     async def aget_account_status(self) -> str:
         """:meth:`get_account_status`, asynchronously."""
-        return await self.arun(protocol.status_plan())
+        return await self.arun((await self.asettings()).dialect.status_plan())
 
     async def atest_connection(self) -> tuple[bool, str]:
         """:meth:`test_connection`, asynchronously."""
@@ -268,28 +280,33 @@ class ChatApiHook(BaseHook):
             status = await self.aget_account_status()
         except ChatApiError as error:
             return False, str(error)
-        return protocol.describe_account_status(status)
+        return (await self.asettings()).dialect.describe_status(status)
 
     async def asend_to_many(
         self,
-        contact_ids: Any,
-        recipients: Any,
+        contact_ids: Any = None,
+        recipients: Any = None,
         *,
+        contacts: Any = None,
         quoted_message_id: str | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> list[SendResult]:
-        """Send the same card to many recipients concurrently, at most ``max_in_flight`` at a time.
+        """Send the same cards to many recipients concurrently, at most ``max_in_flight`` at a time.
 
-        ``recipients`` are phone numbers or chat ids, in any form ``contact_ids`` takes. Every argument
-        is validated before the first request. Each send follows the rules of :meth:`send_contact`.
+        ``recipients`` are phone numbers or chat ids, in any form ``contact_ids`` takes; the cards are
+        ``contact_ids`` or ``contacts``, as for :meth:`send_contact`. Every argument is validated before
+        the first request. Each send follows the rules of :meth:`send_contact`.
 
         :return: the queued messages, in recipient order.
         :raises FanOutError: after every send has finished, when any failed; its ``outcomes`` hold each
             recipient's result or error, in order.
         """
-        sends = protocol.build_send_to_many(contact_ids, recipients, quoted_message_id=quoted_message_id)
-        outcomes = await self.arun_many([protocol.send_plan(send) for send in sends], max_in_flight=max_in_flight)
-        failure = protocol.fan_out_failure(outcomes, sends)
+        sends = build_send_to_many(contact_ids, recipients, contacts=contacts, quoted_message_id=quoted_message_id)
+        dialect = (await self.asettings()).dialect
+        for send in sends:
+            dialect.send_request(send)  # what the dialect cannot carry fails the batch before any request
+        outcomes = await self.arun_many([dialect.send_plan(send) for send in sends], max_in_flight=max_in_flight)
+        failure = fan_out_failure(outcomes, sends)
         if failure is not None:
             raise failure
         return outcomes  # type: ignore[return-value]
@@ -302,7 +319,7 @@ class ChatApiHook(BaseHook):
         Every plan runs to its end; a plan's error is returned in its place rather than raised.
         """
         if max_in_flight < 1:
-            raise protocol.InvalidInputError("max_in_flight", max_in_flight, "must be at least 1")
+            raise InvalidInputError("max_in_flight", max_in_flight, "must be at least 1")
         in_flight = asyncio.Semaphore(max_in_flight)
         async with self._async_client(max_connections=max_in_flight) as client:
 
@@ -343,11 +360,11 @@ class ChatApiHook(BaseHook):
         try:
             response = await client.request(**settings.http_arguments(call.request))
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            detail = protocol.scrub_secret(_describe_httpx(error), settings.token)
-            failure = protocol.connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else protocol.response_lost
+            detail = wire.scrub_secret(_describe_httpx(error), settings.token)
+            failure = wire.connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else wire.response_lost
             raise failure(call.request, detail) from None
         return call.parse(
-            protocol.read_response(response.status_code, response.headers, response.content, secret=settings.token)
+            wire.read_response(response.status_code, response.headers, response.content, secret=settings.token)
         )
 
 

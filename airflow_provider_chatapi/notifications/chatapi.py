@@ -21,7 +21,8 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
     Usable as ``on_failure_callback=ChatApiNotifier(...)`` (sync, :meth:`notify`) and wherever Airflow
     awaits a notifier (async, :meth:`async_notify`), e.g. a deadline alert run by the triggerer.
 
-    :param contact_ids: the contacts to send (templated); see ``SendContactOperator``.
+    :param contact_ids: the contacts to send by number (templated); see ``SendContactOperator``.
+    :param contacts: full contact cards instead (templated); see ``SendContactOperator``.
     :param phone: the recipient's phone number (templated); give exactly one of ``phone`` and ``chat_id``.
     :param chat_id: the recipient chat (templated), e.g. a support group ``120363…@g.us``.
     :param quoted_message_id: a message id to reply to (templated).
@@ -35,12 +36,20 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
     (``Failed to send notification``) and re-raises it, as for every notifier.
     """
 
-    template_fields: Sequence[str] = ("contact_ids", "phone", "chat_id", "quoted_message_id", "chatapi_conn_id")
+    template_fields: Sequence[str] = (
+        "contact_ids",
+        "contacts",
+        "phone",
+        "chat_id",
+        "quoted_message_id",
+        "chatapi_conn_id",
+    )
 
     def __init__(
         self,
         *,
-        contact_ids: Any,
+        contact_ids: Any = None,
+        contacts: Any = None,
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
@@ -51,6 +60,7 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
     ) -> None:
         super().__init__(context)
         self.contact_ids = contact_ids
+        self.contacts = contacts
         self.phone = phone
         self.chat_id = chat_id
         self.quoted_message_id = quoted_message_id
@@ -61,6 +71,7 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
     def _arguments(self) -> dict[str, Any]:
         return {
             "contact_ids": self.contact_ids,
+            "contacts": self.contacts,
             "phone": self.phone,
             "chat_id": self.chat_id,
             "quoted_message_id": self.quoted_message_id,

@@ -1,4 +1,4 @@
-"""Operators that send WhatsApp contact cards through a Chat API gateway."""
+"""Operators that send WhatsApp contact cards through a Chat API gateway or 1msg."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ try:
 except ImportError:  # Airflow < 3.3 keeps it in core
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
-from airflow_provider_chatapi import DEFAULT_CONN_ID, protocol
+from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger, send_once
-from airflow_provider_chatapi.protocol import (
-    DEFAULT_MAX_IN_FLIGHT,
-    ChatApiError,
-    DeliveryUnknownError,
-    InvalidInputError,
-    NotSentError,
-)
+from airflow_provider_chatapi.protocol.errors import ChatApiError, DeliveryUnknownError, InvalidInputError, NotSentError
+from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many, fan_out_failure
+from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -86,15 +82,24 @@ class _ChatApiOperator(ChatApiHookMixin, BaseOperator):
 
 
 class SendContactOperator(_ChatApiOperator):
-    """Send one contact card, or a list of contacts, to a phone number or a chat.
+    """Send one contact card, or a list of them, to a phone number or a chat, in one message.
 
-    Give exactly one of ``phone`` and ``chat_id``. Every argument is validated after templating and
-    before anything is sent; a bad one fails the task at once, naming the argument and its value.
+    Give exactly one of ``contact_ids`` and ``contacts``, and exactly one of ``phone`` and ``chat_id``.
+    Every argument is validated after templating and before anything is sent; a bad one fails the task
+    at once, naming the argument and its value. The same arguments work with a classic Chat API gateway
+    and with 1msg; the connection says which one it is.
 
-    :param contact_ids: the contacts to send (templated): a list, tuple or set, a single id or an int, an
-        upstream task's output, or a template that renders to a list (``"['79001111111', ...]"``), a
-        JSON array or a comma-separated string. A bare phone number (``"+7 900 111-11-11"``) becomes
-        ``79001111111@c.us``; duplicates are dropped, keeping the order.
+    :param contact_ids: the contacts to send by WhatsApp number (templated): a list, tuple or set, a
+        single id or an int, an upstream task's output, or a template that renders to a list
+        (``"['79001111111', ...]"``), a JSON array or a comma-separated string. A bare phone number
+        (``"+7 900 111-11-11"``) becomes ``79001111111@c.us``; duplicates are dropped, keeping the order.
+        On 1msg each becomes a card named by the number.
+    :param contacts: full contact cards instead (templated): a list of mappings (or one), an upstream
+        task's output, or a JSON rendering of them. Short form ``{"name": "Ann Lee", "phone": "+7 900
+        111-11-11", "email": "ann@example.com", "org": "Acme"}`` or WhatsApp's full contact object (``name``,
+        ``phones``, ``emails``, ``urls``, ``org``, ``addresses``, ``birthday``). 1msg sends the whole card; a
+        classic gateway sends each card's WhatsApp number, and the recipient sees WhatsApp's own name for
+        it, so there every card needs a phone.
     :param phone: the recipient's phone number with its country code (templated).
     :param chat_id: the recipient chat (templated): ``17633123456@c.us`` for a private chat,
         ``17680561234-1479621234@g.us`` or ``120363…@g.us`` for a group.
@@ -106,23 +111,33 @@ class SendContactOperator(_ChatApiOperator):
     :param at_least_once: when the outcome of a send cannot be established, send again rather than fail:
         a card may then arrive twice, but never zero times. Off by default (at most once).
 
-    The WhatsApp message id (``true_…``) is returned, and so pushed to XCom as ``return_value``. It means
-    the gateway queued the message, not that the phone received it.
+    The WhatsApp message id (``true_…`` classic, ``wamid.…`` on 1msg) is returned, and so pushed to XCom as
+    ``return_value``. It means the gateway queued the message, not that the phone received it. When 1msg
+    takes a send as a queued job it gives no message id yet: the job id is returned instead.
 
     Retries never send a card twice. On Airflow 3.3+ the operator records each send in the task
     instance's ``task_state_store``: a retry after a send whose answer was lost asks the gateway whether
     the card arrived and returns its id, sending again only if the gateway shows none. Before 3.3 such a
-    send fails the task without retrying. Bad input, a wrong token and a request the gateway rejects
-    also fail without retrying; a rate limit or an unavailable gateway leaves the task's retries to act.
+    send fails the task without retrying. Bad input, a wrong token, a request the gateway rejects and a
+    send outside WhatsApp's 24-hour window also fail without retrying; a rate limit or an unavailable
+    gateway leaves the task's retries to act.
     """
 
-    template_fields: Sequence[str] = ("contact_ids", "phone", "chat_id", "quoted_message_id", "chatapi_conn_id")
+    template_fields: Sequence[str] = (
+        "contact_ids",
+        "contacts",
+        "phone",
+        "chat_id",
+        "quoted_message_id",
+        "chatapi_conn_id",
+    )
     ui_color = "#25d366"
 
     def __init__(
         self,
         *,
-        contact_ids: Any,
+        contact_ids: Any = None,
+        contacts: Any = None,
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
@@ -130,6 +145,7 @@ class SendContactOperator(_ChatApiOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.contact_ids = contact_ids
+        self.contacts = contacts
         self.phone = phone
         self.chat_id = chat_id
         self.quoted_message_id = quoted_message_id
@@ -137,11 +153,16 @@ class SendContactOperator(_ChatApiOperator):
     def execute(self, context: Context) -> str:
         store = self._state_store(context)
         try:
-            send = protocol.build_send_contact(
-                self.contact_ids, phone=self.phone, chat_id=self.chat_id, quoted_message_id=self.quoted_message_id
+            send = build_send_contact(
+                self.contact_ids,
+                contacts=self.contacts,
+                phone=self.phone,
+                chat_id=self.chat_id,
+                quoted_message_id=self.quoted_message_id,
             )
             ledger = DeliveryLedger(store, first_try=_first_try(context)) if store is not None else None
-            return self.hook.run(send_once(send, ledger, at_least_once=self.at_least_once, log=self.log))
+            plan = send_once(send, ledger, dialect=self.hook.dialect, at_least_once=self.at_least_once, log=self.log)
+            return self.hook.run(plan)
         except ChatApiError as error:
             if self._may_retry(error, resumable=store is not None):
                 raise
@@ -155,7 +176,8 @@ class SendContactToManyOperator(_ChatApiOperator):
     so 200 recipients take about ``200 / max_in_flight`` round trips rather than 200, without a worker
     slot per recipient. Every argument is validated before the first request.
 
-    :param contact_ids: the contacts to send (templated); see :class:`SendContactOperator`.
+    :param contact_ids: the contacts to send by number (templated); see :class:`SendContactOperator`.
+    :param contacts: full contact cards instead (templated); see :class:`SendContactOperator`.
     :param recipients: phone numbers or chat ids (templated), in any form ``contact_ids`` takes; an item
         with an ``@`` is a chat id. Naming a recipient twice is an error.
     :param quoted_message_id: a message id to reply to (templated); rarely useful across chats.
@@ -171,20 +193,22 @@ class SendContactToManyOperator(_ChatApiOperator):
     so any failure after a card was queued fails the task without retrying; the ids queued are logged.
     """
 
-    template_fields: Sequence[str] = ("contact_ids", "recipients", "quoted_message_id", "chatapi_conn_id")
+    template_fields: Sequence[str] = ("contact_ids", "contacts", "recipients", "quoted_message_id", "chatapi_conn_id")
     ui_color = "#25d366"
 
     def __init__(
         self,
         *,
-        contact_ids: Any,
         recipients: Any,
+        contact_ids: Any = None,
+        contacts: Any = None,
         quoted_message_id: str | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.contact_ids = contact_ids
+        self.contacts = contacts
         self.recipients = recipients
         self.quoted_message_id = quoted_message_id
         self.max_in_flight = max_in_flight
@@ -192,21 +216,26 @@ class SendContactToManyOperator(_ChatApiOperator):
     def execute(self, context: Context) -> list[str]:
         store = self._state_store(context)
         try:
-            sends = protocol.build_send_to_many(
-                self.contact_ids, self.recipients, quoted_message_id=self.quoted_message_id
+            sends = build_send_to_many(
+                self.contact_ids, self.recipients, contacts=self.contacts, quoted_message_id=self.quoted_message_id
             )
+            dialect = self.hook.dialect
+            for send in sends:
+                dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
         except InvalidInputError as error:
             raise AirflowFailException(str(error)) from error
         ledger = BatchLedger(store, first_try=_first_try(context)) if store is not None else None
         if ledger is not None:
             ledger.begin(sends)
-        plans = [send_once(send, ledger, at_least_once=self.at_least_once, log=self.log) for send in sends]
+        plans = [
+            send_once(send, ledger, dialect=dialect, at_least_once=self.at_least_once, log=self.log) for send in sends
+        ]
         try:
             outcomes = asyncio.run(self.hook.arun_many(plans, max_in_flight=self.max_in_flight))
         finally:
             if ledger is not None:
                 ledger.flush()
-        fan_out = protocol.fan_out_failure(outcomes, sends)
+        fan_out = fan_out_failure(outcomes, sends)
         if fan_out is None:
             return outcomes  # type: ignore[return-value]
         for chat, message_id in fan_out.queued.items():

@@ -1,0 +1,285 @@
+"""Contact cards: what a DAG author writes, turned into WhatsApp's contact object.
+
+A card is the WhatsApp Business contact object as a plain, JSON-ready dict: ``name`` (``formatted_name``
+and at least one part), ``phones``, ``emails``, ``urls``, ``org``, ``addresses``, ``birthday``. Authors and
+upstream tasks may write it short::
+
+    {"name": "Ann Lee", "phone": "+7 900 111-11-11", "email": "ann@example.com", "org": "Acme"}
+
+or in full; either way :func:`normalize_contacts` returns full objects, or raises an
+:class:`InvalidInputError` naming the card and the field (``contacts[1].phones[0].wa_id``). Phone numbers
+pass the same numbering-plan checks as ``contact_ids``. A bare contact id becomes a card named by its
+number (:func:`card_for_number`). Each dialect then sends what it can of a card.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from airflow_provider_chatapi.protocol.errors import InvalidInputError
+from airflow_provider_chatapi.protocol.whatsapp import international_format, normalize_phone, parse_literal
+
+__all__ = ["Card", "card_for_number", "card_whatsapp_ids", "normalize_contacts"]
+
+Card = dict[str, Any]
+"""A contact card: WhatsApp's contact object, normalised."""
+
+PHONE_TYPES = ("CELL", "MAIN", "IPHONE", "HOME", "WORK")
+PLACE_TYPES = ("HOME", "WORK")
+NAME_PARTS = ("prefix", "first_name", "middle_name", "last_name", "suffix")
+_SHORTHANDS = {"phone": "phones", "email": "emails", "url": "urls"}
+_ADDRESS_FIELDS = ("street", "city", "state", "zip", "country", "country_code", "type")
+_ORG_FIELDS = ("company", "department", "title")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+_BIRTHDAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CARD_EXAMPLE = "{'name': 'Ann Lee', 'phone': '+7 900 111-11-11'}"
+
+
+def normalize_contacts(value: Any, *, field: str = "contacts") -> tuple[Card, ...]:
+    """Return the cards to send, in the order given, each once.
+
+    Takes a list of mappings, one mapping, an upstream task's output, or a template's rendering of them
+    (JSON or a Python literal).
+    """
+    items = _card_items(value, field)
+    unique: dict[str, Card] = {}
+    for index, item in enumerate(items):
+        card = _card(item, f"{field}[{index}]")
+        unique.setdefault(json.dumps(card, sort_keys=True), card)
+    return tuple(unique.values())
+
+
+def card_for_number(number: str) -> Card:
+    """The card for a bare WhatsApp number: named by the number in international format."""
+    shown = international_format(number)
+    return {
+        "name": {"formatted_name": shown, "first_name": shown},
+        "phones": [{"phone": f"+{number}", "type": "CELL", "wa_id": number}],
+    }
+
+
+def card_whatsapp_ids(card: Mapping[str, Any]) -> list[str]:
+    """The WhatsApp numbers on a card, in order."""
+    return [phone["wa_id"] for phone in card.get("phones", ()) if phone.get("wa_id")]
+
+
+def _card_items(value: Any, field: str) -> list[Any]:
+    if value is None:
+        raise InvalidInputError(field, value, "is required")
+    if isinstance(value, str):
+        if not value.strip():
+            raise InvalidInputError(field, value, "is empty; give at least one contact card")
+        parsed = parse_literal(value.strip())
+        if not isinstance(parsed, (Mapping, list, tuple)):
+            raise InvalidInputError(
+                field, value, f"text must be a JSON or Python list of cards, such as [{_CARD_EXAMPLE}]"
+            )
+        value = parsed
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
+        raise InvalidInputError(field, value, f"expected a list of contact cards, got {type(value).__name__}")
+    items = list(value)
+    if not items:
+        raise InvalidInputError(field, value, "is empty; give at least one contact card")
+    return items
+
+
+def _card(value: Any, field: str) -> Card:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            field, value, f"a contact card is a mapping such as {_CARD_EXAMPLE}, not {type(value).__name__}"
+        )
+    for key in value:
+        if key not in _READERS and key not in _SHORTHANDS:
+            known = ", ".join([*_READERS, *_SHORTHANDS])
+            raise InvalidInputError(f"{field}.{key}", value[key], f"is not a card field; a card has {known}")
+    for short, full in _SHORTHANDS.items():
+        if short in value and full in value:
+            raise InvalidInputError(f"{field}.{short}", value[short], f"give {short} or {full}, not both")
+    if value.get("name") is None:
+        raise InvalidInputError(f"{field}.name", value.get("name"), "every card needs a name")
+    card: Card = {}
+    for key, read in _READERS.items():
+        given_as = next((name for name, full in _SHORTHANDS.items() if full == key and name in value), key)
+        if value.get(given_as) is not None:
+            card[key] = read(value[given_as], f"{field}.{given_as}")
+    return card
+
+
+def _name(value: Any, field: str) -> dict[str, str]:
+    if isinstance(value, str):
+        return _name_from_text(_text(value, field))
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(field, value, "a name is a string ('Ann Lee') or a mapping with formatted_name")
+    _only(value, ("formatted_name", *NAME_PARTS), field)
+    parts = {part: _text(value[part], f"{field}.{part}") for part in NAME_PARTS if value.get(part) is not None}
+    if value.get("formatted_name") is not None:
+        formatted = _text(value["formatted_name"], f"{field}.formatted_name")
+    elif parts:
+        formatted = " ".join(parts[part] for part in NAME_PARTS if part in parts)
+    else:
+        raise InvalidInputError(field, value, f"a name needs formatted_name or one of {', '.join(NAME_PARTS)}")
+    # WhatsApp shows formatted_name, but refuses a name that has no part besides it.
+    return {"formatted_name": formatted, **(parts or _name_from_text(formatted))}
+
+
+def _name_from_text(text: str) -> dict[str, str]:
+    first, _, last = " ".join(text.split()).partition(" ")
+    return {"formatted_name": text, "first_name": first, **({"last_name": last} if last else {})}
+
+
+def _phones(value: Any, field: str) -> list[dict[str, str]]:
+    return [_phone(item, item_field) for item, item_field in _listed(value, field)]
+
+
+def _phone(value: Any, field: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        number = normalize_phone(value, field=field)
+        return {"phone": f"+{number}", "type": "CELL", "wa_id": number}
+    _only(value, ("phone", "type", "wa_id"), field)
+    if value.get("phone") is None and value.get("wa_id") is None:
+        raise InvalidInputError(field, dict(value), "a phone needs phone or wa_id")
+    kind = _choice(value.get("type", "CELL"), PHONE_TYPES, f"{field}.type")
+    wa_id = normalize_phone(value["wa_id"], field=f"{field}.wa_id") if value.get("wa_id") is not None else ""
+    phone = value.get("phone")
+    if phone is None:
+        return {"phone": f"+{wa_id}", "type": kind, "wa_id": wa_id}
+    number = normalize_phone(phone, field=f"{field}.phone")
+    shown = " ".join(phone.split()) if isinstance(phone, str) else f"+{number}"
+    return {"phone": shown, "type": kind, "wa_id": wa_id or number}
+
+
+def _emails(value: Any, field: str) -> list[dict[str, str]]:
+    return [_typed(item, item_field, "email", _email) for item, item_field in _listed(value, field)]
+
+
+def _urls(value: Any, field: str) -> list[dict[str, str]]:
+    return [_typed(item, item_field, "url", _url) for item, item_field in _listed(value, field)]
+
+
+def _typed(value: Any, field: str, key: str, check: Callable[[Any, str], str]) -> dict[str, str]:
+    """An email or url entry: the bare value, or ``{key: value, "type": HOME|WORK}``."""
+    if not isinstance(value, Mapping):
+        return {key: check(value, field)}
+    _only(value, (key, "type"), field)
+    entry = {key: check(value.get(key), f"{field}.{key}")}
+    if value.get("type") is not None:
+        entry["type"] = _choice(value["type"], PLACE_TYPES, f"{field}.type")
+    return entry
+
+
+def _email(value: Any, field: str) -> str:
+    text = _text(value, field)
+    if not _EMAIL.fullmatch(text):
+        raise InvalidInputError(field, value, "is not an email address such as ann@example.com")
+    return text
+
+
+def _url(value: Any, field: str) -> str:
+    text = _text(value, field)
+    if not _URL.fullmatch(text):
+        raise InvalidInputError(field, value, "a url starts with https:// or http:// and has a host")
+    return text
+
+
+def _org(value: Any, field: str) -> dict[str, str]:
+    if isinstance(value, str):
+        return {"company": _text(value, field)}
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(field, value, "an org is a company name or a mapping of company, department, title")
+    _only(value, _ORG_FIELDS, field)
+    org = {key: _text(value[key], f"{field}.{key}") for key in _ORG_FIELDS if value.get(key) is not None}
+    if not org:
+        raise InvalidInputError(field, dict(value), f"an org needs one of {', '.join(_ORG_FIELDS)}")
+    return org
+
+
+def _addresses(value: Any, field: str) -> list[dict[str, str]]:
+    addresses = []
+    for item, item_field in _listed(value, field, allow_scalar=False):
+        if not isinstance(item, Mapping):
+            raise InvalidInputError(item_field, item, f"an address is a mapping of {', '.join(_ADDRESS_FIELDS)}")
+        _only(item, _ADDRESS_FIELDS, item_field)
+        address = {
+            key: _text(
+                str(item[key]) if isinstance(item[key], int) and key == "zip" else item[key], f"{item_field}.{key}"
+            )
+            for key in _ADDRESS_FIELDS
+            if item.get(key) is not None
+        }
+        if "type" in address:
+            address["type"] = _choice(address["type"], PLACE_TYPES, f"{item_field}.type")
+        if not address:
+            raise InvalidInputError(item_field, dict(item), "an address needs at least one field")
+        addresses.append(address)
+    return addresses
+
+
+def _zip_text(value: Any) -> Any:
+    # A postal code read from a spreadsheet or JSON often arrives as a number.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _birthday(value: Any, field: str) -> str:
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and _BIRTHDAY.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+    raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
+
+
+_READERS: dict[str, Callable[[Any, str], Any]] = {
+    "name": _name,
+    "phones": _phones,
+    "emails": _emails,
+    "urls": _urls,
+    "org": _org,
+    "addresses": _addresses,
+    "birthday": _birthday,
+}
+
+
+def _listed(value: Any, field: str, *, allow_scalar: bool = True) -> list[tuple[Any, str]]:
+    """The entries of a card's list field with their own field names; one entry may stand alone."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InvalidInputError(field, value, "is empty; leave it out instead")
+        return [(item, f"{field}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, Mapping) or (allow_scalar and isinstance(value, (str, int)) and not isinstance(value, bool)):
+        return [(value, field)]
+    raise InvalidInputError(field, value, f"expected a list, got {type(value).__name__}")
+
+
+def _only(value: Mapping[str, Any], allowed: Iterable[str], field: str) -> None:
+    allowed = tuple(allowed)
+    for key in value:
+        if key not in allowed:
+            raise InvalidInputError(f"{field}.{key}", value[key], f"is not a field here; use {', '.join(allowed)}")
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(field, value, f"must be a string, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise InvalidInputError(field, value, "is empty")
+    return text
+
+
+def _choice(value: Any, choices: tuple[str, ...], field: str) -> str:
+    text = value.strip().upper() if isinstance(value, str) else None
+    if text not in choices:
+        raise InvalidInputError(field, value, f"must be one of {', '.join(choices)}")
+    return text

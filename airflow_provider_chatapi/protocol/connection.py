@@ -1,0 +1,198 @@
+"""Reading a ``chatapi`` connection: which dialect, which URL, which instance, which token, which limits.
+
+The dialect is the extra ``dialect`` (``"chatapi"`` for the classic protocol, ``"1msg"``); without it a
+host on ``1msg.io`` means 1msg, any other host the classic protocol, and no host at all 1msg's live
+service. The instance id may stand in the login, at the end of the API URL (or in ``schema``, where a
+connection URI such as ``chatapi://:TOKEN@api.1msg.io/123456`` puts it), or in the token itself when that
+is a JWT with an ``instanceId`` claim, as 1msg's channel tokens are.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_chatapi.protocol.classic import CLASSIC
+from airflow_provider_chatapi.protocol.errors import ConnectionConfigError
+from airflow_provider_chatapi.protocol.onemsg import ONEMSG
+from airflow_provider_chatapi.protocol.whatsapp import DIGITS
+from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GatewaySettings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_provider_chatapi.protocol.dialect import Dialect
+
+__all__ = ["DIALECTS", "instance_from_token", "resolve_api_url", "settings_from_connection"]
+
+DIALECTS: dict[str, Dialect] = {CLASSIC.name: CLASSIC, ONEMSG.name: ONEMSG}
+"""The dialects by the name the connection's ``dialect`` extra gives."""
+_ALIASES = {"classic": CLASSIC.name, "chat-api": CLASSIC.name, "onemsg": ONEMSG.name}
+_ONEMSG_DOMAIN = "1msg.io"
+_INSTANCE_PREFIX = "instance"
+
+
+def settings_from_connection(
+    *,
+    conn_id: str,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    port: int | None = None,
+    schema: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> GatewaySettings:
+    """Read a ``chatapi`` connection's fields into settings; raise :class:`ConnectionConfigError` if unusable."""
+    token = (password or "").strip()
+    if not token:
+        raise ConnectionConfigError(f"connection {conn_id!r} password", None, "the instance's API token is missing")
+    extra = extra or {}
+    dialect = choose_dialect(host, extra, conn_id=conn_id)
+    if schema and schema.strip() and host and host.strip():
+        host = f"{host.strip().rstrip('/')}/{schema.strip().strip('/')}"
+    return GatewaySettings(
+        api_url=resolve_api_url(host, login, dialect=dialect, port=port, token=token, conn_id=conn_id),
+        token=token,
+        dialect=dialect,
+        timeout=_extra_number(extra, "timeout", conn_id, DEFAULT_TIMEOUT, float, minimum=0.001),
+        max_retries=_extra_number(extra, "max_retries", conn_id, DEFAULT_MAX_RETRIES, int, minimum=0),
+    )
+
+
+def choose_dialect(host: str | None, extra: Mapping[str, Any], *, conn_id: str = "chatapi") -> Dialect:
+    """The dialect a connection asks for, or the one its host implies."""
+    raw = _extra(extra, "dialect")
+    if raw is not None:
+        name = str(raw).strip().lower()
+        name = _ALIASES.get(name, name)
+        if name not in DIALECTS:
+            raise ConnectionConfigError(
+                f"connection {conn_id!r} extra 'dialect'", raw, "must be 'chatapi' (the classic protocol) or '1msg'"
+            )
+        return DIALECTS[name]
+    text = (host or "").strip()
+    if not text:
+        return ONEMSG
+    hostname = (urlsplit(text if "://" in text else f"https://{text}").hostname or "").lower()
+    return ONEMSG if hostname == _ONEMSG_DOMAIN or hostname.endswith(f".{_ONEMSG_DOMAIN}") else CLASSIC
+
+
+def resolve_api_url(
+    host: str | None,
+    instance_id: str | None = None,
+    *,
+    dialect: Dialect = CLASSIC,
+    port: int | None = None,
+    token: str = "",
+    conn_id: str = "chatapi",
+) -> str:
+    """Return the instance's API URL from a connection's host, login (instance id), port and token.
+
+    An empty host means the dialect's own service; a host without a scheme means https; an explicit
+    ``http://127.0.0.1:8080`` is kept. The instance is appended in the dialect's form unless the host
+    already ends in it.
+    """
+    raw = (host or "").strip() or dialect.default_base_url
+    with_scheme = raw if "://" in raw else f"https://{raw}"
+    parts = urlsplit(with_scheme)
+    shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+    def bad_host(problem: str) -> ConnectionConfigError:
+        # Never echo a query string or user info: a token pasted there would land in the log.
+        return ConnectionConfigError(f"connection {conn_id!r} host", shown, problem)
+
+    if parts.scheme not in ("http", "https"):
+        raise bad_host("the API URL must start with https:// or http://")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise bad_host("the API URL must not carry a query, fragment or user info; put the token in the password")
+    try:
+        explicit_port = parts.port
+    except ValueError:
+        raise bad_host("the port is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise bad_host("the API URL has no host name")
+    netloc = parts.netloc
+    if port and explicit_port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    in_path = dialect.instance_in_path.search(path)
+    number = _login_instance(instance_id, conn_id)
+    if number and in_path and in_path.group(1) != number:
+        raise ConnectionConfigError(
+            f"connection {conn_id!r} login",
+            instance_id,
+            f"differs from the instance in the API URL {shown!r}; leave the login empty",
+        )
+    if in_path:
+        path = path[: in_path.start()] + dialect.instance_path(in_path.group(1))
+    else:
+        number = number or instance_from_token(token)
+        if number:
+            path = f"{path}{dialect.instance_path(number)}"
+        elif dialect is ONEMSG or not (host or "").strip():
+            raise ConnectionConfigError(
+                f"connection {conn_id!r} login",
+                instance_id,
+                f"the instance id is missing: put it in the Instance ID field (login) or at the end of the API URL "
+                f"({dialect.default_base_url}{dialect.instance_path('123456')})",
+            )
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def instance_from_token(token: str) -> str | None:
+    """The instance id in a JWT token's ``instanceId`` claim (``instance123456`` gives ``123456``), if any.
+
+    Reading a claim needs no signature check, and the token stays a secret all the same.
+    """
+    pieces = token.split(".")
+    if len(pieces) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(pieces[1] + "=" * (-len(pieces[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    claim = claims.get("instanceId") if isinstance(claims, dict) else None
+    if isinstance(claim, bool) or not isinstance(claim, (str, int)):
+        return None
+    number = _strip_prefix(str(claim).strip())
+    return number if DIGITS.fullmatch(number) else None
+
+
+def _login_instance(login: str | None, conn_id: str) -> str | None:
+    text = (login or "").strip()
+    if not text:
+        return None
+    number = _strip_prefix(text)
+    if not DIGITS.fullmatch(number):
+        raise ConnectionConfigError(f"connection {conn_id!r} login", text, "the instance id is a number")
+    return number
+
+
+def _strip_prefix(text: str) -> str:
+    return text[len(_INSTANCE_PREFIX) :] if text.lower().startswith(_INSTANCE_PREFIX) else text
+
+
+def _extra(extra: Mapping[str, Any], name: str) -> Any:
+    # Connection forms before Airflow 2.3 stored custom fields as extra__<conn_type>__<name>.
+    raw = extra.get(name, extra.get(f"extra__chatapi__{name}"))
+    return None if raw is None or raw == "" else raw
+
+
+def _extra_number(
+    extra: Mapping[str, Any], name: str, conn_id: str, default: Any, kind: type, *, minimum: float
+) -> Any:
+    raw = _extra(extra, name)
+    if raw is None:
+        return default
+    try:
+        number = kind(raw)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(raw, bool) or number is None or number < minimum or (kind is int and number != float(raw)):
+        raise ConnectionConfigError(
+            f"connection {conn_id!r} extra {name!r}", raw, f"must be a {kind.__name__} of at least {minimum}"
+        )
+    return number

@@ -1,0 +1,80 @@
+"""What a gateway dialect supplies: its addressing, its requests, its answers and its reconciliation.
+
+Two dialects exist, side by side in :mod:`.classic` and :mod:`.onemsg`; :mod:`.connection` picks one per
+connection. The hook runs the dialect's plans and never looks inside them; nothing above the hook knows
+which dialect runs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+from airflow_provider_chatapi.protocol.wire import Call, Plan
+
+if TYPE_CHECKING:
+    import re
+
+    from airflow_provider_chatapi.protocol.sends import ContactSend
+    from airflow_provider_chatapi.protocol.wire import ApiRequest, ApiResponse, SendResult
+
+__all__ = ["Dialect"]
+
+
+class Dialect(ABC):
+    """One gateway protocol. Subclasses are stateless; each has one instance."""
+
+    name: ClassVar[str]
+    """What the connection's ``dialect`` extra says to choose this one."""
+    default_base_url: ClassVar[str]
+    """The service's own address, for a connection with no host."""
+    instance_in_path: ClassVar[re.Pattern[str]]
+    """An instance id at the end of an API URL's path; group 1 is the number."""
+
+    def __repr__(self) -> str:
+        return f"<{self.name} dialect>"
+
+    @abstractmethod
+    def instance_path(self, instance_id: str) -> str:
+        """The path segment that addresses an instance (``/instance123456`` or ``/123456``)."""
+
+    # ---- sending ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def send_request(self, send: ContactSend) -> ApiRequest:
+        """The request for ``send``; raises ``InvalidInputError`` for what this dialect cannot carry."""
+
+    @abstractmethod
+    def parse_send(self, response: ApiResponse) -> SendResult:
+        """The queued message, or the error that says whether it may have been queued."""
+
+    def send_plan(self, send: ContactSend) -> Plan[SendResult]:
+        """Send a card."""
+        return (yield Call(self.send_request(send), self.parse_send))
+
+    # ---- the instance's status ----------------------------------------------------------------
+
+    @abstractmethod
+    def status_request(self) -> ApiRequest:
+        """A probe with no side effect."""
+
+    @abstractmethod
+    def parse_status(self, response: ApiResponse) -> str:
+        """The status word the probe answered."""
+
+    @abstractmethod
+    def describe_status(self, status: str) -> tuple[bool, str]:
+        """Whether an instance in ``status`` delivers messages, and what the status means to its owner."""
+
+    def status_plan(self) -> Plan[str]:
+        """Read the instance's status."""
+        return (yield Call(self.status_request(), self.parse_status))
+
+    # ---- reconciliation -----------------------------------------------------------------------
+
+    @abstractmethod
+    def find_card_plan(self, send: ContactSend, *, since: float) -> Plan[str | None]:
+        """The id of a card matching ``send`` that the gateway queued or sent since ``since`` (unix s).
+
+        Raises a ``GatewayError`` when the gateway cannot say (so a caller keeps at most once).
+        """

@@ -1,0 +1,166 @@
+"""The 1msg dialect: the live Chat API service on the official WhatsApp Business API.
+
+``{base}/{instanceId}/{method}?token=…`` with no ``instance`` prefix; ``sendContact`` takes full contact
+cards (``contacts``) and answers ``wamid.…`` ids. What sets it apart from the classic dialect:
+
+- ``sent: false`` with a ``jobId`` is not a refusal: 1msg queued the send as a job. It must never be sent
+  again, so it is a result (:attr:`SendResult.job_id`), not an error.
+- Outside the 24-hour customer-service window WhatsApp refuses free-form messages: that refusal is a
+  :class:`WindowClosedError`, recognised in whatever words or code it arrives with.
+- 403 comes as plain text for trial or blocked channels; 429 comes without ``Retry-After`` (the hook's
+  exponential backoff then applies).
+- There is no outbound queue to list: a lost answer is looked for in the chat's history only, and a
+  channel with history storage off answers a ``notice``, which means "cannot tell".
+
+How an outgoing contact card appears in 1msg's history (its ``type`` and ``body``) is not documented:
+:data:`CARD_TYPES` lists the types taken for one, and a card is recognised by its numbers in the body.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_chatapi.protocol.dialect import Dialect
+from airflow_provider_chatapi.protocol.errors import (
+    AuthenticationError,
+    DeliveryUnknownError,
+    GatewayError,
+    RejectedError,
+    WindowClosedError,
+)
+from airflow_provider_chatapi.protocol.reconcile import pick_card
+from airflow_provider_chatapi.protocol.wire import (
+    CLOCK_SKEW,
+    ApiRequest,
+    ApiResponse,
+    Call,
+    Plan,
+    SendResult,
+    checked_payload,
+    object_list,
+    quote_gateway,
+    snippet,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from airflow_provider_chatapi.protocol.sends import ContactSend
+
+__all__ = ["CARD_TYPES", "ONEMSG", "OneMsgDialect"]
+
+CARD_TYPES = frozenset({"contacts", "contact", "vcard", "multi_vcard"})
+"""History ``type`` values taken for a contact card: WhatsApp's own name, and the classic ones."""
+HISTORY_LIMIT = 1000
+"""Messages asked for when looking for a card; the time bound does the narrowing."""
+
+# WhatsApp's words (and Meta's error code 131047) for a send outside the 24-hour window.
+_WINDOW_CLOSED = re.compile(
+    r"dialog window is closed|outside (?:of )?the allowed window|re-?engagement|\b131047\b", re.IGNORECASE
+)
+_FORBIDDEN = "nothing was queued; 1msg does not let this channel send (a trial channel, or one it blocked)"
+_STATUSES = {
+    "connected": "the channel is connected to WhatsApp and sends messages",
+    "connecting": "the channel is connecting to WhatsApp; messages go out once it is connected",
+    "disconnected": "the channel's WhatsApp client lost its link; nothing is sent until it reconnects",
+    "uninitialized": "the channel is starting or being upgraded; try again in a few minutes",
+    "unregistered": "the channel's number must be registered again (or was blocked); see 1msg's cabinet",
+}
+_HEALTHY = ("connected", "connecting")
+
+
+class OneMsgDialect(Dialect):
+    name = "1msg"
+    default_base_url = "https://api.1msg.io"
+    # A classic-shaped /instance123 names the instance as clearly; 1msg's own form is /123.
+    instance_in_path = re.compile(r"/(?:instance)?([0-9]+)$")
+
+    def instance_path(self, instance_id: str) -> str:
+        return f"/{instance_id}"
+
+    def send_request(self, send: ContactSend) -> ApiRequest:
+        # phone travels as a string: the 2.39.0 contract changed it from an integer.
+        target = {"phone": send.phone} if send.phone is not None else {"chatId": send.chat_id}
+        body: dict[str, Any] = {**target, "contacts": list(send.contacts)}
+        if send.quoted_message_id is not None:
+            body["quotedMsgId"] = send.quoted_message_id
+        return ApiRequest("POST", "sendContact", json=body)
+
+    def parse_send(self, response: ApiResponse) -> SendResult:
+        endpoint = "sendContact"
+        try:
+            payload = checked_payload(response, endpoint, has_side_effect=True)
+        except AuthenticationError as error:
+            if error.status_code != 403:
+                raise
+            raise AuthenticationError(endpoint, error.gateway_message, status_code=403, outcome=_FORBIDDEN) from None
+        except RejectedError as error:
+            raise _refusal(error.gateway_message, response) from None
+        message = str(payload.get("message") or payload.get("description") or "")
+        message_id, job_id = payload.get("id"), payload.get("jobId")
+        if payload.get("sent") is True and isinstance(message_id, str) and message_id:
+            return SendResult(id=message_id, sent=True, message=message, queue_number=None)
+        if isinstance(job_id, (str, int)) and not isinstance(job_id, bool) and str(job_id):
+            return SendResult(id=str(job_id), sent=False, message=message, queue_number=None, job_id=str(job_id))
+        if payload.get("sent") is False:
+            raise _refusal(quote_gateway(message or "sent: false"), response)
+        raise DeliveryUnknownError(
+            endpoint,
+            f"answered without 'sent: true' and a message id: {snippet(response)}",
+            status_code=response.status_code,
+        )
+
+    def status_request(self) -> ApiRequest:
+        return ApiRequest("GET", "status")
+
+    def parse_status(self, response: ApiResponse) -> str:
+        payload = checked_payload(response, "status", has_side_effect=False)
+        status = payload.get("status")
+        if not isinstance(status, str) or not status:
+            raise GatewayError("status", f"answered without a status: {snippet(response)}", status_code=200)
+        return status
+
+    def describe_status(self, status: str) -> tuple[bool, str]:
+        meaning = _STATUSES.get(status, "a channel status this provider does not know")
+        return status in _HEALTHY, f"Token accepted; channel status {status!r}: {meaning}."
+
+    def find_card_plan(self, send: ContactSend, *, since: float) -> Plan[str | None]:
+        history = yield Call(build_message_history(send.chat_id, since=since), parse_message_history)
+        return find_contact_card(send, history, since=since)
+
+
+ONEMSG = OneMsgDialect()
+
+
+def build_message_history(chat_id: str, *, since: float) -> ApiRequest:
+    """The chat's messages since ``since`` (unix seconds, less :data:`CLOCK_SKEW`)."""
+    min_time = max(0, int(since - CLOCK_SKEW))
+    return ApiRequest(
+        "GET", "messages", params={"chatId": chat_id, "min_time": str(min_time), "limit": str(HISTORY_LIMIT)}
+    )
+
+
+def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:
+    """The ``messages`` of the answer; a ``notice`` instead (history storage off) means "cannot tell"."""
+    payload = checked_payload(response, "messages", has_side_effect=False)
+    if "messages" not in payload and payload.get("notice"):
+        raise GatewayError(
+            "messages",
+            f"the channel keeps no message history ({quote_gateway(str(payload['notice']))}), so it cannot show "
+            "whether the card arrived",
+            status_code=response.status_code,
+        )
+    return object_list(payload, "messages", "messages")
+
+
+def find_contact_card(send: ContactSend, entries: Iterable[Mapping[str, Any]], *, since: float) -> str | None:
+    """The id of the history entry that is ``send``'s card; see :func:`~.reconcile.pick_card`."""
+    return pick_card(send, entries, since=since, card_types=CARD_TYPES)
+
+
+def _refusal(said: str, response: ApiResponse) -> RejectedError:
+    # The whole body is searched, not the shortened quote: a code at the end of a long text still counts.
+    window_closed = _WINDOW_CLOSED.search(response.body.decode("utf-8", errors="replace") + " " + said)
+    error_class = WindowClosedError if window_closed else RejectedError
+    return error_class("sendContact", said, status_code=response.status_code)

@@ -1,0 +1,116 @@
+"""A send as the DAG author meant it, before any dialect turns it into a request.
+
+:func:`build_send_contact` validates everything that does not depend on the gateway and returns a
+:class:`ContactSend`: the recipient chat, the cards and the message to reply to. The hook hands it to the
+connection's dialect, which builds the request (and refuses what that dialect cannot carry, still before
+anything is sent). Ledgers and errors speak of sends, so they never see which dialect runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_chatapi.protocol.cards import Card, card_for_number, card_whatsapp_ids, normalize_contacts
+from airflow_provider_chatapi.protocol.errors import ChatApiError, FanOutError, InvalidInputError
+from airflow_provider_chatapi.protocol.whatsapp import (
+    PRIVATE_SUFFIX,
+    normalize_chat_id,
+    normalize_contact_ids,
+    normalize_phone,
+    normalize_quoted_message_id,
+    normalize_recipients,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["ContactSend", "build_send_contact", "build_send_to_many", "fan_out_failure"]
+
+
+@dataclass(frozen=True)
+class ContactSend:
+    """One message of contact cards to one chat, validated.
+
+    ``phone`` is set when the recipient was given as a phone number (``chat_id`` is then its private
+    chat); ``contacts`` are full cards, however they were given.
+    """
+
+    chat_id: str
+    contacts: tuple[Card, ...]
+    phone: str | None = None
+    quoted_message_id: str | None = None
+
+    @property
+    def whatsapp_ids(self) -> list[str]:
+        """The WhatsApp numbers of the cards, card by card (the first of each card that has one)."""
+        return [numbers[0] for numbers in map(card_whatsapp_ids, self.contacts) if numbers]
+
+    def identity(self) -> dict[str, Any]:
+        """The send as JSON: what a ledger compares to tell one send from another."""
+        return {
+            "chat_id": self.chat_id,
+            "phone": self.phone,
+            "contacts": list(self.contacts),
+            "quoted_message_id": self.quoted_message_id,
+        }
+
+
+def build_send_contact(
+    contact_ids: Any = None,
+    *,
+    contacts: Any = None,
+    phone: Any = None,
+    chat_id: Any = None,
+    quoted_message_id: Any = None,
+) -> ContactSend:
+    """Validate and normalise one send: exactly one of ``contact_ids`` / ``contacts``, of ``phone`` / ``chat_id``."""
+    if (phone is None) == (chat_id is None):
+        given = "both" if phone is not None else "neither"
+        raise InvalidInputError(
+            "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
+        )
+    cards = _cards(contact_ids, contacts)
+    target = {"phone": normalize_phone(phone)} if phone is not None else {"chat_id": normalize_chat_id(chat_id)}
+    return _send(cards, _quoted(quoted_message_id), **target)
+
+
+def build_send_to_many(
+    contact_ids: Any, recipients: Any, *, contacts: Any = None, quoted_message_id: Any = None
+) -> list[ContactSend]:
+    """One send per recipient, in order; every argument is validated first."""
+    cards = _cards(contact_ids, contacts)
+    quoted = _quoted(quoted_message_id)
+    return [_send(cards, quoted, **target) for target in normalize_recipients(recipients)]
+
+
+def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:
+    """The error for a batch whose ``outcomes`` (one per send, in order) hold any error; None if none do."""
+    if any(isinstance(outcome, ChatApiError) for outcome in outcomes):
+        return FanOutError(outcomes, sends)
+    return None
+
+
+def _send(cards: tuple[Card, ...], quoted: str | None, *, phone: str | None = None, chat_id: str = "") -> ContactSend:
+    if phone is not None:
+        chat_id = f"{phone}{PRIVATE_SUFFIX}"
+    return ContactSend(chat_id=chat_id, contacts=cards, phone=phone, quoted_message_id=quoted)
+
+
+def _quoted(quoted_message_id: Any) -> str | None:
+    return None if quoted_message_id is None else normalize_quoted_message_id(quoted_message_id)
+
+
+def _cards(contact_ids: Any, contacts: Any) -> tuple[Card, ...]:
+    if (contact_ids is None) == (contacts is None):
+        given = "both" if contacts is not None else "neither"
+        raise InvalidInputError(
+            "contact_ids/contacts",
+            {"contact_ids": contact_ids, "contacts": contacts},
+            f"give exactly one of them (ids, or full contact cards), got {given}",
+        )
+    if contacts is not None:
+        return normalize_contacts(contacts)
+    return tuple(
+        card_for_number(contact.removesuffix(PRIVATE_SUFFIX)) for contact in normalize_contact_ids(contact_ids)
+    )
