@@ -1,4 +1,4 @@
-"""Apache Airflow provider for the Chat API WhatsApp gateway: send contact cards from DAGs.
+"""Apache Airflow provider for Chat API (1msg and classic gateways): send WhatsApp contact cards from DAGs.
 
 This module is imported by Airflow's provider discovery in every process, so it imports nothing heavy.
 """
@@ -20,7 +20,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-chatapi",
         "name": "Chat API (WhatsApp)",
-        "description": "Send WhatsApp contact cards through a Chat API gateway instance.",
+        "description": "Send WhatsApp contact cards through 1msg (the live Chat API) or a classic Chat API gateway.",
         "versions": [__version__],
         "integrations": [
             {
@@ -40,6 +40,15 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_chatapi.hooks.chatapi.ChatApiHook",
                 "hook-name": "Chat API (WhatsApp)",
                 "conn-fields": {
+                    "dialect": {
+                        "label": "Dialect",
+                        "description": (
+                            "1msg (the live Chat API service: full contact cards) or chatapi (a classic, "
+                            "self-hosted gateway: contact ids). Empty: 1msg for a host on 1msg.io or no host, "
+                            "chatapi for any other host."
+                        ),
+                        "schema": {"type": ["string", "null"], "enum": ["1msg", "chatapi", None]},
+                    },
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "How long to wait to connect, and then for an answer. Default 30.",
@@ -59,9 +68,10 @@ def get_provider_info() -> dict[str, Any]:
                     "hidden-fields": ["schema", "port", "extra"],
                     "relabeling": {"host": "API URL", "login": "Instance ID", "password": "API token"},
                     "placeholders": {
-                        "host": "https://api.chat-api.com/instance123456",
-                        "login": "123456 (only when the API URL does not end in /instance…)",
+                        "host": "https://api.1msg.io/123456 (1msg) or https://gateway.example/instance123456",
+                        "login": "123456 (only when the API URL does not end in the instance)",
                         "password": "the instance's token, from the gateway's cabinet",
+                        "dialect": "empty: chosen by the API URL",
                         "timeout": "30",
                         "max_retries": "3",
                     },

@@ -51,7 +51,7 @@ def test_connection_form_from_provider_info() -> None:
 
     manager = ProvidersManager()
     widgets = manager.connection_form_widgets
-    assert {"extra__chatapi__timeout", "extra__chatapi__max_retries"} <= set(widgets)
+    assert {"extra__chatapi__dialect", "extra__chatapi__timeout", "extra__chatapi__max_retries"} <= set(widgets)
     behaviour = manager.field_behaviours["chatapi"]
     assert behaviour["relabeling"] == {"host": "API URL", "login": "Instance ID", "password": "API token"}
     assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}
