@@ -1,8 +1,10 @@
 """A stand-in Chat API gateway on loopback, for demos, this project's tests and your own DAG tests.
 
-It is a real HTTP server on 127.0.0.1 that speaks the classic protocol (``sendContact``, ``status``,
-``showMessagesQueue``, ``messages``), checks what it receives the way the gateway does, records every
-request, and can be told to answer the next requests with any failure the real gateway shows::
+It is a real HTTP server on 127.0.0.1 that speaks either dialect: the classic protocol
+(``/instance{ID}/``: ``sendContact`` with contact ids, ``status``, ``showMessagesQueue``, ``messages``) or
+1msg's (``/{ID}/``: ``sendContact`` with full contact cards, ``status``, ``messages``; no queue listing).
+It checks what it receives the way that gateway does, records every request, and can be told to answer
+the next requests with any failure the real gateway shows::
 
     from airflow_provider_chatapi.testing import Fault, StandInGateway
 
@@ -12,7 +14,7 @@ request, and can be told to answer the next requests with any failure the real g
         dag.test()
         assert [m.contact_ids for m in gateway.messages] == [("79001111111@c.us",)]
 
-Run it by hand with ``python -m airflow_provider_chatapi.testing --port 8080``.
+Run it by hand with ``python -m airflow_provider_chatapi.testing --port 8080 [--dialect 1msg]``.
 
 It imports nothing but the standard library and never listens beyond loopback. Its checks are written
 independently of :mod:`airflow_provider_chatapi.protocol`, so that a bug there cannot hide itself.
@@ -21,13 +23,16 @@ independently of :mod:`airflow_provider_chatapi.protocol`, so that a bug there c
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import re
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 __all__ = [
     "DEFAULT_INSTANCE_ID",
     "DEFAULT_TOKEN",
+    "DIALECTS",
     "LOOPBACK",
     "Fault",
     "QueuedMessage",
@@ -49,11 +55,28 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_TOKEN = "standin-token-4c7f2a9e"
 DEFAULT_INSTANCE_ID = "123456"
 
+DIALECTS = ("chatapi", "1msg")
+"""The protocols the stand-in speaks: the classic Chat API, and 1msg's."""
+
 WRONG_TOKEN = "Wrong token. Please provide token as a GET parameter."
 _WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 _CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
 _CHAT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us|(?:[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24})@g\.us")
-_ENDPOINTS = {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")}
+_ENDPOINTS = {
+    "chatapi": {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")},
+    "1msg": {("POST", "sendContact"), ("GET", "status"), ("GET", "messages")},
+}
+_LID_CHAT = re.compile(r"[^\s@]+@lid")
+_CARD_KEYS = {"name", "phones", "emails", "urls", "org", "addresses", "birthday"}
+_NAME_PARTS = {"first_name", "last_name", "middle_name", "suffix", "prefix"}
+_PHONE_TYPES = {"CELL", "MAIN", "IPHONE", "HOME", "WORK"}
+_PLACE_TYPES = {"HOME", "WORK"}
+_LISTS = {  # a card's list fields: the keys an entry may have, and which of them hold a HOME/WORK type
+    "phones": {"phone", "type", "wa_id"},
+    "emails": {"email", "type"},
+    "urls": {"url", "type"},
+    "addresses": {"street", "city", "state", "zip", "country", "country_code", "type"},
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +142,32 @@ class Fault:
     def rejected(cls, message: str = "Wrong chatId format. Please use 17633123456@c.us") -> Fault:
         return cls(status=200, body={"sent": False, "message": message})
 
+    @classmethod
+    def window_closed(cls) -> Fault:
+        """1msg's refusal of a free-form message outside WhatsApp's 24-hour customer-service window."""
+        text = "Dialog window is closed. The recipient has to write first (24-hour window); use a template message"
+        return cls(status=400, body={"error": text})
+
+    @classmethod
+    def forbidden_text(cls, text: str = "Channel is in trial mode or blocked") -> Fault:
+        """1msg's plain-text 403 for a trial or blocked channel."""
+        return cls(status=403, body=text, headers={"Content-Type": "text/plain"})
+
+    @classmethod
+    def queued_as_job(cls) -> Fault:
+        """1msg took the send as a queued job: the card is queued, but the answer says ``sent: false``."""
+        body = {
+            "sent": False,
+            "jobId": f"job_{secrets.token_hex(6)}",
+            "message": "Request accepted and queued as a job",
+        }
+        return cls(status=200, body=body, queue=True)
+
+    @classmethod
+    def redirect(cls, location: str = "/elsewhere", status: int = 307) -> Fault:
+        """A redirect (a moved gateway, a proxy): nothing is queued."""
+        return cls(status=status, headers={"Location": location})
+
 
 @dataclass(frozen=True)
 class RecordedRequest:
@@ -142,41 +191,76 @@ class QueuedMessage:
     id: str
     chat_id: str
     contact_ids: tuple[str, ...]
+    """Each contact's WhatsApp id; on 1msg, each card's first ``wa_id`` (a card without one adds none)."""
     time: int
     message_number: int
     quoted_message_id: str | None = None
     delivered: bool = False
+    contacts: tuple[dict[str, Any], ...] = ()
+    """1msg: the contact cards exactly as received."""
 
     @property
     def type(self) -> str:
+        if self.contacts:
+            return "contacts"
         return "vcard" if len(self.contact_ids) == 1 else "multi_vcard"
+
+    @property
+    def vcards(self) -> str:
+        """The message's text as the gateway's history stores a contact card: vCards, a ``waid=`` per number."""
+        if not self.contacts:
+            return "\n".join(_vcard(f"+{contact[:-5]}", [contact[:-5]]) for contact in self.contact_ids)
+        return "\n".join(
+            _vcard(
+                card["name"]["formatted_name"], [phone["wa_id"] for phone in card.get("phones", []) if "wa_id" in phone]
+            )
+            for card in self.contacts
+        )
+
+
+def _vcard(name: str, numbers: list[str]) -> str:
+    phones = "".join(f"TEL;type=CELL;waid={number}:+{number}\n" for number in numbers)
+    return f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\n{phones}END:VCARD"
 
 
 class StandInGateway:
     """A Chat API instance on ``127.0.0.1`` (an ephemeral port unless one is given).
 
+    :param dialect: ``"chatapi"`` (classic) or ``"1msg"``.
     :param token: the token it accepts; any other gets the gateway's 401.
-    :param instance_id: its instance id; the API URL is ``http://127.0.0.1:PORT/instance<id>``.
-    :param account_status: what ``status`` reports; anything but ``authenticated`` keeps messages queued.
-    :param echo_token: put the offending token in 401 texts, as some gateway versions do.
+    :param instance_id: its instance id; the API URL is ``http://127.0.0.1:PORT/instance<id>`` (classic)
+        or ``http://127.0.0.1:PORT/<id>`` (1msg).
+    :param account_status: what ``status`` reports; by default ``authenticated`` (classic: anything else
+        keeps messages queued) or ``connected`` (1msg).
+    :param echo_token: put the offending token in 401 texts, as some gateway versions and 1msg do.
     :param delay: seconds to wait before every answer (a gateway's latency).
+    :param history: 1msg: whether the channel keeps message history; without, ``messages`` answers a
+        ``notice`` and no messages.
     """
 
     def __init__(
         self,
         *,
+        dialect: str = "chatapi",
         token: str = DEFAULT_TOKEN,
         instance_id: str = DEFAULT_INSTANCE_ID,
         port: int = 0,
-        account_status: str = "authenticated",
+        account_status: str | None = None,
         echo_token: bool = False,
         delay: float = 0.0,
+        history: bool = True,
     ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect={dialect!r}: the stand-in speaks {' or '.join(DIALECTS)}")
+        self.dialect = dialect
         self.token = token
         self.instance_id = instance_id
-        self.account_status = account_status
+        self.account_status = account_status or ("connected" if dialect == "1msg" else "authenticated")
         self.echo_token = echo_token
         self.delay = delay
+        self.history = history
+        self.errors: list[str] = []
+        """Errors raised inside the stand-in while handling a request: a bug here, not a client's doing."""
         self._requested_port = port
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -227,11 +311,20 @@ class StandInGateway:
     @property
     def api_url(self) -> str:
         """The instance's API URL, as a ``chatapi`` connection's host."""
-        return f"{self.base_url}/instance{self.instance_id}"
+        return f"{self.base_url}{self._instance_path}"
+
+    @property
+    def _instance_path(self) -> str:
+        return f"/{self.instance_id}" if self.dialect == "1msg" else f"/instance{self.instance_id}"
 
     def connection_json(self, **extra: Any) -> str:
-        """An ``AIRFLOW_CONN_<ID>`` value for a ``chatapi`` connection to this stand-in."""
+        """An ``AIRFLOW_CONN_<ID>`` value for a ``chatapi`` connection to this stand-in.
+
+        For 1msg it names the dialect: a loopback host does not say it the way ``api.1msg.io`` does.
+        """
         conn: dict[str, Any] = {"conn_type": "chatapi", "host": self.api_url, "password": self.token}
+        if self.dialect == "1msg":
+            extra = {"dialect": "1msg", **extra}
         if extra:
             conn["extra"] = extra
         return json.dumps(conn)
@@ -286,36 +379,65 @@ class StandInGateway:
 
     def _answer(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]:
         """The normal answer: the gateway's own checks, then the endpoint."""
+        onemsg = self.dialect == "1msg"
         if request.query.get("token") != self.token:
-            text = f"{WRONG_TOKEN} Got: {request.query.get('token')}" if self.echo_token else WRONG_TOKEN
-            return 401, {"error": text}
-        instance = f"/instance{self.instance_id}/"
-        if not request.path.startswith(instance) or (request.method, request.endpoint) not in _ENDPOINTS:
+            return 401, {"error": self._wrong_token(request.query.get("token"))}
+        known = (request.method, request.endpoint) in _ENDPOINTS[self.dialect]
+        if not request.path.startswith(f"{self._instance_path}/") or not known:
             return 404, {"error": f"Unknown method {request.method} {request.path}"}
         if request.endpoint == "sendContact":
-            return 200, self._send_contact(request.json)
+            return self._send_cards(request.json) if onemsg else (200, self._send_contact(request.json))
         if request.endpoint == "status":
-            return 200, {"accountStatus": self.account_status}
+            return 200, {"status" if onemsg else "accountStatus": self.account_status}
         if request.endpoint == "showMessagesQueue":
             return 200, self._queue_listing()
+        if onemsg and not self.history:
+            return 200, {"notice": "Message history storage is disabled for this channel"}
         return 200, self._history(request.query)
+
+    def _wrong_token(self, token: str | None) -> str:
+        if self.dialect == "1msg":
+            shown = f' "{token}"' if self.echo_token else ""
+            return f'Wrong token{shown} for channel "{self.instance_id}". Please provide token as a GET parameter.'
+        return f"{WRONG_TOKEN} Got: {token}" if self.echo_token else WRONG_TOKEN
+
+    def _send_cards(self, body: Any) -> tuple[int, dict[str, Any]]:
+        problem, chat_id, cards = _check_onemsg_send(body)
+        if problem:
+            return 400, {"error": problem}
+        message = self._queue(
+            id=f"wamid.HBgL{secrets.token_urlsafe(18)}",
+            chat_id=chat_id,
+            contact_ids=tuple(
+                f"{phones[0]['wa_id']}@c.us"
+                for phones in (card.get("phones", []) for card in cards)
+                if phones and "wa_id" in phones[0]
+            ),
+            quoted_message_id=body.get("quotedMsgId"),
+            delivered=True,  # 1msg has no outbound queue: an accepted card is in the history at once
+            contacts=cards,
+        )
+        answer = {"sent": True, "id": message.id, "message": f"Sent to {chat_id}"}
+        return 200, {**answer, "description": "Message has been sent to the provider"}
+
+    def _queue(self, **fields: Any) -> QueuedMessage:
+        with self._lock:
+            message = QueuedMessage(time=int(time.time()), message_number=len(self._messages) + 1, **fields)
+            self._messages.append(message)
+        return message
 
     def _send_contact(self, body: Any) -> dict[str, Any]:
         problem, chat_id, contacts = _check_send_contact(body)
         if problem:
             return {"sent": False, "message": problem}
-        with self._lock:
-            message = QueuedMessage(
-                id=f"true_{chat_id}_{secrets.token_hex(10).upper()}",
-                chat_id=chat_id,
-                contact_ids=contacts,
-                time=int(time.time()),
-                message_number=len(self._messages) + 1,
-                quoted_message_id=body.get("quotedMsgId"),
-                delivered=self.account_status == "authenticated",
-            )
-            self._messages.append(message)
-            queue_number = sum(not queued.delivered for queued in self._messages)
+        message = self._queue(
+            id=f"true_{chat_id}_{secrets.token_hex(10).upper()}",
+            chat_id=chat_id,
+            contact_ids=contacts,
+            quoted_message_id=body.get("quotedMsgId"),
+            delivered=self.account_status == "authenticated",
+        )
+        queue_number = sum(not queued.delivered for queued in self.messages)
         if self.account_status == "authenticated":
             text = f"Sent to {chat_id}"
         else:
@@ -329,7 +451,7 @@ class StandInGateway:
             "first100": [
                 {
                     "id": message.id,
-                    "body": ",".join(message.contact_ids),
+                    "body": message.vcards,
                     "type": message.type,
                     "last_try": message.time,
                     "metadata": {"chatId": message.chat_id},
@@ -342,13 +464,16 @@ class StandInGateway:
         delivered = [message for message in self.messages if message.delivered]
         chat_id = query.get("chatId")
         min_time = int(query.get("min_time") or 0)
-        matching = [m for m in delivered if (chat_id is None or m.chat_id == chat_id) and m.time >= min_time]
+        max_time = int(query.get("max_time") or 2**62)
+        matching = [
+            m for m in delivered if (chat_id is None or m.chat_id == chat_id) and min_time <= m.time <= max_time
+        ]
         limit = int(query.get("limit") or 100)
         return {
             "messages": [
                 {
                     "id": message.id,
-                    "body": ",".join(message.contact_ids),
+                    "body": message.vcards,
                     "type": message.type,
                     "senderName": "stand-in",
                     "fromMe": True,
@@ -399,6 +524,102 @@ def _check_send_contact(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
     return None, chat_id, tuple(contacts)
 
 
+def _check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any], ...]]:
+    """1msg's checks of a sendContact body: a problem naming the field, or the chat and cards to send."""
+    if not isinstance(body, dict):
+        return "Request body must be a JSON object", "", ()
+    nulls = sorted(name for name, value in body.items() if value is None)
+    if nulls:
+        return f"Fields must not be null: {', '.join(nulls)}", "", ()
+    if "contactId" in body:
+        return "contactId is not a field of 1msg's sendContact; send contacts", "", ()
+    if ("phone" in body) == ("chatId" in body):
+        return "Provide exactly one of phone or chatId", "", ()
+    if "phone" in body:
+        if not isinstance(body["phone"], str):
+            return f"phone must be a string of digits, got {body['phone']!r}", "", ()
+        if not _WHATSAPP_NUMBER.fullmatch(body["phone"]):
+            return f"phone: wrong format {body['phone']!r}; use digits with the country code", "", ()
+        chat_id = f"{body['phone']}@c.us"
+    else:
+        chat_id = body["chatId"]
+        if not isinstance(chat_id, str) or not (_CHAT_ID.fullmatch(chat_id) or _LID_CHAT.fullmatch(chat_id)):
+            return f"chatId: wrong format {chat_id!r}", "", ()
+    cards = body.get("contacts")
+    if not isinstance(cards, list) or not cards:
+        return "contacts is required: a non-empty array of contact objects", "", ()
+    for index, card in enumerate(cards):
+        problem = _card_problem(card, f"contacts[{index}]")
+        if problem:
+            return problem, "", ()
+    quoted = body.get("quotedMsgId")
+    if quoted is not None and (not isinstance(quoted, str) or not quoted):
+        return "quotedMsgId must be a message id", "", ()
+    return None, chat_id, tuple(cards)
+
+
+def _card_problem(card: Any, field: str) -> str | None:
+    if not isinstance(card, dict):
+        return f"{field} must be an object"
+    for key in card:
+        if key not in _CARD_KEYS:
+            return f"{field}.{key} is not a contact field"
+    name = card.get("name")
+    if not isinstance(name, dict):
+        return f"{field}.name is required: an object with formatted_name"
+    for key, value in name.items():
+        if key != "formatted_name" and key not in _NAME_PARTS:
+            return f"{field}.name.{key} is not a name field"
+        if not isinstance(value, str) or not value.strip():
+            return f"{field}.name.{key} must be a non-empty string"
+    if "formatted_name" not in name:
+        return f"{field}.name.formatted_name is required"
+    if not _NAME_PARTS & set(name):
+        return f"{field}.name needs one of {', '.join(sorted(_NAME_PARTS))} besides formatted_name"
+    for key, allowed in _LISTS.items():
+        problem = _entries_problem(card.get(key, []), allowed, f"{field}.{key}")
+        if problem:
+            return problem
+    org = card.get("org", {})
+    if not isinstance(org, dict) or set(org) - {"company", "department", "title"}:
+        return f"{field}.org must be an object of company, department, title"
+    if any(not isinstance(value, str) for value in org.values()):
+        return f"{field}.org values must be strings"
+    birthday = card.get("birthday")
+    if birthday is not None:
+        try:
+            valid = isinstance(birthday, str) and dt.date.fromisoformat(birthday).isoformat() == birthday
+        except ValueError:
+            valid = False
+        if not valid:
+            return f"{field}.birthday must be a date written YYYY-MM-DD"
+    return None
+
+
+def _entries_problem(entries: Any, allowed: set[str], field: str) -> str | None:
+    if not isinstance(entries, list):
+        return f"{field} must be an array"
+    for index, entry in enumerate(entries):
+        where = f"{field}[{index}]"
+        if not isinstance(entry, dict) or set(entry) - allowed:
+            return f"{where} must be an object of {', '.join(sorted(allowed))}"
+        if any(not isinstance(value, str) for value in entry.values()):
+            return f"{where} values must be strings"
+        kinds = _PHONE_TYPES if field.endswith(".phones") else _PLACE_TYPES
+        if "type" in entry and not field.endswith(".urls") and entry["type"] not in kinds:
+            return f"{where}.type must be one of {', '.join(sorted(kinds))}"
+        if field.endswith(".phones"):
+            if not {"phone", "wa_id"} & set(entry):
+                return f"{where} needs phone or wa_id"
+            if "wa_id" in entry and not _WHATSAPP_NUMBER.fullmatch(entry["wa_id"]):
+                return f"{where}.wa_id must be a WhatsApp number (digits)"
+        if field.endswith(".emails") and "@" not in entry.get("email", ""):
+            return f"{where}.email must be an email address"
+        if field.endswith(".urls") and not entry.get("url"):
+            return f"{where}.url is required"
+    return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -406,7 +627,13 @@ class _Server(ThreadingHTTPServer):
     gateway: StandInGateway
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up (its timeout) breaks the pipe; that is the point of the exercise."""
+        """A client that gave up (its timeout) breaks the pipe, which is the point of the exercise; any
+        other error is the stand-in's own, and is recorded and shown rather than swallowed."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            return
+        self.gateway.errors.append(repr(error))
+        traceback.print_exc(file=sys.stderr)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -487,20 +714,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run a stand-in Chat API gateway on 127.0.0.1.")
+    parser.add_argument("--dialect", choices=DIALECTS, default="chatapi")
+    parser.add_argument("--no-history", action="store_true", help="1msg: answer messages with a notice")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--instance-id", default=DEFAULT_INSTANCE_ID)
-    parser.add_argument("--account-status", default="authenticated")
+    parser.add_argument("--account-status", help="what status reports (default: the dialect's healthy one)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
     args = parser.parse_args(argv)
     gateway = StandInGateway(
+        dialect=args.dialect,
+        history=not args.no_history,
         token=args.token,
         instance_id=args.instance_id,
         port=args.port,
         account_status=args.account_status,
         delay=args.delay,
     ).start()
-    print(f"Stand-in Chat API gateway at {gateway.api_url}", flush=True)
+    print(f"Stand-in Chat API gateway ({args.dialect}) at {gateway.api_url}", flush=True)
     print(f"AIRFLOW_CONN_CHATAPI_DEFAULT='{gateway.connection_json()}'", flush=True)
     try:
         while True:

@@ -1,7 +1,8 @@
-"""Run example DAG (1) with ``airflow dags test`` against a stand-in gateway, and show what it sent.
+"""Run two example DAGs with ``airflow dags test`` against stand-in gateways, and show what they sent.
 
-Everything lives in a temporary AIRFLOW_HOME: a fresh SQLite metadata DB, the example DAGs folder,
-and a ``chatapi_default`` connection that points at the stand-in on 127.0.0.1.
+Everything lives in a temporary AIRFLOW_HOME: a fresh SQLite metadata DB and the example DAGs folder.
+Example (1) sends contact ids through a classic Chat API gateway (``chatapi_default``); example (4) sends
+full contact cards through 1msg (``chatapi_1msg``). Both stand-ins listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from airflow_provider_chatapi.testing import StandInGateway
+from airflow_provider_chatapi.testing import QueuedMessage, StandInGateway
 
 ROOT = Path(__file__).resolve().parent.parent
-DAG_ID = "example_chatapi_send_contact"
+RUNS = [  # DAG id, the connection it uses, the stand-in's dialect, the cards it must queue
+    ("example_chatapi_send_contact", "CHATAPI_DEFAULT", "chatapi", 3),
+    ("example_chatapi_1msg_cards", "CHATAPI_1MSG", "1msg", 3),
+]
 
 
 def airflow(*args: str, log: Path) -> None:
@@ -25,9 +29,32 @@ def airflow(*args: str, log: Path) -> None:
         sys.exit(f"`airflow {' '.join(args)}` failed; its output is in {log}")
 
 
+def describe(message: QueuedMessage) -> str:
+    if message.contacts:
+        cards = ", ".join(f"{card['name']['formatted_name']} card" for card in message.contacts)
+    else:
+        cards = ", ".join(message.contact_ids)
+    reply = f" (reply to {message.quoted_message_id})" if message.quoted_message_id else ""
+    return f"  {message.id}  to {message.chat_id}: {cards}{reply}"
+
+
+def run(dag_id: str, conn: str, dialect: str, log: Path) -> tuple[list[QueuedMessage], str]:
+    with StandInGateway(dialect=dialect) as gateway:
+        os.environ[f"AIRFLOW_CONN_{conn}"] = gateway.connection_json()
+        print(f"\nStand-in gateway speaking {dialect} at {gateway.api_url}", flush=True)
+        print(f"Running `airflow dags test {dag_id}` …", flush=True)
+        start = log.stat().st_size
+        airflow("dags", "test", dag_id, log=log)
+        messages = gateway.messages
+    output = log.read_text()[start:]
+    reported = [line for line in output.splitlines() if "Queued message ids:" in line]
+    return messages, reported[-1].split("Queued message ids:", 1)[1].strip() if reported else ""
+
+
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="chatapi-demo-"))
     log = home / "airflow.log"
+    log.touch()
     os.environ.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "example_dags"),
@@ -36,22 +63,18 @@ def main() -> None:
     print(f"AIRFLOW_HOME={home}: migrating a fresh SQLite metadata DB …", flush=True)
     airflow("db", "migrate", log=log)
     airflow("dags", "reserialize", log=log)
-    with StandInGateway() as gateway:
-        os.environ["AIRFLOW_CONN_CHATAPI_DEFAULT"] = gateway.connection_json()
-        print(f"Stand-in Chat API gateway at {gateway.api_url}", flush=True)
-        print(f"Running `airflow dags test {DAG_ID}` …", flush=True)
-        airflow("dags", "test", DAG_ID, log=log)
-        messages = gateway.messages
-    reported = [line.strip() for line in log.read_text().splitlines() if "Queued message ids:" in line]
-    print(f"\nThe gateway queued {len(messages)} contact cards:")
-    for message in messages:
-        reply = f" (reply to {message.quoted_message_id})" if message.quoted_message_id else ""
-        print(f"  {message.id}  to {message.chat_id}: {', '.join(message.contact_ids)}{reply}")
-    print("\nThe DAG's report task read these message ids from XCom:")
-    print("  " + (reported[-1].split("Queued message ids:", 1)[1].strip() if reported else "(none found)"))
+    failed = []
+    for dag_id, conn, dialect, expected in RUNS:
+        messages, reported = run(dag_id, conn, dialect, log)
+        print(f"The gateway queued {len(messages)} messages of contact cards:")
+        print("\n".join(describe(message) for message in messages))
+        print("The DAG's report task read these message ids from XCom:")
+        print(f"  {reported or '(none found)'}")
+        if len(messages) != expected or not reported:
+            failed.append(dag_id)
     print(f"\nFull Airflow output: {log}")
-    if len(messages) != 3 or not reported:
-        sys.exit("The demo did not send what it should have.")
+    if failed:
+        sys.exit(f"The demo did not send what it should have: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def test_example_dags_import_without_errors(airflow_db: Path) -> None:
         "example_chatapi_send_contact",
         "example_chatapi_mapped",
         "example_chatapi_notify_and_fan_out",
+        "example_chatapi_1msg_cards",
     }
 
 
@@ -71,3 +72,45 @@ def test_mapped_example_sends_once_per_recipient(airflow_db: Path, chatapi_defau
     assert mapped == [by_chat["79001111111@c.us"], by_chat["79002222222@c.us"], by_chat["447911123456@c.us"]]
     assert xcom[("report", -1)] == mapped
     assert dag.get_task("send_to_each").max_active_tis_per_dagrun == 2
+
+
+def test_1msg_cards_example_end_to_end(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with StandInGateway(dialect="1msg") as gateway:
+        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_1MSG", gateway.connection_json())
+        dag = load_dag("example_chatapi_1msg_cards")
+
+        run = dag.test()
+
+    assert run.state == "success"
+    ann = {
+        "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
+        "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
+        "emails": [{"email": "ann@example.com"}],
+        "org": {"company": "Acme"},
+    }
+    bob = {
+        "name": {"formatted_name": "Bob Stone", "first_name": "Bob", "last_name": "Stone"},
+        "phones": [{"phone": "+44 7911 123456", "type": "WORK", "wa_id": "447911123456"}],
+        "urls": [{"url": "https://status.example.com"}],
+        "org": {"company": "Acme", "title": "Site reliability"},
+    }
+    by_number = {
+        "name": {"formatted_name": "+7 900 111-11-11", "first_name": "+7 900 111-11-11"},
+        "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
+    }
+    assert sorted((json.dumps(request.json, sort_keys=True) for request in gateway.requests)) == sorted(
+        json.dumps(body, sort_keys=True)
+        for body in (
+            {"chatId": "120363041234567890@g.us", "contacts": [ann, bob]},
+            {"phone": "17472822486", "contacts": [ann, bob]},
+            {"phone": "17472822486", "contacts": [by_number]},
+        )
+    )
+    assert all(request.path == f"/{gateway.instance_id}/sendContact" for request in gateway.requests)
+    _, xcom = run_results(dag.dag_id, run.run_id)
+    by_cards = {(m.chat_id, len(m.contacts)): m.id for m in gateway.messages}
+    assert xcom[("send_cards", -1)] == by_cards[("120363041234567890@g.us", 2)]
+    assert xcom[("send_cards_from_template", -1)] == by_cards[("17472822486@c.us", 2)]
+    assert xcom[("send_by_number", -1)] == by_cards[("17472822486@c.us", 1)]
+    assert all(message_id.startswith("wamid.") for message_id in xcom[("report", -1)])
+    assert len(xcom[("report", -1)]) == 3

@@ -1,12 +1,14 @@
 """Fault injection, end to end: every failure the gateway shows, through the hook and through a real task.
 
-One table drives both. For each scenario it states how many cards the stand-in queued and how many
-sendContact requests it received: a card is queued once where the send succeeds, and never twice.
+One table drives both, for each dialect (classic and 1msg), plus a table of what only 1msg shows. For
+each scenario it states how many cards the stand-in queued and how many sendContact requests it
+received: a card is queued once where the send succeeds, and never twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -15,7 +17,13 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-from airflow_provider_chatapi.protocol import DeliveryUnknownError, RateLimitedError, RejectedError
+from airflow_provider_chatapi.protocol import (
+    AuthenticationError,
+    DeliveryUnknownError,
+    RateLimitedError,
+    RejectedError,
+    WindowClosedError,
+)
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 from .conftest import load_dag, run_results
@@ -74,13 +82,34 @@ SCENARIOS = [
              "the gateway said 'Wrong chatId format.'",
              Outcome(RejectedError.__name__, 0, 1), Outcome("failed", 0, 1), Outcome("failed", 0, 1)),
 ]  # fmt: skip
-IDS = [scenario.name for scenario in SCENARIOS]
+ONEMSG_ONLY = [
+    Scenario("24-hour window closed", (Fault.window_closed(), Fault.window_closed()), "last 24 hours",
+             Outcome(WindowClosedError.__name__, 0, 1), Outcome("failed", 0, 1), Outcome("failed", 0, 1)),
+    Scenario("403 plain text: trial channel", (Fault.forbidden_text("Channel is in trial mode"),),
+             "body 'Channel is in trial mode'",
+             Outcome(AuthenticationError.__name__, 0, 1), Outcome("failed", 0, 1), Outcome("failed", 0, 1)),
+    Scenario("429 without Retry-After, then success", (Fault.rate_limited(retry_after=None),), "",
+             Outcome("success", 1, 2), Outcome("success", 1, 2), Outcome("success", 1, 2)),
+]  # fmt: skip
+CASES = [
+    *(pytest.param(dialect, scenario, id=f"{dialect}: {scenario.name}") for dialect in ("chatapi", "1msg")
+      for scenario in SCENARIOS),
+    *(pytest.param("1msg", scenario, id=f"1msg: {scenario.name}") for scenario in ONEMSG_ONLY),
+]  # fmt: skip
+
+
+@pytest.fixture
+def stand_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInGateway]:
+    """``chatapi_default`` points at a stand-in speaking the dialect the test is parametrized with."""
+    with StandInGateway(dialect=request.param) as gateway:
+        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
+        yield gateway
 
 
 @pytest.mark.parametrize("transport", ["sync", "async"])
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=IDS)
-def test_hook(chatapi_default: StandInGateway, scenario: Scenario, transport: str) -> None:
-    chatapi_default.inject(*scenario.faults)
+@pytest.mark.parametrize(("stand_in", "scenario"), CASES, indirect=["stand_in"])
+def test_hook(stand_in: StandInGateway, scenario: Scenario, transport: str) -> None:
+    stand_in.inject(*scenario.faults)
     hook = ChatApiHook(timeout=0.5, max_retries=2)
     arguments = {"contact_ids": ["79001111111"], "phone": "79002222222"}
     try:
@@ -92,25 +121,25 @@ def test_hook(chatapi_default: StandInGateway, scenario: Scenario, transport: st
     except Exception as error:
         state = type(error).__name__
         assert scenario.says in str(error)
-        assert chatapi_default.token not in str(error)
-    outcome = Outcome(state, len(chatapi_default.messages), len(chatapi_default.requests_to("sendContact")))
+        assert stand_in.token not in str(error)
+    outcome = Outcome(state, len(stand_in.messages), len(stand_in.requests_to("sendContact")))
     assert outcome == scenario.hook
 
 
 @pytest.mark.dag
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=IDS)
+@pytest.mark.parametrize(("stand_in", "scenario"), CASES, indirect=["stand_in"])
 def test_task(
-    airflow_db: Path, chatapi_default: StandInGateway, scenario: Scenario, capfd: pytest.CaptureFixture[str]
+    airflow_db: Path, stand_in: StandInGateway, scenario: Scenario, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    chatapi_default.inject(*scenario.faults)
+    stand_in.inject(*scenario.faults)
     dag = load_dag("chatapi_fault_drill")
 
     run = dag.test()
 
     states, xcom = run_results(dag.dag_id, run.run_id)
-    messages = chatapi_default.messages
+    messages = stand_in.messages
     expected = scenario.task()
-    assert Outcome(states["send"], len(messages), len(chatapi_default.requests_to("sendContact"))) == expected
+    assert Outcome(states["send"], len(messages), len(stand_in.requests_to("sendContact"))) == expected
     output = capfd.readouterr()
     assert scenario.says in output.out + output.err
     if expected.state == "success":
