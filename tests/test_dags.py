@@ -98,7 +98,7 @@ def test_1msg_cards_example_end_to_end(airflow_db: Path, monkeypatch: pytest.Mon
         "name": {"formatted_name": "+7 900 111-11-11", "first_name": "+7 900 111-11-11"},
         "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
     }
-    assert sorted((json.dumps(request.json, sort_keys=True) for request in gateway.requests)) == sorted(
+    assert sorted(json.dumps(request.json, sort_keys=True) for request in gateway.requests) == sorted(
         json.dumps(body, sort_keys=True)
         for body in (
             {"chatId": "120363041234567890@g.us", "contacts": [ann, bob]},

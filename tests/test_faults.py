@@ -147,3 +147,22 @@ def test_task(
     if scenario.hook.state == UNKNOWN and HAS_STATE_STORE:
         reconciled = "the gateway has its card" if scenario.hook.cards else "the gateway shows no such card"
         assert reconciled in output.out + output.err
+
+
+@pytest.mark.dag
+def test_a_lost_answer_on_a_1msg_channel_without_history_is_not_resent(
+    airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with StandInGateway(dialect="1msg", history=False) as gateway:
+        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
+        gateway.inject(Fault.reset_after_queueing())
+        dag = load_dag("chatapi_fault_drill")
+
+        run = dag.test()
+
+    states, _ = run_results(dag.dag_id, run.run_id)
+    assert (states["send"], len(gateway.messages), len(gateway.requests_to("sendContact"))) == ("failed", 1, 1)
+    output = capfd.readouterr()
+    if HAS_STATE_STORE:  # the retry asked, and 1msg could not say: at most once holds
+        assert len(gateway.requests_to("messages")) == 1
+        assert "keeps no message history" in output.out + output.err

@@ -319,7 +319,7 @@ def test_the_nearest_candidate_wins_at_or_after_the_intent_first() -> None:
 
 
 def test_two_equally_likely_candidates_mean_cannot_tell() -> None:
-    with pytest.raises(GatewayError, match="cannot tell which .*wamid.A, wamid.B"):
+    with pytest.raises(GatewayError, match=r"cannot tell which .*wamid\.A, wamid\.B"):
         find_contact_card(SEND, [entry(id="wamid.A"), entry(id="wamid.B")], since=SINCE)
 
 
@@ -369,7 +369,7 @@ def test_429_without_retry_after_is_retried_with_backoff(onemsg: StandInGateway)
 
 def test_403_plain_text_is_not_retried_and_says_what_1msg_said(onemsg: StandInGateway) -> None:
     onemsg.inject(Fault.forbidden_text("Channel is in trial mode"))
-    with pytest.raises(AuthenticationError, match="Channel is in trial mode.*trial channel"):
+    with pytest.raises(AuthenticationError, match=r"Channel is in trial mode.*trial channel"):
         ChatApiHook(max_retries=3).send_contact(contacts=[ANN], phone="17472822486")
     assert len(onemsg.requests) == 1
 

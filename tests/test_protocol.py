@@ -20,10 +20,10 @@ from airflow_provider_chatapi.protocol import (
     NotSentError,
     RateLimitedError,
     RejectedError,
+    wire,
 )
 from airflow_provider_chatapi.protocol.classic import CLASSIC
 from airflow_provider_chatapi.protocol.connection import settings_from_connection
-from airflow_provider_chatapi.protocol import wire
 from airflow_provider_chatapi.protocol.wire import ApiResponse, connection_failed, parse_retry_after, read_response
 
 from .conftest import classic_request
