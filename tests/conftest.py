@@ -61,6 +61,14 @@ def chatapi_default(gateway: StandInGateway, monkeypatch: pytest.MonkeyPatch) ->
     return gateway
 
 
+@pytest.fixture
+def onemsg_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInGateway]:
+    """``chatapi_default`` points at a stand-in speaking 1msg."""
+    with StandInGateway(dialect="1msg") as stand_in:
+        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", stand_in.connection_json())
+        yield stand_in
+
+
 def airflow_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, check=True, timeout=300

@@ -145,13 +145,6 @@ BAD_CARDS = [
 ]
 
 
-@pytest.fixture
-def onemsg_default(monkeypatch: pytest.MonkeyPatch) -> Any:
-    with StandInGateway(dialect="1msg") as gateway:
-        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
-        yield gateway
-
-
 def test_the_operator_reaches_the_stand_in_with_a_good_card(onemsg_default: StandInGateway) -> None:
     """The control for the table below: the same setting does send, so its "no request" can fail."""
     SendContactOperator(task_id="send", contacts=[OK], phone="79002222222").execute({})  # type: ignore[arg-type]

@@ -326,58 +326,53 @@ def test_two_equally_likely_candidates_mean_cannot_tell() -> None:
 # ---- over HTTP, against the stand-in speaking 1msg ------------------------------------------------
 
 
-@pytest.fixture
-def onemsg(monkeypatch: pytest.MonkeyPatch) -> Any:
-    with StandInGateway(dialect="1msg") as gateway:
-        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
-        yield gateway
-
-
-def test_send_by_ids_and_by_cards(onemsg: StandInGateway) -> None:
+def test_send_by_ids_and_by_cards(onemsg_default: StandInGateway) -> None:
     hook = ChatApiHook()
     by_ids = hook.send_contact(["+7 900 111-11-11"], phone="17472822486")
     by_cards = asyncio.run(hook.asend_contact(contacts=[ANN], chat_id="120363041234567890@g.us"))
 
-    first, second = onemsg.requests
-    assert first.path == f"/{onemsg.instance_id}/sendContact" and "contactId" not in first.json
+    first, second = onemsg_default.requests
+    assert first.path == f"/{onemsg_default.instance_id}/sendContact" and "contactId" not in first.json
     assert second.json["contacts"][0]["name"]["formatted_name"] == "Ann Lee"
-    assert [message.id for message in onemsg.messages] == [by_ids.id, by_cards.id]
-    assert all(message.id.startswith("wamid.") for message in onemsg.messages)
-    assert onemsg.messages[1].contact_ids == ("79001111111@c.us",)
+    assert [message.id for message in onemsg_default.messages] == [by_ids.id, by_cards.id]
+    assert all(message.id.startswith("wamid.") for message in onemsg_default.messages)
+    assert onemsg_default.messages[1].contact_ids == ("79001111111@c.us",)
 
 
-def test_window_closed_fails_at_once_after_one_request(onemsg: StandInGateway) -> None:
-    onemsg.inject(Fault.window_closed(), Fault.window_closed())
+def test_window_closed_fails_at_once_after_one_request(onemsg_default: StandInGateway) -> None:
+    onemsg_default.inject(Fault.window_closed(), Fault.window_closed())
     with pytest.raises(WindowClosedError, match="24 hours"):
         ChatApiHook(max_retries=3).send_contact(contacts=[ANN], phone="17472822486")
-    assert len(onemsg.requests_to("sendContact")) == 1
-    onemsg.reset()
-    onemsg.inject(Fault.window_closed())
+    assert len(onemsg_default.requests_to("sendContact")) == 1
+    onemsg_default.reset()
+    onemsg_default.inject(Fault.window_closed())
     with pytest.raises(AirflowFailException, match="only a template message"):
         SendContactOperator(task_id="send", contacts=[ANN], phone="17472822486").execute({})  # type: ignore[arg-type]
-    assert len(onemsg.requests_to("sendContact")) == 1 and onemsg.messages == []
+    assert len(onemsg_default.requests_to("sendContact")) == 1 and onemsg_default.messages == []
 
 
-def test_429_without_retry_after_is_retried_with_backoff(onemsg: StandInGateway) -> None:
-    onemsg.inject(Fault.rate_limited(retry_after=None))
+def test_429_without_retry_after_is_retried_with_backoff(onemsg_default: StandInGateway) -> None:
+    onemsg_default.inject(Fault.rate_limited(retry_after=None))
     started = time.monotonic()
     result = ChatApiHook(max_retries=2).send_contact(contacts=[ANN], phone="17472822486")
     waited = time.monotonic() - started
-    assert len(onemsg.requests_to("sendContact")) == 2 and [m.id for m in onemsg.messages] == [result.id]
+    assert len(onemsg_default.requests_to("sendContact")) == 2 and [m.id for m in onemsg_default.messages] == [
+        result.id
+    ]
     assert BACKOFF_FACTOR <= waited < BACKOFF_FACTOR + 2
 
 
-def test_403_plain_text_is_not_retried_and_says_what_1msg_said(onemsg: StandInGateway) -> None:
-    onemsg.inject(Fault.forbidden_text("Channel is in trial mode"))
+def test_403_plain_text_is_not_retried_and_says_what_1msg_said(onemsg_default: StandInGateway) -> None:
+    onemsg_default.inject(Fault.forbidden_text("Channel is in trial mode"))
     with pytest.raises(AuthenticationError, match=r"Channel is in trial mode.*trial channel"):
         ChatApiHook(max_retries=3).send_contact(contacts=[ANN], phone="17472822486")
-    assert len(onemsg.requests) == 1
+    assert len(onemsg_default.requests) == 1
 
 
-def test_a_send_taken_as_a_job_returns_the_job_and_queues_once(onemsg: StandInGateway) -> None:
-    onemsg.inject(Fault.queued_as_job())
+def test_a_send_taken_as_a_job_returns_the_job_and_queues_once(onemsg_default: StandInGateway) -> None:
+    onemsg_default.inject(Fault.queued_as_job())
     job = SendContactOperator(task_id="send", contacts=[ANN], phone="17472822486").execute({})  # type: ignore[arg-type]
-    assert job.startswith("job_") and len(onemsg.messages) == 1 and len(onemsg.requests) == 1
+    assert job.startswith("job_") and len(onemsg_default.messages) == 1 and len(onemsg_default.requests) == 1
 
 
 @pytest.mark.parametrize(
@@ -403,18 +398,18 @@ def test_a_wrong_token_is_scrubbed_from_1msgs_echo(monkeypatch: pytest.MonkeyPat
         assert wrong not in str(error.value) and "***" in str(error.value)
 
 
-def test_fan_out_and_notifier_send_cards(onemsg: StandInGateway) -> None:
+def test_fan_out_and_notifier_send_cards(onemsg_default: StandInGateway) -> None:
     from airflow_provider_chatapi.notifications.chatapi import ChatApiNotifier
 
     recipients = ["17472822486", "120363041234567890@g.us", "447911123456"]
     results = asyncio.run(ChatApiHook().asend_to_many(contacts=[ANN], recipients=recipients, max_in_flight=2))
     ChatApiNotifier(contacts=json.dumps([ANN]), chat_id="120363041234567890@g.us").notify({})  # type: ignore[arg-type]
 
-    assert [result.id for result in results] == [message.id for message in onemsg.messages[:3]]
-    assert sorted(message.chat_id for message in onemsg.messages) == sorted(
+    assert [result.id for result in results] == [message.id for message in onemsg_default.messages[:3]]
+    assert sorted(message.chat_id for message in onemsg_default.messages) == sorted(
         ["17472822486@c.us", "120363041234567890@g.us", "447911123456@c.us", "120363041234567890@g.us"]
     )
-    assert all(message.contacts[0]["name"]["formatted_name"] == "Ann Lee" for message in onemsg.messages)
+    assert all(message.contacts[0]["name"]["formatted_name"] == "Ann Lee" for message in onemsg_default.messages)
 
 
 def test_a_classic_fan_out_refuses_a_card_without_a_number_before_anything(chatapi_default: StandInGateway) -> None:

@@ -176,7 +176,7 @@ def test_token_echoed_by_the_gateway_is_scrubbed_before_parsing() -> None:
 
 def test_status_probe_answers() -> None:
     assert CLASSIC.parse_status(response(200, {"accountStatus": "got qr code"})) == "got qr code"
-    with pytest.raises(GatewayError, match="without an accountStatus"):
+    with pytest.raises(GatewayError, match="without 'accountStatus'"):
         CLASSIC.parse_status(response(200, {"status": "?"}))
     # A GET has no side effect: a 500 there is a plain gateway error, not "may have been queued".
     with pytest.raises(GatewayError) as error:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseNotifier
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi.operators.chatapi import ChatApiHookMixin
+from airflow_provider_chatapi.operators.chatapi import SEND_TEMPLATE_FIELDS, ChatApiHookMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,14 +36,7 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
     (``Failed to send notification``) and re-raises it, as for every notifier.
     """
 
-    template_fields: Sequence[str] = (
-        "contact_ids",
-        "contacts",
-        "phone",
-        "chat_id",
-        "quoted_message_id",
-        "chatapi_conn_id",
-    )
+    template_fields: Sequence[str] = SEND_TEMPLATE_FIELDS
 
     def __init__(
         self,

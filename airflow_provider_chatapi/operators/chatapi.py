@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi.delivery import StateStore
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
+SEND_TEMPLATE_FIELDS = ("contact_ids", "contacts", "phone", "chat_id", "quoted_message_id", "chatapi_conn_id")
+"""What a single send templates: the operator's and the notifier's arguments alike."""
 NO_STATE_STORE = (
     "No task_state_store in the task context (Airflow < 3.3): a later try cannot tell which cards this "
     "try queued, so a send whose outcome is unknown fails the task without retrying (at most once){}."
@@ -123,14 +125,7 @@ class SendContactOperator(_ChatApiOperator):
     gateway leaves the task's retries to act.
     """
 
-    template_fields: Sequence[str] = (
-        "contact_ids",
-        "contacts",
-        "phone",
-        "chat_id",
-        "quoted_message_id",
-        "chatapi_conn_id",
-    )
+    template_fields: Sequence[str] = SEND_TEMPLATE_FIELDS
     ui_color = "#25d366"
 
     def __init__(

@@ -17,20 +17,8 @@ classes, secrets), :mod:`.reconcile` (finding our card after a lost answer), :mo
 dialect and URL a connection means) and :mod:`.errors`. The hook picks the dialect from the connection;
 nothing above it knows which one runs.
 
-This package exports what users catch or read::
-
-    ChatApiError
-    ├── InvalidInputError (also ValueError)   a bad argument, raised before any request is sent
-    │   └── ConnectionConfigError              the ``chatapi`` connection is unusable
-    ├── GatewayError                           the gateway failed or refused; .status_code, .gateway_message
-    │   ├── NotSentError                       the gateway certainly queued nothing: sending again is safe
-    │   │   ├── AuthenticationError            401/403: the token or the channel is refused (permanent)
-    │   │   ├── RejectedError                  ``sent: false``, an ``error`` body, another 4xx (permanent)
-    │   │   │   └── WindowClosedError          1msg: outside WhatsApp's 24-hour window (permanent)
-    │   │   ├── RateLimitedError               429 (transient); .retry_after, as for 503
-    │   │   └── GatewayUnavailableError        503, or no connection could be made (transient)
-    │   └── DeliveryUnknownError               the message may have been queued: never resend blindly
-    └── FanOutError                            some sends of a batch failed; .outcomes holds each one's
+This package exports what users catch or read: the errors (their tree is in :mod:`.errors`), the
+:class:`~.wire.SendResult` a send returns, and the defaults.
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_chatapi.protocol.dialect import Dialect
 from airflow_provider_chatapi.protocol.errors import (
-    DeliveryUnknownError,
-    GatewayError,
     InvalidInputError,
     RejectedError,
 )
@@ -26,9 +24,11 @@ from airflow_provider_chatapi.protocol.wire import (
     Plan,
     SendResult,
     checked_payload,
+    history_request,
     object_list,
     quote_gateway,
-    snippet,
+    status_word,
+    unreadable_send,
 )
 
 if TYPE_CHECKING:
@@ -90,11 +90,7 @@ class ClassicDialect(Dialect):
             raise RejectedError(endpoint, quote_gateway(message or "sent: false"), status_code=response.status_code)
         message_id = payload.get("id")
         if sent is not True or not isinstance(message_id, str) or not message_id:
-            raise DeliveryUnknownError(
-                endpoint,
-                f"answered without 'sent: true' and a message id: {snippet(response)}",
-                status_code=response.status_code,
-            )
+            raise unreadable_send(response, endpoint)
         queue_number = payload.get("queueNumber")
         return SendResult(
             id=message_id,
@@ -108,11 +104,7 @@ class ClassicDialect(Dialect):
         return ApiRequest("GET", "status", params={"no_wakeup": "true"})
 
     def parse_status(self, response: ApiResponse) -> str:
-        payload = checked_payload(response, "status", has_side_effect=False)
-        status = payload.get("accountStatus")
-        if not isinstance(status, str) or not status:
-            raise GatewayError("status", f"answered without an accountStatus: {snippet(response)}", status_code=200)
-        return status
+        return status_word(response, "accountStatus")
 
     def describe_status(self, status: str) -> tuple[bool, str]:
         meaning = _ACCOUNT_STATUSES.get(status, "an account status this provider does not know")
@@ -132,9 +124,8 @@ CLASSIC = ClassicDialect()
 
 
 def build_message_history(chat_id: str, *, since: float, limit: int = 100) -> ApiRequest:
-    """The chat's messages since ``since`` (unix seconds, less :data:`CLOCK_SKEW`): where a sent card shows."""
-    min_time = max(0, int(since - CLOCK_SKEW))
-    return ApiRequest("GET", "messages", params={"chatId": chat_id, "min_time": str(min_time), "limit": str(limit)})
+    """The chat's messages since ``since``: where a sent card shows."""
+    return history_request(chat_id, since=since, limit=limit)
 
 
 def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:

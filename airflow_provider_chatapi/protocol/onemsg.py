@@ -24,23 +24,23 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_chatapi.protocol.dialect import Dialect
 from airflow_provider_chatapi.protocol.errors import (
     AuthenticationError,
-    DeliveryUnknownError,
     GatewayError,
     RejectedError,
     WindowClosedError,
 )
 from airflow_provider_chatapi.protocol.reconcile import pick_card
 from airflow_provider_chatapi.protocol.wire import (
-    CLOCK_SKEW,
     ApiRequest,
     ApiResponse,
     Call,
     Plan,
     SendResult,
     checked_payload,
+    history_request,
     object_list,
     quote_gateway,
-    snippet,
+    status_word,
+    unreadable_send,
 )
 
 if TYPE_CHECKING:
@@ -105,21 +105,13 @@ class OneMsgDialect(Dialect):
             return SendResult(id=str(job_id), sent=False, message=message, queue_number=None, job_id=str(job_id))
         if payload.get("sent") is False:
             raise _refusal(quote_gateway(message or "sent: false"), response)
-        raise DeliveryUnknownError(
-            endpoint,
-            f"answered without 'sent: true' and a message id: {snippet(response)}",
-            status_code=response.status_code,
-        )
+        raise unreadable_send(response, endpoint)
 
     def status_request(self) -> ApiRequest:
         return ApiRequest("GET", "status")
 
     def parse_status(self, response: ApiResponse) -> str:
-        payload = checked_payload(response, "status", has_side_effect=False)
-        status = payload.get("status")
-        if not isinstance(status, str) or not status:
-            raise GatewayError("status", f"answered without a status: {snippet(response)}", status_code=200)
-        return status
+        return status_word(response, "status")
 
     def describe_status(self, status: str) -> tuple[bool, str]:
         meaning = _STATUSES.get(status, "a channel status this provider does not know")
@@ -134,11 +126,8 @@ ONEMSG = OneMsgDialect()
 
 
 def build_message_history(chat_id: str, *, since: float) -> ApiRequest:
-    """The chat's messages since ``since`` (unix seconds, less :data:`CLOCK_SKEW`)."""
-    min_time = max(0, int(since - CLOCK_SKEW))
-    return ApiRequest(
-        "GET", "messages", params={"chatId": chat_id, "min_time": str(min_time), "limit": str(HISTORY_LIMIT)}
-    )
+    """The chat's messages since ``since``, bounded by time rather than by a count."""
+    return history_request(chat_id, since=since, limit=HISTORY_LIMIT)
 
 
 def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:

@@ -157,6 +157,29 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
     raise RejectedError(endpoint, said, status_code=status)  # a 2xx whose body has an "error"
 
 
+def unreadable_send(response: ApiResponse, endpoint: str = "sendContact") -> DeliveryUnknownError:
+    """The error for a 2xx send answer that is neither an acceptance nor a refusal: it may hide a queued card."""
+    return DeliveryUnknownError(
+        endpoint,
+        f"answered without 'sent: true' and a message id: {snippet(response)}",
+        status_code=response.status_code,
+    )
+
+
+def status_word(response: ApiResponse, key: str) -> str:
+    """The status word under ``key`` of a ``status`` answer."""
+    status = checked_payload(response, "status", has_side_effect=False).get(key)
+    if not isinstance(status, str) or not status:
+        raise GatewayError("status", f"answered without {key!r}: {snippet(response)}", status_code=response.status_code)
+    return status
+
+
+def history_request(chat_id: str, *, since: float, limit: int) -> ApiRequest:
+    """A chat's ``messages`` since ``since`` (unix seconds, less :data:`CLOCK_SKEW`): where a sent card shows."""
+    min_time = max(0, int(since - CLOCK_SKEW))
+    return ApiRequest("GET", "messages", params={"chatId": chat_id, "min_time": str(min_time), "limit": str(limit)})
+
+
 def object_list(payload: Mapping[str, Any], key: str, endpoint: str) -> list[dict[str, Any]]:
     """The objects in a list field of an answer (``messages``, ``first100``)."""
     entries = payload.get(key, [])
