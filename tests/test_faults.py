@@ -78,6 +78,9 @@ SCENARIOS = [
     Scenario("rate limited past every retry", (Fault.rate_limited(retry_after=0),) * 6,
              "HTTP 429: the gateway said 'Too many requests, slow down'",
              Outcome(RateLimitedError.__name__, 0, 3), Outcome("failed", 0, 6), Outcome("failed", 0, 6)),
+    # A relative Location: the same sendContact without the token. Followed, it would be POSTed again.
+    Scenario("307 redirect", (Fault.redirect(location="sendContact"),), "redirects to 'sendContact'",
+             Outcome(RejectedError.__name__, 0, 1), Outcome("failed", 0, 1), Outcome("failed", 0, 1)),
     Scenario("rejected: sent false", (Fault.rejected("Wrong chatId format."),),
              "the gateway said 'Wrong chatId format.'",
              Outcome(RejectedError.__name__, 0, 1), Outcome("failed", 0, 1), Outcome("failed", 0, 1)),

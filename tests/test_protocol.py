@@ -127,7 +127,13 @@ FAILURES: list[tuple[str, ApiResponse, type[Exception], str]] = [
     ("200 empty id", response(200, {"sent": True, "id": ""}), DeliveryUnknownError, "without 'sent: true'"),
     ("200 sent as text", response(200, {"sent": "true", "id": "true_1_A"}), DeliveryUnknownError, "'sent: true'"),
     ("200 nothing known", response(200, {}), DeliveryUnknownError, "without 'sent: true' and a message id"),
-    ("302", response(302, b""), DeliveryUnknownError, "HTTP 302"),
+    (
+        "307 redirect",
+        response(307, b"", {"Location": f"https://elsewhere.example/instance1/sendContact?token={TOKEN}"}),
+        RejectedError,
+        "redirects to 'https://elsewhere.example/instance1/sendContact?token=***'",
+    ),
+    ("302 without a location", response(302, b""), RejectedError, "redirects to 'nowhere'"),
 ]
 
 

@@ -230,7 +230,9 @@ class ChatApiHook(BaseHook):
     def _call(self, call: Call[T]) -> T:
         settings = self.settings
         try:
-            response = self.session.request(**settings.http_arguments(call.request), timeout=settings.timeout)
+            response = self.session.request(
+                **settings.http_arguments(call.request), timeout=settings.timeout, allow_redirects=False
+            )
         except requests.RequestException as error:
             # requests puts the full URL, token included, in its messages: scrub it, and drop the
             # original from the traceback (``from None``) so that it cannot be printed either.
@@ -352,7 +354,7 @@ class ChatApiHook(BaseHook):
             return
         settings = await self.asettings()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        async with httpx.AsyncClient(timeout=settings.timeout, limits=limits) as new_client:
+        async with httpx.AsyncClient(timeout=settings.timeout, limits=limits, follow_redirects=False) as new_client:
             yield new_client
 
     async def _acall(self, call: Call[T], client: httpx.AsyncClient) -> T:

@@ -126,9 +126,12 @@ def read_response(status_code: int, headers: Mapping[str, str], body: bytes, *, 
     Gateways echo the token in their error texts (1msg's 401 always does), which would otherwise reach
     the log.
     """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if "location" in lowered:  # a redirect keeps the query string, token and all
+        lowered["location"] = scrub_secret(lowered["location"], secret)
     return ApiResponse(
         status_code=status_code,
-        headers={name.lower(): value for name, value in headers.items()},
+        headers=lowered,
         body=scrub_secret(body.decode("utf-8", errors="replace"), secret).encode(),
     )
 
@@ -146,6 +149,17 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
         error_class = RateLimitedError if status == 429 else GatewayUnavailableError
         raise error_class(
             endpoint, said, status_code=status, retry_after=parse_retry_after(response.headers.get("retry-after"))
+        )
+    if 300 <= status < 400:
+        # Neither transport follows a redirect: re-sending a POST elsewhere could queue the card twice,
+        # and a gateway that redirects has not processed the request.
+        where = response.headers.get("location", "nowhere")
+        raise RejectedError(
+            endpoint,
+            f"the gateway redirects to {where!r}",
+            status_code=status,
+            outcome="nothing was queued; the API URL is not the gateway's own (http for https, a moved host?): "
+            "fix the connection's host",
         )
     if 400 <= status < 500:
         raise RejectedError(endpoint, said, status_code=status)
