@@ -52,7 +52,7 @@ def get_provider_info() -> dict[str, Any]:
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "How long to wait to connect, and then for an answer. Default 30.",
-                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": 30},
                     },
                     "max_retries": {
                         "label": "Retries",
@@ -61,7 +61,7 @@ def get_provider_info() -> dict[str, Any]:
                             "HTTP 429 or 503). A request that may have queued a message is never retried. "
                             "Default 3."
                         ),
-                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                        "schema": {"type": ["integer", "null"], "minimum": 0, "default": 3},
                     },
                 },
                 "ui-field-behaviour": {

@@ -1,14 +1,19 @@
-"""Sending a contact card at most once across Airflow task retries.
+"""Sending a contact card at most once across Airflow task retries, and again after a clear.
 
 The gateway has no idempotency key, so a try whose answer was lost cannot know whether its card was
-queued. On Airflow 3.3+ each task instance has a ``task_state_store`` that outlives its tries; this
-module keeps a small record there: the request about to be sent and when (written *before* the POST),
-then the message id the gateway gave it. A later try reads it back:
+queued. On Airflow 3.3+ each task instance has a ``task_state_store`` that outlives its tries (and its
+clears); this module keeps a small record there: the request about to be sent, when, and the run's
+clear generation (written *before* the POST), then the message id the gateway gave it, or the mark that
+the gateway certainly queued nothing. A later try reads it back:
 
 - an id on record: the card was sent; return the id without sending;
 - an intent without an id: ask the gateway (the chat's history, and the classic gateway's outbound
   queue) for a card matching the request since the intent; return its id if found, send again only if not;
-- no record, or a record of a different request (the inputs changed): send.
+- no record, a not-sent mark, or a record of a different request (the inputs changed): send.
+
+A clear is the user asking to run again: a record from an earlier clear generation counts as absent, so
+the card is sent anew, except an intent without an id (an unknown outcome that failed the earlier run),
+which is still reconciled first, so that clearing a failed task does not duplicate a card that arrived.
 
 :func:`send_once` is a protocol plan, so the synchronous and the asynchronous transports run it alike.
 """
@@ -16,10 +21,10 @@ then the message id the gateway gave it. A later try reads it back:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_chatapi.protocol.errors import DeliveryUnknownError, GatewayError
+from airflow_provider_chatapi.protocol.errors import DeliveryUnknownError, GatewayError, NotSentError
 from airflow_provider_chatapi.protocol.wire import Call
 
 if TYPE_CHECKING:
@@ -50,51 +55,83 @@ class StateStore(Protocol):
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    """One send as recorded in the store: what was sent, when it was attempted, and its id once known."""
+    """One send as recorded in the store: what was sent, when, in which clear generation, and its id
+    once known (or that the gateway certainly queued nothing)."""
 
     request: dict[str, Any]
     attempted_at: float
+    generation: int = 0
     message_id: str | None = None
+    not_sent: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"request": self.request, "attempted_at": self.attempted_at, "message_id": self.message_id}
+        return {
+            "request": self.request,
+            "attempted_at": self.attempted_at,
+            "generation": self.generation,
+            "message_id": self.message_id,
+            "not_sent": self.not_sent,
+        }
+
+    def sent(self, message_id: str) -> DeliveryRecord:
+        return DeliveryRecord(self.request, self.attempted_at, self.generation, message_id)
+
+    def nothing_queued(self) -> DeliveryRecord:
+        return DeliveryRecord(self.request, self.attempted_at, self.generation, not_sent=True)
 
 
 class Ledger(Protocol):
     """Where :func:`send_once` keeps the record of one send."""
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        """The record of an earlier try of this very request, if there is one."""
+        """What an earlier try of this very request left that still counts: an id, or an intent to reconcile."""
+        ...
+
+    def claimed(self, send: ContactSend) -> frozenset[str]:
+        """Message ids on record for other sends: never to be taken for this one's card."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether the ledger holds several recipients' sends (a card without a chat cannot be told apart)."""
         ...
 
     def record_intent(self, send: ContactSend) -> DeliveryRecord:
         """Note that this request is about to be sent; called before the POST."""
         ...
 
-    def record_sent(self, record: DeliveryRecord, message_id: str) -> None:
-        """Note the id the gateway gave the card."""
+    def record(self, record: DeliveryRecord) -> None:
+        """Note what became of a send: its id, or that nothing was queued."""
         ...
 
 
 class DeliveryLedger:
     """The record of one send, kept in its task instance's state store under ``key``; every change is
-    written at once."""
+    written at once. ``generation`` is the run's clear number."""
 
-    def __init__(self, store: StateStore, key: str = LEDGER_KEY, *, first_try: bool = False) -> None:
+    shared = False
+
+    def __init__(
+        self, store: StateStore, key: str = LEDGER_KEY, *, first_try: bool = False, generation: int = 0
+    ) -> None:
         self._store = store
         self._key = key
         self._first_try = first_try  # nothing can be on record yet: spare the store a read
+        self._generation = generation
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        return None if self._first_try else _record_of(send, self._store.get(self._key))
+        return None if self._first_try else _still_counts(send, self._store.get(self._key), self._generation)
+
+    def claimed(self, send: ContactSend) -> frozenset[str]:
+        return frozenset()
 
     def record_intent(self, send: ContactSend) -> DeliveryRecord:
-        record = DeliveryRecord(request=send.identity(), attempted_at=time.time())
+        record = DeliveryRecord(request=send.identity(), attempted_at=time.time(), generation=self._generation)
         self._store.set(self._key, record.to_json())
         return record
 
-    def record_sent(self, record: DeliveryRecord, message_id: str) -> None:
-        self._store.set(self._key, DeliveryRecord(record.request, record.attempted_at, message_id).to_json())
+    def record(self, record: DeliveryRecord) -> None:
+        self._store.set(self._key, replace(record, generation=self._generation).to_json())
 
 
 class BatchLedger:
@@ -107,21 +144,32 @@ class BatchLedger:
     answer keeps its first intent time on record, which still covers it.
     """
 
-    def __init__(self, store: StateStore, key: str = f"{LEDGER_KEY}:batch", *, first_try: bool = False) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        key: str = f"{LEDGER_KEY}:batch",
+        *,
+        first_try: bool = False,
+        generation: int = 0,
+    ) -> None:
         raw = None if first_try else store.get(key)  # nothing can be on record yet: spare the store a read
         self._store = store
         self._key = key
+        self._generation = generation
         self._records: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         self._fresh: set[str] = set()
 
+    @property
+    def shared(self) -> bool:
+        return len(self._records) > 1
+
     def begin(self, sends: list[ContactSend]) -> None:
-        """Record, in one write, the intent of every send that no earlier try recorded."""
+        """Record, in one write, the intent of every send that no earlier try left a record of that counts."""
         now = time.time()
         for send in sends:
-            chat = send.chat_id
-            if _record_of(send, self._records.get(chat)) is None:
-                self._records[chat] = DeliveryRecord(send.identity(), now).to_json()
-                self._fresh.add(chat)
+            if _still_counts(send, self._records.get(send.chat_id), self._generation) is None:
+                self._records[send.chat_id] = DeliveryRecord(send.identity(), now, self._generation).to_json()
+                self._fresh.add(send.chat_id)
         self._store.set(self._key, self._records)
 
     def flush(self) -> None:
@@ -129,30 +177,40 @@ class BatchLedger:
         self._store.set(self._key, self._records)
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        chat = send.chat_id
-        return None if chat in self._fresh else _record_of(send, self._records.get(chat))
+        if send.chat_id in self._fresh:
+            return None
+        return _still_counts(send, self._records.get(send.chat_id), self._generation)
+
+    def claimed(self, send: ContactSend) -> frozenset[str]:
+        return frozenset(
+            record["message_id"]
+            for chat, record in self._records.items()
+            if chat != send.chat_id and isinstance(record, dict) and record.get("message_id")
+        )
 
     def record_intent(self, send: ContactSend) -> DeliveryRecord:
-        chat = send.chat_id
-        self._fresh.discard(chat)
-        return _record_of(send, self._records[chat]) or DeliveryRecord(send.identity(), time.time())
+        self._fresh.discard(send.chat_id)
+        earlier = _still_counts(send, self._records[send.chat_id], self._generation)
+        return earlier or DeliveryRecord(send.identity(), time.time(), self._generation)
 
-    def record_sent(self, record: DeliveryRecord, message_id: str) -> None:
-        self._records[record.request["chat_id"]] = DeliveryRecord(
-            record.request, record.attempted_at, message_id
-        ).to_json()
+    def record(self, record: DeliveryRecord) -> None:
+        self._records[record.request["chat_id"]] = replace(record, generation=self._generation).to_json()
 
 
-def _record_of(send: ContactSend, raw: Any) -> DeliveryRecord | None:
-    """The stored record ``raw`` if it is one of this very request (the inputs may have changed since)."""
-    if not isinstance(raw, dict) or raw.get("request") != send.identity():
+def _still_counts(send: ContactSend, raw: Any, generation: int) -> DeliveryRecord | None:
+    """The stored record ``raw`` if it is of this very request and still says something about it."""
+    if not isinstance(raw, dict) or raw.get("request") != send.identity() or raw.get("not_sent"):
         return None
     message_id = raw.get("message_id")
-    return DeliveryRecord(
+    record = DeliveryRecord(
         request=raw["request"],
         attempted_at=float(raw.get("attempted_at") or 0.0),
+        generation=int(raw.get("generation") or 0),
         message_id=message_id if isinstance(message_id, str) and message_id else None,
     )
+    if record.generation < generation and record.message_id:
+        return None  # sent before the task was cleared: the clear asks for it again
+    return record
 
 
 def send_once(
@@ -170,7 +228,9 @@ def send_once(
         return prior.message_id
     if ledger is not None and prior is not None:
         try:
-            found = yield from dialect.find_card_plan(send, since=prior.attempted_at)
+            found = yield from dialect.find_card_plan(
+                send, since=prior.attempted_at, claimed=ledger.claimed(send), shared=ledger.shared
+            )
         except GatewayError as error:
             if not at_least_once:
                 raise DeliveryUnknownError(
@@ -181,13 +241,18 @@ def send_once(
             found = None
         if found:
             log.info("An earlier try's answer was lost, but the gateway has its card: %s", found)
-            ledger.record_sent(prior, found)
+            ledger.record(prior.sent(found))
             return found
         log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
     record = ledger.record_intent(send) if ledger else None
-    result = yield Call(request, dialect.parse_send)
+    try:
+        result = yield Call(request, dialect.parse_send)
+    except NotSentError:
+        if ledger is not None and record is not None:
+            ledger.record(record.nothing_queued())  # the next try sends at once, with nothing to look up
+        raise
     if ledger is not None and record is not None:
-        ledger.record_sent(record, result.id)
+        ledger.record(record.sent(result.id))
     if result.job_id is not None:
         log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
     else:

@@ -115,6 +115,30 @@ def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[st
         return states, {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
 
 
+def rerun_after_clear(dag: Any, run_id: str) -> None:
+    """Clear every task instance of a finished run and run them again in that same run, as the scheduler
+    would after a user's clear (``dag.test()`` would replace the run instead). Airflow 3.3's internals."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance, clear_task_instances
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id))
+        instances = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id)
+        ).all()
+        clear_task_instances(list(instances), session)
+        for instance in instances:
+            instance.try_number += 1
+            instance.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        for instance in run.get_task_instances(session=session):
+            _run_task(ti=instance, task=dag.task_dict[instance.task_id])
+
+
 class DictStore:
     """Airflow 3.3's task_state_store (get/set) over a dict, for tests that call ``execute`` directly.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -10,10 +11,16 @@ import pytest
 from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger
 from airflow_provider_chatapi.protocol import classic
 from airflow_provider_chatapi.protocol.errors import GatewayError
+from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, pick_card
 from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many
 from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, read_response
 
 from .conftest import DictStore
+
+
+def find(send: Any, entries: list[dict[str, Any]], *, since: float, **rules: Any) -> str | None:
+    return pick_card(send, entries, since=since, card_types=classic.card_types(send), **rules)
+
 
 SINCE = 1_800_000_000.0
 SEND = build_send_contact(["79001111111", "79002222222"], phone="17472822486")
@@ -38,16 +45,16 @@ def test_the_chat_history_query() -> None:
     assert dict(request.params) == {
         "chatId": "17472822486@c.us",
         "min_time": str(int(SINCE - CLOCK_SKEW)),
-        "limit": "100",
+        "limit": str(HISTORY_LIMIT),
     }
     assert SEND.chat_id == "17472822486@c.us"
     assert ONE.chat_id == "120363041234567890@g.us"
 
 
 def test_a_matching_card_is_found() -> None:
-    assert classic.find_contact_card(SEND, [card()], since=SINCE) == "true_17472822486@c.us_AAA"
+    assert find(SEND, [card()], since=SINCE) == "true_17472822486@c.us_AAA"
     older_but_within_skew = card(time=int(SINCE - CLOCK_SKEW) + 1)
-    assert classic.find_contact_card(SEND, [older_but_within_skew], since=SINCE)
+    assert find(SEND, [older_but_within_skew], since=SINCE)
 
 
 @pytest.mark.parametrize(
@@ -64,14 +71,14 @@ def test_a_matching_card_is_found() -> None:
     ids=["one contact", "text message", "incoming", "other chat", "too old", "other contacts", "no id"],
 )
 def test_other_messages_are_not_taken_for_the_card(other: dict[str, Any]) -> None:
-    assert classic.find_contact_card(SEND, [other], since=SINCE) is None
+    assert find(SEND, [other], since=SINCE) is None
 
 
-def test_a_queue_entry_without_chat_or_time_matches_on_type_and_numbers() -> None:
+def test_a_queue_entry_without_chat_is_claimed_only_by_a_lone_send() -> None:
     queued = {"id": "true_q", "type": "vcard", "body": "TEL;waid=79001111111", "last_try": None, "metadata": {}}
-    assert classic.find_contact_card(ONE, [{"id": "x", "type": "vcard", "body": "79009999999"}, queued], since=0) == (
-        "true_q"
-    )
+    other = {"id": "x", "type": "vcard", "body": "79009999999"}
+    assert find(ONE, [other, queued], since=0) == "true_q"  # a lone send: the entry can only be its card
+    assert find(ONE, [other, queued], since=0, shared=True) is None  # in a batch it could be anyone's
 
 
 def test_history_and_queue_answers_are_read() -> None:
@@ -93,7 +100,7 @@ def test_ledger_records_intent_then_id() -> None:
     seen = ledger.recorded(SEND)
     assert seen is not None and seen.message_id is None and seen.attempted_at == intent.attempted_at
 
-    ledger.record_sent(intent, "true_id")
+    ledger.record(intent.sent("true_id"))
     seen = ledger.recorded(SEND)
     assert seen is not None and seen.message_id == "true_id"
     assert ledger.recorded(ONE) is None  # another request is another card
@@ -122,7 +129,7 @@ def test_batch_ledger_writes_twice_per_batch_and_resumes_per_recipient() -> None
     ledger.begin(sends)
     assert all(ledger.recorded(send) is None for send in sends)  # fresh sends: nothing to reconcile
     for number, send in enumerate(sends[:40]):
-        ledger.record_sent(ledger.record_intent(send), f"true_{number}")
+        ledger.record(ledger.record_intent(send).sent(f"true_{number}"))
     ledger.flush()
     assert store.writes == 2
 
@@ -140,3 +147,66 @@ def test_a_first_try_does_not_read_the_store() -> None:
     store.get = None  # type: ignore[method-assign, assignment]
     assert DeliveryLedger(store, first_try=True).recorded(SEND) is None
     assert BatchLedger(store, first_try=True).recorded(SEND) is None
+
+
+def test_a_not_sent_mark_leaves_nothing_to_reconcile() -> None:
+    store = DictStore()
+    ledger = DeliveryLedger(store)
+    ledger.record(ledger.record_intent(SEND).nothing_queued())
+    assert DeliveryLedger(store).recorded(SEND) is None
+
+
+def test_a_clear_sends_again_but_still_reconciles_a_lost_answer() -> None:
+    store = DictStore()
+    first_run = DeliveryLedger(store, generation=0)
+    first_run.record(first_run.record_intent(SEND).sent("true_id"))
+    assert DeliveryLedger(store, generation=0).recorded(SEND) is not None  # a retry: not again
+    assert DeliveryLedger(store, generation=1).recorded(SEND) is None  # after a clear: send anew
+
+    lost = DictStore()
+    DeliveryLedger(lost, generation=0).record_intent(SEND)  # the earlier run's answer was lost
+    intent = DeliveryLedger(lost, generation=1).recorded(SEND)
+    assert intent is not None and intent.message_id is None  # reconciled before any new send
+    DeliveryLedger(lost, generation=1).record(intent.sent("true_found"))
+    assert DeliveryLedger(lost, generation=1).recorded(SEND).message_id == "true_found"  # type: ignore[union-attr]
+
+
+def test_the_same_cards_in_another_order_are_the_same_send() -> None:
+    store = DictStore()
+    ledger = DeliveryLedger(store)
+    ledger.record(ledger.record_intent(SEND).sent("true_id"))
+    reordered = build_send_contact(["79002222222", "79001111111"], phone="17472822486")
+    assert DeliveryLedger(store).recorded(reordered).message_id == "true_id"  # type: ignore[union-attr]
+
+
+def test_set_input_gives_the_same_request_in_every_process() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from airflow_provider_chatapi.protocol.classic import CLASSIC;"
+        "from airflow_provider_chatapi.protocol.sends import build_send_to_many as b;"
+        "import json;"
+        "sends = b({'79001111111', '79002222222', '79003333333', '447911123456'}, {'17472822486', '4915112345678'});"
+        "print(json.dumps([CLASSIC.send_request(s).json for s in sends]))"
+    )
+    bodies = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3", "4")
+    }
+    assert len(bodies) == 1
+
+
+def test_a_batch_knows_the_ids_other_recipients_own() -> None:
+    sends = build_send_to_many("79009999999", ["79001111111", "79002222222"])
+    ledger = BatchLedger(DictStore())
+    ledger.begin(sends)
+    assert ledger.shared
+    ledger.record(ledger.record_intent(sends[0]).sent("true_first"))
+    assert ledger.claimed(sends[1]) == {"true_first"} and ledger.claimed(sends[0]) == set()

@@ -24,8 +24,9 @@ from airflow_provider_chatapi.protocol import (
     WindowClosedError,
 )
 from airflow_provider_chatapi.protocol.connection import settings_from_connection
-from airflow_provider_chatapi.protocol.onemsg import ONEMSG, build_message_history, find_contact_card
+from airflow_provider_chatapi.protocol.onemsg import CARD_TYPES, ONEMSG, build_message_history
 from airflow_provider_chatapi.protocol.onemsg import parse_message_history as parse_history
+from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, pick_card
 from airflow_provider_chatapi.protocol.sends import build_send_contact
 from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, ApiResponse, read_response
 from airflow_provider_chatapi.testing import Fault, StandInGateway
@@ -281,6 +282,10 @@ def entry(**changes: Any) -> dict[str, Any]:
     }
 
 
+def find_contact_card(send: Any, entries: list[dict[str, Any]], *, since: float, **rules: Any) -> str | None:
+    return pick_card(send, entries, since=since, card_types=CARD_TYPES, **rules)
+
+
 def test_the_history_query_is_bounded_by_time() -> None:
     params = dict(build_message_history(SEND.chat_id, since=SINCE).params)
     assert params["chatId"] == SEND.chat_id and params["min_time"] == str(int(SINCE - CLOCK_SKEW))
@@ -294,20 +299,40 @@ def test_our_card_is_found() -> None:
     "other",
     [
         entry(chatId="79005555555@c.us"),
-        entry(chatId=None),
         entry(fromMe=False),
         entry(type="chat"),
         entry(time=int(SINCE - CLOCK_SKEW) - 1),
-        entry(time=None),
         entry(body=VCARDS.replace("4915112345678", "49151123456789")),  # a longer number holds ours
         entry(body=VCARDS.split("BEGIN:VCARD\nFN:B")[0]),  # one card of the two
         entry(body=VCARDS + "\nBEGIN:VCARD\nFN:C\nTEL;waid=79003333333:+7\nEND:VCARD"),  # three cards
         entry(id=""),
     ],
-    ids=["other chat", "no chat", "incoming", "text", "too old", "no time", "substring", "fewer", "more", "no id"],
+    ids=["other chat", "incoming", "text", "too old", "substring", "fewer", "more", "no id"],
 )
 def test_what_is_not_our_card(other: dict[str, Any]) -> None:
     assert find_contact_card(SEND, [other], since=SINCE) is None
+
+
+def test_an_entry_without_chat_or_time_counts_last_and_only_for_a_lone_send() -> None:
+    chatless, untimed = entry(id="wamid.NOCHAT", chatId=None), entry(id="wamid.NOTIME", time=None)
+    assert find_contact_card(SEND, [chatless], since=SINCE) == "wamid.NOCHAT"
+    assert find_contact_card(SEND, [chatless], since=SINCE, shared=True) is None
+    assert (
+        find_contact_card(SEND, [untimed, entry(id="wamid.TIMED", time=int(SINCE) + 50)], since=SINCE) == "wamid.TIMED"
+    )
+    assert find_contact_card(SEND, [untimed], since=SINCE) == "wamid.NOTIME"
+
+
+def test_an_id_on_record_for_another_recipient_is_never_claimed() -> None:
+    assert find_contact_card(SEND, [entry()], since=SINCE, claimed={"wamid.OURS"}) is None
+    mine = entry(id="wamid.MINE", time=int(SINCE) + 9)
+    assert find_contact_card(SEND, [entry(), mine], since=SINCE, claimed={"wamid.OURS"}) == "wamid.MINE"
+
+
+def test_a_full_history_page_means_cannot_tell() -> None:
+    page = {"messages": [{"id": f"m{n}", "time": n} for n in range(HISTORY_LIMIT)]}
+    with pytest.raises(GatewayError, match="may not have listed them all"):
+        parse_history(response(200, page))
 
 
 def test_the_nearest_candidate_wins_at_or_after_the_intent_first() -> None:
@@ -405,7 +430,12 @@ def test_fan_out_and_notifier_send_cards(onemsg_default: StandInGateway) -> None
     results = asyncio.run(ChatApiHook().asend_to_many(contacts=[ANN], recipients=recipients, max_in_flight=2))
     ChatApiNotifier(contacts=json.dumps([ANN]), chat_id="120363041234567890@g.us").notify({})  # type: ignore[arg-type]
 
-    assert [result.id for result in results] == [message.id for message in onemsg_default.messages[:3]]
+    by_chat = {message.id: message.chat_id for message in onemsg_default.messages}
+    assert [by_chat[result.id] for result in results] == [
+        "17472822486@c.us",
+        "120363041234567890@g.us",
+        "447911123456@c.us",
+    ]
     assert sorted(message.chat_id for message in onemsg_default.messages) == sorted(
         ["17472822486@c.us", "120363041234567890@g.us", "447911123456@c.us", "120363041234567890@g.us"]
     )

@@ -168,7 +168,7 @@ def two_tries(gateway: StandInGateway, *, at_least_once: bool, second_try_faults
 def test_a_retry_returns_the_card_the_gateway_has(chatapi_default: StandInGateway) -> None:
     assert two_tries(chatapi_default, at_least_once=False, second_try_faults=[]) == chatapi_default.messages[0].id
     assert len(chatapi_default.messages) == 1
-    assert [r.endpoint for r in chatapi_default.requests] == ["sendContact", "messages"]
+    assert [r.endpoint for r in chatapi_default.requests] == ["sendContact", "messages", "showMessagesQueue"]
 
 
 def test_a_retry_that_cannot_ask_the_gateway_does_not_send(chatapi_default: StandInGateway) -> None:

@@ -221,7 +221,6 @@ def test_transport_failures_say_whether_the_message_may_be_queued() -> None:
         ("http://127.0.0.1:9090", "1", 8080, "http://127.0.0.1:9090/instance1"),
         (None, "123456", None, "https://api.1msg.io/123456"),  # no host: 1msg, the live service
         ("  ", "instance123456", None, "https://api.1msg.io/123456"),
-        ("http://gateway.internal:8080", None, None, "http://gateway.internal:8080"),
     ],
 )
 def test_api_url_forms(host: str | None, login: str | None, port: int | None, api_url: str) -> None:
@@ -239,6 +238,11 @@ def test_api_url_forms(host: str | None, login: str | None, port: int | None, ap
         ({"host": "https://api.chat-api.com:99999"}, "connection 'c' host", "port"),
         ({"host": "https://api.chat-api.com/instance1#x"}, "connection 'c' host", "must not carry"),
         ({"login": "abc"}, "connection 'c' login", "instance id is a number"),
+        ({"login": None}, "connection 'c' login", "instance id is missing"),
+        ({"login": " ", "host": "https://api.1msg.io/"}, "connection 'c' login", "instance id is missing"),
+        ({"login": None, "host": "http://gateway.internal:8080"}, "connection 'c' login", "instance id is missing"),
+        ({"login": None, "extra": {"dialect": "chatapi"}}, "connection 'c' login", "instance id is missing"),
+        ({"extra": {"dialect": "whatsapp"}}, "connection 'c' extra 'dialect'", "'chatapi' .* or '1msg'"),
         ({"host": "https://api.chat-api.com/instance1", "login": "2"}, "connection 'c' login", "differs"),
         ({"extra": {"timeout": "soon"}}, "connection 'c' extra 'timeout'", "float"),
         ({"extra": {"timeout": 0}}, "connection 'c' extra 'timeout'", "at least"),

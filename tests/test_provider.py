@@ -12,6 +12,7 @@ from packaging.version import Version
 
 import airflow_provider_chatapi
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+from airflow_provider_chatapi.protocol import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 
 AIRFLOW_VERSION = Version(distribution("apache-airflow-core").version)
 
@@ -56,6 +57,8 @@ def test_connection_form_from_provider_info() -> None:
     assert behaviour["relabeling"] == {"host": "API URL", "login": "Instance ID", "password": "API token"}
     assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}
     assert behaviour["placeholders"]["extra__chatapi__timeout"] == "30"
+    assert widgets["extra__chatapi__timeout"].field["value"] == DEFAULT_TIMEOUT
+    assert widgets["extra__chatapi__max_retries"].field["value"] == DEFAULT_MAX_RETRIES
 
 
 def test_form_for_airflow_before_3_2_keeps_extra_visible() -> None:

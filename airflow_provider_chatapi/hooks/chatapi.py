@@ -9,7 +9,6 @@ chooses the dialect (classic Chat API or 1msg); the hook runs its plans without 
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,12 +22,19 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi.protocol import wire
 from airflow_provider_chatapi.protocol.connection import settings_from_connection
-from airflow_provider_chatapi.protocol.errors import ChatApiError, InvalidInputError, NotSentError
+from airflow_provider_chatapi.protocol.errors import (
+    AuthenticationError,
+    ChatApiError,
+    ConnectionConfigError,
+    GatewayError,
+    InvalidInputError,
+    NotSentError,
+)
 from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many, fan_out_failure
 from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT, PlanSteps
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from airflow.sdk import Connection
 
@@ -43,6 +49,9 @@ MAX_RETRY_AFTER = 60.0
 BACKOFF_FACTOR = 0.5
 """Seconds before the first retry when the gateway gives no ``Retry-After``; doubles after each."""
 MAX_BACKOFF = 10.0
+PROBE_TIMEOUT = 10.0
+"""Longest wait for Test connection's status probe, which is never retried: a button must not hang."""
+_FORM_LABELS = {"host": "API URL", "login": "Instance ID", "password": "API token"}
 # httpx errors raised before the request could be written: nothing can have been queued.
 _HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -105,6 +114,7 @@ class ChatApiHook(BaseHook):
         self.chatapi_conn_id = chatapi_conn_id
         self.timeout = timeout
         self.max_retries = max_retries
+        self._async_clients: dict[str, Any] = {}
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -210,22 +220,57 @@ class ChatApiHook(BaseHook):
         return self.run(self.dialect.status_plan())
 
     def test_connection(self) -> tuple[bool, str]:
-        """Probe the instance's status: true only when the token works and the instance can deliver."""
+        """Probe the instance's status once, briefly: true only when the token works and the instance can send.
+
+        A failure names the field to fix or what the gateway said, not the temporary connection the form
+        tests.
+        """
         try:
-            status = self.get_account_status()
-        except ChatApiError as error:
-            return False, str(error)
-        return self.dialect.describe_status(status)
+            probe = type(self)(self.chatapi_conn_id)
+            probe.__dict__["settings"] = self.settings.replace(
+                timeout=min(self.settings.timeout, PROBE_TIMEOUT), max_retries=0
+            )
+            with probe:
+                return self.dialect.describe_status(probe.get_account_status())
+        except ConnectionConfigError as error:
+            return False, f"{_FORM_LABELS.get(error.setting, error.setting)}: {error.problem}"
+        except GatewayError as error:
+            return False, _probe_failure(error)
 
     def run(self, plan: Plan[T]) -> T:
         """Drive a protocol plan over this hook's HTTP session."""
         steps = PlanSteps(plan)
         for call in steps:
             try:
-                steps.answer(tenacity.Retrying(**self._retry_policy())(self._call, call))
+                steps.answer(self._call_retrying(call))
             except ChatApiError as error:
                 steps.fail(error)
         return steps.result
+
+    def close(self) -> None:
+        """Close the HTTP session, if one was opened; the hook opens another if used again."""
+        session = self.__dict__.pop("session", None)
+        if session is not None:
+            session.close()
+
+    def __enter__(self) -> ChatApiHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call_retrying(self, call: Call[T]) -> T:
+        # Most calls succeed at once: the retry machinery is entered only after a retryable failure.
+        try:
+            return self._call(call)
+        except ChatApiError as error:
+            if not self._retries_left(error):
+                raise
+            first = error
+        return tenacity.Retrying(**self._retry_policy())(_replaying(first, self._call), call)
+
+    def _retries_left(self, error: ChatApiError) -> bool:
+        return self.settings.max_retries > 0 and _retry_in_place(error)
 
     def _call(self, call: Call[T]) -> T:
         settings = self.settings
@@ -315,47 +360,60 @@ class ChatApiHook(BaseHook):
 
     async def arun_many(
         self, plans: Sequence[Plan[T]], *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    ) -> list[T | ChatApiError]:
+    ) -> list[T | BaseException]:
         """Drive plans concurrently over one connection pool, at most ``max_in_flight`` at a time.
 
-        Every plan runs to its end; a plan's error is returned in its place rather than raised.
+        Every plan started runs to its end, whatever the others do; a plan's error, of any kind, is
+        returned in its place rather than raised.
         """
         if max_in_flight < 1:
             raise InvalidInputError("max_in_flight", max_in_flight, "must be at least 1")
         in_flight = asyncio.Semaphore(max_in_flight)
-        async with self._async_client(max_connections=max_in_flight) as client:
 
-            async def run_one(plan: Plan[T]) -> T | ChatApiError:
-                async with in_flight:
-                    try:
-                        return await self.arun(plan, client=client)
-                    except ChatApiError as error:
-                        return error
+        async def run_one(plan: Plan[T]) -> T:
+            async with in_flight:
+                return await self.arun(plan)
 
-            return list(await asyncio.gather(*(run_one(plan) for plan in plans)))
+        return list(await asyncio.gather(*(run_one(plan) for plan in plans), return_exceptions=True))
 
     async def arun(self, plan: Plan[T], *, client: httpx.AsyncClient | None = None) -> T:
-        """Drive a protocol plan with ``httpx``, over ``client`` or a client of its own."""
-        async with self._async_client(client=client) as http:
-            steps = PlanSteps(plan)
-            for call in steps:
-                try:
-                    steps.answer(await tenacity.AsyncRetrying(**self._retry_policy())(self._acall, call, http))
-                except ChatApiError as error:
-                    steps.fail(error)
-            return steps.result
+        """Drive a protocol plan with ``httpx``, over ``client`` or the hook's client for this event loop."""
+        http = client or await self.aclient()
+        steps = PlanSteps(plan)
+        for call in steps:
+            try:
+                steps.answer(await self._acall_retrying(call, http))
+            except ChatApiError as error:
+                steps.fail(error)
+        return steps.result
 
-    @asynccontextmanager
-    async def _async_client(
-        self, *, client: httpx.AsyncClient | None = None, max_connections: int | None = None
-    ) -> AsyncIterator[httpx.AsyncClient]:
+    async def aclient(self) -> httpx.AsyncClient:
+        """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""
+        loop = asyncio.get_running_loop()
+        if self._async_clients.get("loop") is not loop:
+            settings = await self.asettings()
+            self._async_clients = {
+                "loop": loop,
+                "client": httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False),
+            }
+        return self._async_clients["client"]
+
+    async def aclose(self) -> None:
+        """Close the ``httpx`` client of the running event loop, and the HTTP session."""
+        client = self._async_clients.pop("client", None)
+        self._async_clients.clear()
         if client is not None:
-            yield client
-            return
-        settings = await self.asettings()
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        async with httpx.AsyncClient(timeout=settings.timeout, limits=limits, follow_redirects=False) as new_client:
-            yield new_client
+            await client.aclose()
+        self.close()
+
+    async def _acall_retrying(self, call: Call[T], client: httpx.AsyncClient) -> T:
+        try:
+            return await self._acall(call, client)
+        except ChatApiError as error:
+            if not self._retries_left(error):
+                raise
+            first = error
+        return await tenacity.AsyncRetrying(**self._retry_policy())(_areplaying(first, self._acall), call, client)
 
     async def _acall(self, call: Call[T], client: httpx.AsyncClient) -> T:
         settings = await self.asettings()
@@ -368,6 +426,44 @@ class ChatApiHook(BaseHook):
         return call.parse(
             wire.read_response(response.status_code, response.headers, response.content, secret=settings.token)
         )
+
+
+def _replaying(first: ChatApiError, attempt: Callable[..., T]) -> Callable[..., T]:
+    """``attempt`` for tenacity to retry, whose first call re-raises the failure already met."""
+    pending = [first]
+
+    def call(*args: Any) -> T:
+        if pending:
+            raise pending.pop()
+        return attempt(*args)
+
+    return call
+
+
+def _areplaying(first: ChatApiError, attempt: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """:func:`_replaying` for a coroutine function."""
+    pending = [first]
+
+    async def call(*args: Any) -> T:
+        if pending:
+            raise pending.pop()
+        return await attempt(*args)
+
+    return call
+
+
+def _probe_failure(error: GatewayError) -> str:
+    """What Test connection says when the status probe fails: what the gateway said, and what to check."""
+    answer = f"HTTP {error.status_code}" if error.status_code is not None else "no answer"
+    if isinstance(error, AuthenticationError):
+        hint = "check the API token (and, on 1msg, that the channel may use the API)"
+    elif isinstance(error, NotSentError) and error.transient:
+        hint = "the gateway is busy or unreachable; check the API URL, or try again later"
+    elif error.status_code == 404:
+        hint = "no such instance at this address: check the API URL, the Instance ID and the Dialect"
+    else:
+        hint = "check the API URL and the Dialect"
+    return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint.capitalize()}."
 
 
 def _describe(error: requests.RequestException) -> str:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi.delivery import StateStore
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+    from airflow_provider_chatapi.protocol.wire import Plan
 
 SEND_TEMPLATE_FIELDS = ("contact_ids", "contacts", "phone", "chat_id", "quoted_message_id", "chatapi_conn_id")
 """What a single send templates: the operator's and the notifier's arguments alike."""
@@ -75,12 +76,20 @@ class _ChatApiOperator(ChatApiHookMixin, BaseOperator):
             self.log.warning(NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
         return store
 
-    def _may_retry(self, error: ChatApiError, *, resumable: bool) -> bool:
+    def _may_retry(self, error: BaseException, *, resumable: bool) -> bool:
         """Whether another try can help without sending a card twice (``resumable``: a state store keeps
         what this try sent)."""
         if isinstance(error, DeliveryUnknownError):
             return resumable or self.at_least_once
         return isinstance(error, NotSentError) and error.transient
+
+    def _failed(self, error: ChatApiError, *, resumable: bool) -> BaseException:
+        """What to raise for ``error``: itself when another try may help, else a failure without retries."""
+        if self._may_retry(error, resumable=resumable):
+            return error
+        failure = AirflowFailException(str(error))
+        failure.__cause__ = error
+        return failure
 
 
 class SendContactOperator(_ChatApiOperator):
@@ -155,13 +164,15 @@ class SendContactOperator(_ChatApiOperator):
                 chat_id=self.chat_id,
                 quoted_message_id=self.quoted_message_id,
             )
-            ledger = DeliveryLedger(store, first_try=_first_try(context)) if store is not None else None
+            ledger = None
+            if store is not None:
+                ledger = DeliveryLedger(store, first_try=_first_try(context), generation=_generation(context))
             plan = send_once(send, ledger, dialect=self.hook.dialect, at_least_once=self.at_least_once, log=self.log)
             return self.hook.run(plan)
         except ChatApiError as error:
-            if self._may_retry(error, resumable=store is not None):
-                raise
-            raise AirflowFailException(str(error)) from error
+            raise self._failed(error, resumable=store is not None) from None
+        finally:
+            self.hook.close()
 
 
 class SendContactToManyOperator(_ChatApiOperator):
@@ -202,6 +213,8 @@ class SendContactToManyOperator(_ChatApiOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise InvalidInputError("max_in_flight", max_in_flight, "must be a whole number of at least 1")
         self.contact_ids = contact_ids
         self.contacts = contacts
         self.recipients = recipients
@@ -211,22 +224,35 @@ class SendContactToManyOperator(_ChatApiOperator):
     def execute(self, context: Context) -> list[str]:
         store = self._state_store(context)
         try:
+            return self._send_all(context, store)
+        finally:
+            self.hook.close()
+
+    async def _fan_out(self, plans: list[Plan[str]]) -> list[str | BaseException]:
+        try:
+            return await self.hook.arun_many(plans, max_in_flight=self.max_in_flight)
+        finally:
+            await self.hook.aclose()
+
+    def _send_all(self, context: Context, store: StateStore | None) -> list[str]:
+        try:
             sends = build_send_to_many(
                 self.contact_ids, self.recipients, contacts=self.contacts, quoted_message_id=self.quoted_message_id
             )
             dialect = self.hook.dialect
             for send in sends:
                 dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
-        except InvalidInputError as error:
-            raise AirflowFailException(str(error)) from error
-        ledger = BatchLedger(store, first_try=_first_try(context)) if store is not None else None
-        if ledger is not None:
+        except ChatApiError as error:
+            raise self._failed(error, resumable=store is not None) from None
+        ledger = None
+        if store is not None:
+            ledger = BatchLedger(store, first_try=_first_try(context), generation=_generation(context))
             ledger.begin(sends)
         plans = [
             send_once(send, ledger, dialect=dialect, at_least_once=self.at_least_once, log=self.log) for send in sends
         ]
         try:
-            outcomes = asyncio.run(self.hook.arun_many(plans, max_in_flight=self.max_in_flight))
+            outcomes = asyncio.run(self._fan_out(plans))
         finally:
             if ledger is not None:
                 ledger.flush()
@@ -235,10 +261,17 @@ class SendContactToManyOperator(_ChatApiOperator):
             return outcomes  # type: ignore[return-value]
         for chat, message_id in fan_out.queued.items():
             self.log.info("Queued for %s: %s", chat, message_id)
-        resumable = store is not None or not fan_out.queued
-        if all(self._may_retry(failure, resumable=resumable) for failure in fan_out.failures.values()):
+        # Without a state store a retry sends to every recipient again: never after a card was queued.
+        resumable = store is not None
+        retry = resumable or not fan_out.queued
+        if retry and all(self._may_retry(failure, resumable=resumable) for failure in fan_out.failures.values()):
             raise fan_out
         raise AirflowFailException(str(fan_out)) from fan_out
+
+
+def _generation(context: Context) -> int:
+    """How many times the run was cleared: a clear is the user asking to send again."""
+    return int(getattr(context.get("dag_run"), "clear_number", 0) or 0)
 
 
 def _first_try(context: Context) -> bool:

@@ -15,9 +15,9 @@ from airflow_provider_chatapi.protocol.errors import (
     InvalidInputError,
     RejectedError,
 )
+from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, history_page, pick_card
 from airflow_provider_chatapi.protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
 from airflow_provider_chatapi.protocol.wire import (
-    CLOCK_SKEW,
     ApiRequest,
     ApiResponse,
     Call,
@@ -32,11 +32,17 @@ from airflow_provider_chatapi.protocol.wire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection
 
     from airflow_provider_chatapi.protocol.sends import ContactSend
 
 __all__ = ["CLASSIC", "ClassicDialect"]
+
+
+def card_types(send: ContactSend) -> frozenset[str]:
+    """The history and queue ``type`` of the message ``send`` makes: one contact or several."""
+    return frozenset({"vcard"} if len(send.contacts) == 1 else {"multi_vcard"})
+
 
 _QUOTED_MESSAGE_ID = re.compile(r"(?:true|false)_[^\s_]+@[cg]\.us_[0-9A-Za-z]+(?:_[^\s_]+@c\.us)?")
 _ACCOUNT_STATUSES = {
@@ -87,15 +93,17 @@ class ClassicDialect(Dialect):
         sent = payload.get("sent")
         message = str(payload.get("message") or "")
         if sent is False:
-            raise RejectedError(endpoint, quote_gateway(message or "sent: false"), status_code=response.status_code)
+            raise RejectedError(
+                endpoint, quote_gateway(message or "sent: false", response), status_code=response.status_code
+            )
         message_id = payload.get("id")
         if sent is not True or not isinstance(message_id, str) or not message_id:
             raise unreadable_send(response, endpoint)
         queue_number = payload.get("queueNumber")
         return SendResult(
-            id=message_id,
+            id=response.shown(message_id),
             sent=True,
-            message=message,
+            message=response.shown(message),
             queue_number=queue_number if isinstance(queue_number, int) and not isinstance(queue_number, bool) else None,
         )
 
@@ -110,27 +118,27 @@ class ClassicDialect(Dialect):
         meaning = _ACCOUNT_STATUSES.get(status, "an account status this provider does not know")
         return status == "authenticated", f"Token accepted; account status {status!r}: {meaning}."
 
-    def find_card_plan(self, send: ContactSend, *, since: float) -> Plan[str | None]:
-        """In the chat's history, then in the outbound queue."""
+    def find_card_plan(
+        self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
+    ) -> Plan[str | None]:
+        """In the chat's history and in the outbound queue, taken together."""
         history = yield Call(build_message_history(send.chat_id, since=since), parse_message_history)
-        found = find_contact_card(send, history, since=since)
-        if found is None:
-            queue = yield Call(ApiRequest("GET", "showMessagesQueue"), parse_message_queue)
-            found = find_contact_card(send, queue, since=since)
-        return found
+        queue = yield Call(ApiRequest("GET", "showMessagesQueue"), parse_message_queue)
+        entries = [*history, *queue]
+        return pick_card(send, entries, since=since, card_types=card_types(send), claimed=claimed, shared=shared)
 
 
 CLASSIC = ClassicDialect()
 
 
-def build_message_history(chat_id: str, *, since: float, limit: int = 100) -> ApiRequest:
+def build_message_history(chat_id: str, *, since: float) -> ApiRequest:
     """The chat's messages since ``since``: where a sent card shows."""
-    return history_request(chat_id, since=since, limit=limit)
+    return history_request(chat_id, since=since, limit=HISTORY_LIMIT)
 
 
 def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:
     """The ``messages`` list of a ``messages`` answer."""
-    return object_list(checked_payload(response, "messages", has_side_effect=False), "messages", "messages")
+    return history_page(checked_payload(response, "messages", has_side_effect=False))
 
 
 def parse_message_queue(response: ApiResponse) -> list[dict[str, Any]]:
@@ -138,29 +146,3 @@ def parse_message_queue(response: ApiResponse) -> list[dict[str, Any]]:
     return object_list(
         checked_payload(response, "showMessagesQueue", has_side_effect=False), "first100", "showMessagesQueue"
     )
-
-
-def find_contact_card(send: ContactSend, entries: Iterable[Mapping[str, Any]], *, since: float) -> str | None:
-    """The id of the first message among ``entries`` that is the card ``send`` would have queued.
-
-    ``entries`` come from the chat's history or the outbound queue. A match is an outgoing contact card
-    (``vcard`` for one contact, ``multi_vcard`` for several) to the same chat, no older than ``since``
-    less :data:`CLOCK_SKEW`, whose text names every contact's number. A field the gateway leaves out
-    (the queue may carry no chat id or time) is not held against the entry.
-    """
-    numbers = list(dict.fromkeys(send.whatsapp_ids))
-    card_type = "vcard" if len(numbers) == 1 else "multi_vcard"
-    for entry in entries:
-        entry_chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
-        entry_time = entry.get("time", entry.get("last_try"))
-        text = entry.get("body")
-        if (
-            entry.get("type") == card_type
-            and entry.get("fromMe", True) is True
-            and entry_chat in (None, send.chat_id)
-            and (not isinstance(entry_time, (int, float)) or entry_time >= since - CLOCK_SKEW)
-            and (not isinstance(text, str) or all(number in text for number in numbers))
-            and isinstance(entry.get("id"), str)
-        ):
-            return entry["id"]
-    return None

@@ -48,7 +48,7 @@ def settings_from_connection(
     """Read a ``chatapi`` connection's fields into settings; raise :class:`ConnectionConfigError` if unusable."""
     token = (password or "").strip()
     if not token:
-        raise ConnectionConfigError(f"connection {conn_id!r} password", None, "the instance's API token is missing")
+        raise ConnectionConfigError(conn_id, "password", None, "the instance's API token is missing")
     extra = extra or {}
     dialect = choose_dialect(host, extra, conn_id=conn_id)
     if schema and schema.strip() and host and host.strip():
@@ -70,7 +70,7 @@ def choose_dialect(host: str | None, extra: Mapping[str, Any], *, conn_id: str =
         name = _ALIASES.get(name, name)
         if name not in DIALECTS:
             raise ConnectionConfigError(
-                f"connection {conn_id!r} extra 'dialect'", raw, "must be 'chatapi' (the classic protocol) or '1msg'"
+                conn_id, "extra 'dialect'", raw, "must be 'chatapi' (the classic protocol) or '1msg'"
             )
         return DIALECTS[name]
     text = (host or "").strip()
@@ -102,7 +102,7 @@ def resolve_api_url(
 
     def bad_host(problem: str) -> ConnectionConfigError:
         # Never echo a query string or user info: a token pasted there would land in the log.
-        return ConnectionConfigError(f"connection {conn_id!r} host", shown, problem)
+        return ConnectionConfigError(conn_id, "host", shown, problem)
 
     if parts.scheme not in ("http", "https"):
         raise bad_host("the API URL must start with https:// or http://")
@@ -122,7 +122,8 @@ def resolve_api_url(
     number = _login_instance(instance_id, conn_id)
     if number and in_path and in_path.group(1) != number:
         raise ConnectionConfigError(
-            f"connection {conn_id!r} login",
+            conn_id,
+            "login",
             instance_id,
             f"differs from the instance in the API URL {shown!r}; leave the login empty",
         )
@@ -132,9 +133,10 @@ def resolve_api_url(
         number = number or instance_from_token(token)
         if number:
             path = f"{path}{dialect.instance_path(number)}"
-        elif dialect is ONEMSG or not (host or "").strip():
+        else:
             raise ConnectionConfigError(
-                f"connection {conn_id!r} login",
+                conn_id,
+                "login",
                 instance_id,
                 f"the instance id is missing: put it in the Instance ID field (login) or at the end of the API URL "
                 f"({dialect.default_base_url}{dialect.instance_path('123456')})",
@@ -167,7 +169,7 @@ def _login_instance(login: str | None, conn_id: str) -> str | None:
         return None
     number = _strip_prefix(text)
     if not DIGITS.fullmatch(number):
-        raise ConnectionConfigError(f"connection {conn_id!r} login", text, "the instance id is a number")
+        raise ConnectionConfigError(conn_id, "login", text, "the instance id is a number")
     return number
 
 
@@ -192,7 +194,5 @@ def _extra_number(
     except (TypeError, ValueError):
         number = None
     if isinstance(raw, bool) or number is None or number < minimum or (kind is int and number != float(raw)):
-        raise ConnectionConfigError(
-            f"connection {conn_id!r} extra {name!r}", raw, f"must be a {kind.__name__} of at least {minimum}"
-        )
+        raise ConnectionConfigError(conn_id, f"extra {name!r}", raw, f"must be a {kind.__name__} of at least {minimum}")
     return number

@@ -14,6 +14,7 @@ from airflow_provider_chatapi.protocol.wire import Call, Plan
 
 if TYPE_CHECKING:
     import re
+    from collections.abc import Collection
 
     from airflow_provider_chatapi.protocol.sends import ContactSend
     from airflow_provider_chatapi.protocol.wire import ApiRequest, ApiResponse, SendResult
@@ -73,8 +74,12 @@ class Dialect(ABC):
     # ---- reconciliation -----------------------------------------------------------------------
 
     @abstractmethod
-    def find_card_plan(self, send: ContactSend, *, since: float) -> Plan[str | None]:
+    def find_card_plan(
+        self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
+    ) -> Plan[str | None]:
         """The id of a card matching ``send`` that the gateway queued or sent since ``since`` (unix s).
 
-        Raises a ``GatewayError`` when the gateway cannot say (so a caller keeps at most once).
+        ``claimed`` ids belong to other sends; ``shared`` says other recipients' sends are reconciled too;
+        see :func:`~.reconcile.pick_card`. Raises a ``GatewayError`` when the gateway cannot say (so a
+        caller keeps at most once).
         """

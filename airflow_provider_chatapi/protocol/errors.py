@@ -60,7 +60,15 @@ class InvalidInputError(ChatApiError, ValueError):
 
 
 class ConnectionConfigError(InvalidInputError):
-    """The ``chatapi`` connection is missing a field or holds one the provider cannot use."""
+    """The ``chatapi`` connection is missing a field or holds one the provider cannot use.
+
+    ``setting`` is the connection's field (``host``, ``login``, ``password``, ``extra 'timeout'``).
+    """
+
+    def __init__(self, conn_id: str, setting: str, value: Any, problem: str) -> None:
+        self.conn_id = conn_id
+        self.setting = setting
+        super().__init__(f"connection {conn_id!r} {setting}", value, problem)
 
 
 class GatewayError(ChatApiError):
@@ -160,7 +168,7 @@ class FanOutError(ChatApiError):
     def __init__(self, outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> None:
         self.outcomes = list(outcomes)
         by_chat = dict(zip((send.chat_id for send in sends), self.outcomes, strict=True))
-        self.failures = {chat: outcome for chat, outcome in by_chat.items() if isinstance(outcome, ChatApiError)}
+        self.failures = {chat: outcome for chat, outcome in by_chat.items() if isinstance(outcome, BaseException)}
         self.queued = {chat: outcome for chat, outcome in by_chat.items() if chat not in self.failures}
         shown = "; ".join(f"{recipient}: {error}" for recipient, error in list(self.failures.items())[:3])
         more = f"; and {len(self.failures) - 3} more" if len(self.failures) > 3 else ""

@@ -28,7 +28,7 @@ from airflow_provider_chatapi.protocol.errors import (
     RejectedError,
     WindowClosedError,
 )
-from airflow_provider_chatapi.protocol.reconcile import pick_card
+from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, history_page, pick_card
 from airflow_provider_chatapi.protocol.wire import (
     ApiRequest,
     ApiResponse,
@@ -37,14 +37,13 @@ from airflow_provider_chatapi.protocol.wire import (
     SendResult,
     checked_payload,
     history_request,
-    object_list,
     quote_gateway,
     status_word,
     unreadable_send,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection
 
     from airflow_provider_chatapi.protocol.sends import ContactSend
 
@@ -52,8 +51,6 @@ __all__ = ["CARD_TYPES", "ONEMSG", "OneMsgDialect"]
 
 CARD_TYPES = frozenset({"contacts", "contact", "vcard", "multi_vcard"})
 """History ``type`` values taken for a contact card: WhatsApp's own name, and the classic ones."""
-HISTORY_LIMIT = 1000
-"""Messages asked for when looking for a card; the time bound does the narrowing."""
 
 # WhatsApp's words (and Meta's error code 131047) for a send outside the 24-hour window.
 _WINDOW_CLOSED = re.compile(
@@ -97,14 +94,15 @@ class OneMsgDialect(Dialect):
             raise AuthenticationError(endpoint, error.gateway_message, status_code=403, outcome=_FORBIDDEN) from None
         except RejectedError as error:
             raise _refusal(error.gateway_message, response) from None
-        message = str(payload.get("message") or payload.get("description") or "")
+        message = response.shown(str(payload.get("message") or payload.get("description") or ""))
         message_id, job_id = payload.get("id"), payload.get("jobId")
         if payload.get("sent") is True and isinstance(message_id, str) and message_id:
-            return SendResult(id=message_id, sent=True, message=message, queue_number=None)
+            return SendResult(id=response.shown(message_id), sent=True, message=message, queue_number=None)
         if isinstance(job_id, (str, int)) and not isinstance(job_id, bool) and str(job_id):
-            return SendResult(id=str(job_id), sent=False, message=message, queue_number=None, job_id=str(job_id))
+            job = response.shown(str(job_id))
+            return SendResult(id=job, sent=False, message=message, queue_number=None, job_id=job)
         if payload.get("sent") is False:
-            raise _refusal(quote_gateway(message or "sent: false"), response)
+            raise _refusal(quote_gateway(message or "sent: false", response), response)
         raise unreadable_send(response, endpoint)
 
     def status_request(self) -> ApiRequest:
@@ -117,9 +115,11 @@ class OneMsgDialect(Dialect):
         meaning = _STATUSES.get(status, "a channel status this provider does not know")
         return status in _HEALTHY, f"Token accepted; channel status {status!r}: {meaning}."
 
-    def find_card_plan(self, send: ContactSend, *, since: float) -> Plan[str | None]:
+    def find_card_plan(
+        self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
+    ) -> Plan[str | None]:
         history = yield Call(build_message_history(send.chat_id, since=since), parse_message_history)
-        return find_contact_card(send, history, since=since)
+        return pick_card(send, history, since=since, card_types=CARD_TYPES, claimed=claimed, shared=shared)
 
 
 ONEMSG = OneMsgDialect()
@@ -136,16 +136,11 @@ def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:
     if "messages" not in payload and payload.get("notice"):
         raise GatewayError(
             "messages",
-            f"the channel keeps no message history ({quote_gateway(str(payload['notice']))}), so it cannot show "
-            "whether the card arrived",
+            f"the channel keeps no message history ({quote_gateway(str(payload['notice']), response)}), "
+            "so it cannot show whether the card arrived",
             status_code=response.status_code,
         )
-    return object_list(payload, "messages", "messages")
-
-
-def find_contact_card(send: ContactSend, entries: Iterable[Mapping[str, Any]], *, since: float) -> str | None:
-    """The id of the history entry that is ``send``'s card; see :func:`~.reconcile.pick_card`."""
-    return pick_card(send, entries, since=since, card_types=CARD_TYPES)
+    return history_page(payload)
 
 
 def _refusal(said: str, response: ApiResponse) -> RejectedError:

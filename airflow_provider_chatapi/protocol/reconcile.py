@@ -13,50 +13,78 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_chatapi.protocol.errors import GatewayError
-from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW
+from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, object_list
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping
 
     from airflow_provider_chatapi.protocol.sends import ContactSend
 
-__all__ = ["pick_card"]
+__all__ = ["HISTORY_LIMIT", "history_page", "pick_card"]
 
+HISTORY_LIMIT = 1000
+"""Messages asked for when looking for a card since an intent; the time bound does the narrowing."""
 _VCARD_START = "BEGIN:VCARD"
 
 
+def history_page(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The messages of a history answer, when they can be trusted to hold every message since the intent.
+
+    A page as long as :data:`HISTORY_LIMIT` may have been cut short: the card could lie beyond it, and
+    not finding it would send it twice. Then the answer is "cannot tell".
+    """
+    messages = object_list(payload, "messages", "messages")
+    if len(payload.get("messages") or ()) >= HISTORY_LIMIT:
+        raise GatewayError(
+            "messages",
+            f"answered with {HISTORY_LIMIT} messages or more since the earlier try, so it may not have listed "
+            "them all: cannot tell whether the card arrived",
+        )
+    return messages
+
+
 def pick_card(
-    send: ContactSend, entries: Iterable[Mapping[str, Any]], *, since: float, card_types: Collection[str]
+    send: ContactSend,
+    entries: Iterable[Mapping[str, Any]],
+    *,
+    since: float,
+    card_types: Collection[str],
+    claimed: Collection[str] = (),
+    shared: bool = False,
 ) -> str | None:
     """The id of the entry that is the card ``send`` queued at about ``since`` (unix s), if one is.
 
-    An entry qualifies when it is outgoing, of one of ``card_types``, in the send's chat, has a time no
-    earlier than ``since`` less :data:`CLOCK_SKEW`, and its body names every card: each WhatsApp number
-    as a whole number (a vCard's ``waid=``), or the name of a card without one; a vCard body must also
-    hold as many cards as the send. Of those, the one nearest ``since`` wins, at or after it first.
+    An entry qualifies when it is outgoing, of one of ``card_types``, not an id in ``claimed`` (another
+    recipient's card), in the send's chat, no older than ``since`` less :data:`CLOCK_SKEW`, and its body
+    names every card: each WhatsApp number as a whole number (a vCard's ``waid=``), or the name of a card
+    without one; a vCard body must also hold as many cards as the send. An entry that gives no chat (a
+    classic queue entry may not) qualifies only for a send that does not share its ledger with other
+    recipients (``shared``), and one that gives no time ranks last. Of those that qualify, the one
+    nearest ``since`` wins, at or after it first.
 
     :raises GatewayError: two entries qualify equally well.
     """
     ranked: dict[tuple[int, float], list[str]] = {}
     for entry in entries:
-        entry_time = entry.get("time")
         entry_id = entry.get("id")
+        chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
+        entry_time = entry.get("time", entry.get("last_try"))
+        timed = isinstance(entry_time, (int, float)) and not isinstance(entry_time, bool)
         if (
-            entry.get("fromMe") is True
+            entry.get("fromMe", True) is True  # the outbound queue holds only our own messages
             and entry.get("type") in card_types
-            and entry.get("chatId") == send.chat_id
             and isinstance(entry_id, str)
             and entry_id
-            and isinstance(entry_time, (int, float))
-            and not isinstance(entry_time, bool)
-            and entry_time >= since - CLOCK_SKEW
+            and entry_id not in claimed
+            and (chat == send.chat_id or (chat is None and not shared))
+            and (not timed or entry_time >= since - CLOCK_SKEW)
             and _names_every_card(send, entry.get("body"))
         ):
-            after = entry_time >= int(since)  # history times are whole seconds
-            ranked.setdefault((0 if after else 1, abs(entry_time - since)), []).append(entry_id)
+            rank = (0 if entry_time >= int(since) else 1, abs(entry_time - since)) if timed else (2, 0.0)
+            ranked.setdefault(rank, []).append(entry_id)
     if not ranked:
         return None
-    best = ranked[min(ranked)]
+    best = list(dict.fromkeys(ranked[min(ranked)]))  # the history and the queue may list one message
     if len(best) > 1:
         raise GatewayError(
             "messages",

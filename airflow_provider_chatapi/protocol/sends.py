@@ -8,11 +8,12 @@ anything is sent). Ledgers and errors speak of sends, so they never see which di
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_chatapi.protocol.cards import Card, card_for_number, card_whatsapp_ids, normalize_contacts
-from airflow_provider_chatapi.protocol.errors import ChatApiError, FanOutError, InvalidInputError
+from airflow_provider_chatapi.protocol.errors import FanOutError, InvalidInputError
 from airflow_provider_chatapi.protocol.whatsapp import (
     PRIVATE_SUFFIX,
     normalize_chat_id,
@@ -47,11 +48,15 @@ class ContactSend:
         return [numbers[0] for numbers in map(card_whatsapp_ids, self.contacts) if numbers]
 
     def identity(self) -> dict[str, Any]:
-        """The send as JSON: what a ledger compares to tell one send from another."""
+        """The send as JSON: what a ledger compares to tell one send from another.
+
+        The cards are compared as a set: the same cards in another order are the same message to the
+        recipient, and must not be sent again.
+        """
         return {
             "chat_id": self.chat_id,
             "phone": self.phone,
-            "contacts": list(self.contacts),
+            "contacts": sorted(json.dumps(card, sort_keys=True) for card in self.contacts),
             "quoted_message_id": self.quoted_message_id,
         }
 
@@ -86,7 +91,7 @@ def build_send_to_many(
 
 def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:
     """The error for a batch whose ``outcomes`` (one per send, in order) hold any error; None if none do."""
-    if any(isinstance(outcome, ChatApiError) for outcome in outcomes):
+    if any(isinstance(outcome, BaseException) for outcome in outcomes):
         return FanOutError(outcomes, sends)
     return None
 

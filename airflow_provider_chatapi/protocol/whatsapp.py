@@ -152,6 +152,10 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
         items = _split_text(value, field) if isinstance(value, str) else [value]
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
         raise InvalidInputError(field, value, f"expected a list of {noun}s, got {type(value).__name__}")
+    elif isinstance(value, (set, frozenset)):
+        # A set's order is its hash order, which differs between processes: a retry would build
+        # another request than the try it resumes.
+        items = sorted(value, key=str)
     else:
         items = list(value)
     for index, item in enumerate(items):

@@ -9,6 +9,7 @@ every rule written here and in the dialect modules.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -63,11 +64,20 @@ class ApiRequest:
 
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
-    """What the transport read: status, headers with lower-case names, and the body with the token scrubbed."""
+    """What the transport read: status, headers with lower-case names, and the body as it came.
+
+    Gateways echo the token in their error texts (1msg's 401 always does), so whatever is taken from an
+    answer to be shown (an error, a log line, a result) goes through :meth:`shown`, which scrubs it.
+    """
 
     status_code: int
     headers: Mapping[str, str]
     body: bytes
+    secret: str = field(default="", repr=False)
+
+    def shown(self, text: str) -> str:
+        """``text`` from this answer, fit to show: the token scrubbed."""
+        return scrub_secret(text, self.secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,18 +131,12 @@ class GatewaySettings:
 
 
 def read_response(status_code: int, headers: Mapping[str, str], body: bytes, *, secret: str) -> ApiResponse:
-    """Wrap what a transport read; the token is scrubbed from the body before anything parses it.
-
-    Gateways echo the token in their error texts (1msg's 401 always does), which would otherwise reach
-    the log.
-    """
-    lowered = {name.lower(): value for name, value in headers.items()}
-    if "location" in lowered:  # a redirect keeps the query string, token and all
-        lowered["location"] = scrub_secret(lowered["location"], secret)
+    """Wrap what a transport read, with the secret that :meth:`ApiResponse.shown` keeps out of sight."""
     return ApiResponse(
         status_code=status_code,
-        headers=lowered,
-        body=scrub_secret(body.decode("utf-8", errors="replace"), secret).encode(),
+        headers={name.lower(): value for name, value in headers.items()},
+        body=body,
+        secret=secret,
     )
 
 
@@ -153,7 +157,7 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
     if 300 <= status < 400:
         # Neither transport follows a redirect: re-sending a POST elsewhere could queue the card twice,
         # and a gateway that redirects has not processed the request.
-        where = response.headers.get("location", "nowhere")
+        where = response.shown(response.headers.get("location", "nowhere"))  # a redirect keeps the token
         raise RejectedError(
             endpoint,
             f"the gateway redirects to {where!r}",
@@ -185,7 +189,7 @@ def status_word(response: ApiResponse, key: str) -> str:
     status = checked_payload(response, "status", has_side_effect=False).get(key)
     if not isinstance(status, str) or not status:
         raise GatewayError("status", f"answered without {key!r}: {snippet(response)}", status_code=response.status_code)
-    return status
+    return response.shown(status)
 
 
 def history_request(chat_id: str, *, since: float, limit: int) -> ApiRequest:
@@ -224,18 +228,20 @@ def gateway_said(payload: Mapping[str, Any] | None, response: ApiResponse) -> st
                 code = f" (code {said['code']})" if said.get("code") is not None else ""
                 said = "; ".join(words) + code
             if said:
-                return quote_gateway(str(said))
+                return quote_gateway(str(said), response)
     return snippet(response)
 
 
-def quote_gateway(text: str) -> str:
-    return f"the gateway said {_shorten(text)!r}"
+def quote_gateway(text: str, response: ApiResponse) -> str:
+    """What the gateway said in ``response``, quoted and shortened, the token scrubbed."""
+    return f"the gateway said {_shorten(response.shown(text))!r}"
 
 
 def snippet(response: ApiResponse) -> str:
+    """A short view of ``response``'s body for an error, the token scrubbed."""
     if not response.body.strip():
         return "an empty body"
-    text = response.body.decode("utf-8", errors="replace")
+    text = response.shown(response.body.decode("utf-8", errors="replace"))
     if "html" in response.headers.get("content-type", "") or text.lstrip().startswith("<"):
         text = re.sub(r"<[^>]*>", " ", text)  # a proxy's error page: keep its words, not its markup
     return f"body {_shorten(text)!r}"
@@ -329,13 +335,15 @@ def response_lost(request: ApiRequest, detail: str) -> GatewayError:
     return error_class(request.endpoint, f"sent, but no answer arrived: {detail}")
 
 
-def secret_forms(secret: str) -> set[str]:
-    """The secret as it may appear in text: raw, or URL-encoded as it travels in a query string."""
-    return {secret, quote(secret), quote(secret, safe=""), quote_plus(secret)} if secret else set()
+@functools.lru_cache(maxsize=16)
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """The secret as it may appear in text, raw or URL-encoded as it travels in a query string; longest first."""
+    forms = {secret, quote(secret), quote(secret, safe=""), quote_plus(secret)} if secret else set()
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def scrub_secret(text: str, secret: str) -> str:
     """Replace every form of the secret in ``text`` with ``***``."""
-    for form in sorted(secret_forms(secret), key=len, reverse=True):
+    for form in secret_forms(secret):
         text = text.replace(form, REDACTED)
     return text

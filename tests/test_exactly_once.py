@@ -1,0 +1,172 @@
+"""Exactly the cards the user meant: a clear sends again, a not-sent failure is said as such every time,
+and one failure policy holds for every operator. Real task runs where retries and clears are concerned."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactToManyOperator
+from airflow_provider_chatapi.protocol.errors import InvalidInputError
+from airflow_provider_chatapi.protocol.sends import build_send_contact
+from airflow_provider_chatapi.testing import Fault, StandInGateway
+
+from .conftest import load_dag, rerun_after_clear, run_results
+
+HAS_STATE_STORE = Version(version("apache-airflow-core")) >= Version("3.3")
+needs_store = pytest.mark.skipif(not HAS_STATE_STORE, reason="the task state store arrived in Airflow 3.3")
+
+
+@pytest.mark.dag
+@needs_store
+def test_a_cleared_task_sends_its_card_again(airflow_db: Path, chatapi_default: StandInGateway) -> None:
+    dag = load_dag("chatapi_fault_drill")
+    run = dag.test()
+    _, first = run_results(dag.dag_id, run.run_id)
+
+    rerun_after_clear(dag, run.run_id)
+
+    states, second = run_results(dag.dag_id, run.run_id)
+    messages = chatapi_default.messages
+    assert states["send"] == "success" and len(messages) == 2
+    assert first[("send", -1)] == messages[0].id and second[("send", -1)] == messages[1].id
+
+
+@pytest.mark.dag
+@needs_store
+def test_clearing_a_failed_task_reconciles_the_lost_answer_before_sending(
+    airflow_db: Path, chatapi_default: StandInGateway, capfd: pytest.CaptureFixture[str]
+) -> None:
+    chatapi_default.inject(Fault.reset_after_queueing())  # the card is queued; the answer is lost
+    chatapi_default.inject(Fault.server_error(500), endpoint="messages")  # and the retry cannot ask
+    dag = load_dag("chatapi_fault_drill")
+    run = dag.test()
+    assert run_results(dag.dag_id, run.run_id)[0]["send"] == "failed"
+
+    rerun_after_clear(dag, run.run_id)
+
+    states, xcom = run_results(dag.dag_id, run.run_id)
+    (message,) = chatapi_default.messages
+    assert states["send"] == "success" and xcom[("send", -1)] == message.id
+    assert "the gateway has its card" in capfd.readouterr().out
+
+
+@pytest.mark.dag
+def test_a_gateway_down_for_three_tries_says_nothing_was_queued_each_time(
+    airflow_db: Path, chatapi_default: StandInGateway, capfd: pytest.CaptureFixture[str]
+) -> None:
+    chatapi_default.inject(Fault.unavailable(), Fault.unavailable(), Fault.unavailable())
+    dag = load_dag("chatapi_retry_drill")
+
+    run = dag.test()
+
+    assert run_results(dag.dag_id, run.run_id)[0]["send"] == "failed"
+    output = capfd.readouterr()
+    text = output.out + output.err
+    assert len(chatapi_default.requests_to("sendContact")) == 3
+    assert text.count("nothing was queued; the gateway is unavailable") >= 3
+    assert "MAY HAVE BEEN QUEUED" not in text and "earlier try's answer was lost" not in text
+    assert [r.endpoint for r in chatapi_default.requests if r.endpoint != "sendContact"] == []  # no lookups
+
+
+# ---- one failure policy ---------------------------------------------------------------------------
+
+
+def test_a_fan_out_fails_at_once_on_a_connection_without_token(
+    gateway: StandInGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", json.dumps({"conn_type": "chatapi", "host": gateway.api_url}))
+    operator = SendContactToManyOperator(task_id="many", contact_ids=["79001111111"], recipients=["79002222222"])
+    with pytest.raises(AirflowFailException, match="password=None: the instance's API token is missing"):
+        operator.execute({})  # type: ignore[arg-type]
+    assert gateway.requests == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_max_in_flight_is_checked_when_the_dag_is_parsed(bad: Any) -> None:
+    with pytest.raises(InvalidInputError, match="max_in_flight"):
+        SendContactToManyOperator(task_id="many", contact_ids=["79001111111"], recipients=["7900"], max_in_flight=bad)
+
+
+def test_a_fan_out_waits_for_every_send_it_started(chatapi_default: StandInGateway) -> None:
+    hook = ChatApiHook()
+    send = build_send_contact(["79001111111"], phone="79002222222")
+
+    def broken() -> Any:
+        raise RuntimeError("a bug in one plan")
+        yield  # a generator, like every plan
+
+    async def fan_out() -> list[Any]:
+        started = time.monotonic()
+        chatapi_default.inject(Fault.slow(0.4))
+        outcomes = await hook.arun_many([broken(), hook.dialect.send_plan(send)], max_in_flight=2)
+        assert time.monotonic() - started >= 0.4  # the slow send was waited for, not abandoned
+        await hook.aclose()
+        return outcomes
+
+    error, result = asyncio.run(fan_out())
+    assert isinstance(error, RuntimeError) and result.id == chatapi_default.messages[0].id
+
+
+def test_sessions_and_clients_are_closed_when_the_operators_finish(chatapi_default: StandInGateway) -> None:
+    from airflow_provider_chatapi.operators.chatapi import SendContactOperator
+
+    single = SendContactOperator(task_id="one", contact_ids=["79001111111"], phone="79002222222")
+    single.execute({})  # type: ignore[arg-type]
+    assert "session" not in vars(single.hook)
+    many = SendContactToManyOperator(task_id="many", contact_ids=["79001111111"], recipients=["79002222222"])
+    many.execute({})  # type: ignore[arg-type]
+    assert many.hook._async_clients == {}
+
+
+def test_one_async_client_serves_every_call_of_a_hook(chatapi_default: StandInGateway) -> None:
+    async def two_sends() -> set[int]:
+        hook = ChatApiHook()
+        for phone in ("79002222222", "79003333333"):
+            await hook.asend_contact(["79001111111"], phone=phone)
+        clients = {id(await hook.aclient())}
+        await hook.aclose()
+        return clients
+
+    assert len(asyncio.run(two_sends())) == 1
+    assert len({request.client_port for request in chatapi_default.requests}) == 1  # one kept-alive connection
+
+
+# ---- Test connection ------------------------------------------------------------------------------
+
+
+def test_test_connection_probes_once_and_speaks_of_the_probe(chatapi_default: StandInGateway) -> None:
+    chatapi_default.inject(Fault.unavailable(), endpoint="status")
+    ok, message = ChatApiHook(max_retries=5).test_connection()
+    assert not ok and len(chatapi_default.requests) == 1
+    assert "status probe failed (HTTP 503)" in message and "try again later" in message
+    assert "nothing was queued" not in message
+
+
+def test_test_connection_gives_up_quickly(chatapi_default: StandInGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    import airflow_provider_chatapi.hooks.chatapi as hooks
+
+    monkeypatch.setattr(hooks, "PROBE_TIMEOUT", 0.3)
+    chatapi_default.inject(Fault.slow(2.0), endpoint="status")
+    started = time.monotonic()
+    ok, message = ChatApiHook().test_connection()
+    assert not ok and time.monotonic() - started < 1.5 and "timed out" in message
+
+
+def test_test_connection_names_the_form_field_not_the_connection(
+    gateway: StandInGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_TMP_4F2A", json.dumps({"conn_type": "chatapi", "host": gateway.api_url}))
+    ok, message = ChatApiHook("tmp_4f2a").test_connection()
+    assert (ok, message) == (False, "API token: the instance's API token is missing")
+    monkeypatch.setenv("AIRFLOW_CONN_TMP_4F2A", json.dumps({"conn_type": "chatapi", "password": "t0ken"}))
+    ok, message = ChatApiHook("tmp_4f2a").test_connection()
+    assert not ok and message.startswith("Instance ID: the instance id is missing") and "tmp_4f2a" not in message
