@@ -8,6 +8,7 @@ anything is sent). Ledgers and errors speak of sends, so they never see which di
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,9 @@ def _cards(contact_ids: Any, contacts: Any) -> tuple[Card, ...]:
         )
     if contacts is not None:
         return normalize_contacts(contacts)
-    return tuple(
-        card_for_number(contact.removesuffix(PRIVATE_SUFFIX)) for contact in normalize_contact_ids(contact_ids)
-    )
+    return _cards_for_ids(normalize_contact_ids(contact_ids))
+
+
+@functools.lru_cache(maxsize=1024)  # cards are only read once built, so one set serves every send of them
+def _cards_for_ids(contact_ids: tuple[str, ...]) -> tuple[Card, ...]:
+    return tuple(card_for_number(contact.removesuffix(PRIVATE_SUFFIX)) for contact in contact_ids)

@@ -46,6 +46,7 @@ def normalize_phone(value: Any, *, field: str = "phone") -> str:
     return _phone_digits(str(value), field, value)
 
 
+@functools.lru_cache(maxsize=4096)  # the same numbers go out again and again; an error is never cached
 def _phone_digits(text: str, field: str, value: Any) -> str:
     """The digits of a written phone number; errors name ``value``, the whole of what was given."""
     number = _PHONE_SEPARATORS.sub("", text)
@@ -119,7 +120,11 @@ def normalize_contact_ids(value: Any, *, field: str = "contact_ids") -> tuple[st
     a rendered Python or JSON list such as ``"['79001111111', '79002222222@c.us']"``; or a
     comma-separated string.
     """
-    items = _listed_items(value, field, "contact")
+    return _unique_contact_ids(tuple(_listed_items(value, field, "contact")), field)
+
+
+@functools.lru_cache(maxsize=1024)  # a DAG sends the same list of contacts to many recipients
+def _unique_contact_ids(items: tuple[str | int, ...], field: str) -> tuple[str, ...]:
     ids = [normalize_contact_id(item, field=f"{field}[{index}]") for index, item in enumerate(items)]
     return tuple(dict.fromkeys(ids))
 

@@ -64,7 +64,7 @@ class ApiRequest:
 
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
-    """What the transport read: status, headers with lower-case names, and the body as it came.
+    """What the transport read: status, headers that answer to lower-case names, and the body as it came.
 
     Gateways echo the token in their error texts (1msg's 401 always does), so whatever is taken from an
     answer to be shown (an error, a log line, a result) goes through :meth:`shown`, which scrubs it.
@@ -132,12 +132,9 @@ class GatewaySettings:
 
 def read_response(status_code: int, headers: Mapping[str, str], body: bytes, *, secret: str) -> ApiResponse:
     """Wrap what a transport read, with the secret that :meth:`ApiResponse.shown` keeps out of sight."""
-    return ApiResponse(
-        status_code=status_code,
-        headers={name.lower(): value for name, value in headers.items()},
-        body=body,
-        secret=secret,
-    )
+    if type(headers) is dict:  # requests' and httpx's headers already answer to any case
+        headers = {name.lower(): value for name, value in headers.items()}
+    return ApiResponse(status_code=status_code, headers=headers, body=body, secret=secret)
 
 
 def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bool) -> dict[str, Any]:
