@@ -236,6 +236,8 @@ class StandInGateway:
     :param delay: seconds to wait before every answer (a gateway's latency).
     :param history: 1msg: whether the channel keeps message history; without, ``messages`` answers a
         ``notice`` and no messages.
+    :param queue_chat_ids: classic: whether ``showMessagesQueue`` entries name their chat
+        (``metadata.chatId``); gateway versions that leave it out exist.
     """
 
     def __init__(
@@ -249,6 +251,7 @@ class StandInGateway:
         echo_token: bool = False,
         delay: float = 0.0,
         history: bool = True,
+        queue_chat_ids: bool = True,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect={dialect!r}: the stand-in speaks {' or '.join(DIALECTS)}")
@@ -259,6 +262,7 @@ class StandInGateway:
         self.echo_token = echo_token
         self.delay = delay
         self.history = history
+        self.queue_chat_ids = queue_chat_ids
         self.errors: list[str] = []
         """Errors raised inside the stand-in while handling a request: a bug here, not a client's doing."""
         self._requested_port = port
@@ -454,7 +458,7 @@ class StandInGateway:
                     "body": message.vcards,
                     "type": message.type,
                     "last_try": message.time,
-                    "metadata": {"chatId": message.chat_id},
+                    "metadata": {"chatId": message.chat_id} if self.queue_chat_ids else {},
                 }
                 for message in queued[:100]
             ],

@@ -140,7 +140,3 @@ def test_bad_connection(
     assert f"connection 'chatapi_default' {field}={value!r}: " in str(error.value)
     assert "oops" not in str(error.value)
     assert gateway.requests == []
-
-
-def test_the_matrix_is_as_large_as_promised() -> None:
-    assert len(CASES) + len(CONNECTIONS) >= 40

@@ -78,7 +78,10 @@ def test_a_queue_entry_without_chat_is_claimed_only_by_a_lone_send() -> None:
     queued = {"id": "true_q", "type": "vcard", "body": "TEL;waid=79001111111", "last_try": None, "metadata": {}}
     other = {"id": "x", "type": "vcard", "body": "79009999999"}
     assert find(ONE, [other, queued], since=0) == "true_q"  # a lone send: the entry can only be its card
-    assert find(ONE, [other, queued], since=0, shared=True) is None  # in a batch it could be anyone's
+    with pytest.raises(GatewayError, match="cannot tell whose card true_q is"):  # in a batch: anyone's
+        find(ONE, [other, queued], since=0, shared=True)
+    mine = {**queued, "id": "true_mine", "metadata": {"chatId": ONE.chat_id}}
+    assert find(ONE, [queued, mine], since=0, shared=True) == "true_mine"  # one that names the chat wins
 
 
 def test_history_and_queue_answers_are_read() -> None:

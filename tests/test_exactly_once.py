@@ -170,3 +170,29 @@ def test_test_connection_names_the_form_field_not_the_connection(
     monkeypatch.setenv("AIRFLOW_CONN_TMP_4F2A", json.dumps({"conn_type": "chatapi", "password": "t0ken"}))
     ok, message = ChatApiHook("tmp_4f2a").test_connection()
     assert not ok and message.startswith("Instance ID: the instance id is missing") and "tmp_4f2a" not in message
+
+
+def test_in_a_fan_out_a_queue_entry_without_chat_is_nobodys_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recipient B's try was lost before anything was queued; A's card sits in a queue that names no chats.
+    Taking A's card for B's would leave B without one while the task succeeds."""
+    from .conftest import DictStore
+
+    with StandInGateway(account_status="got qr code", queue_chat_ids=False) as gateway:  # cards stay queued
+        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
+        store = DictStore()
+
+        def send_to_both() -> Any:
+            operator = SendContactToManyOperator(
+                task_id="many", contact_ids=["79009999999"], recipients=["79001111111", "79002222222"], max_in_flight=1
+            )
+            return operator.execute({"task_state_store": store})  # type: ignore[arg-type]
+
+        gateway.inject(Fault.server_error(500), Fault.server_error(500, queued=False))  # A queued, B not
+        with pytest.raises(Exception, match="MAY HAVE BEEN QUEUED"):
+            send_to_both()
+        assert [message.chat_id for message in gateway.messages] == ["79001111111@c.us"]
+
+        with pytest.raises(Exception, match="cannot tell whose card") as retry:
+            send_to_both()
+        assert "79002222222@c.us" in str(retry.value)
+        assert [message.chat_id for message in gateway.messages] == ["79001111111@c.us"]  # no guess, no duplicate

@@ -51,16 +51,22 @@ def test_one_connection_is_reused_across_sends(chatapi_default: StandInGateway) 
     assert len(chatapi_default.requests) == 3 and len(ports) == 1
 
 
-def test_nothing_is_fetched_or_connected_until_the_first_call(gateway: StandInGateway) -> None:
-    hook = ChatApiHook("no_such_connection")  # would fail at once if __init__ read the connection
+def test_nothing_is_fetched_or_connected_until_the_first_call(chatapi_default: StandInGateway) -> None:
+    hook = ChatApiHook()  # its connection leads to the stand-in, so a probe at construction would show there
     assert "settings" not in vars(hook) and "session" not in vars(hook)
-    assert gateway.requests == []
+    assert chatapi_default.requests == []
+    hook.get_account_status()
+    assert len(chatapi_default.requests) == 1  # and the same hook does reach it when used
 
 
-def test_bad_input_fails_before_the_connection_is_read(gateway: StandInGateway) -> None:
+def test_bad_input_fails_before_the_connection_is_read(chatapi_default: StandInGateway) -> None:
+    hook = ChatApiHook()
     with pytest.raises(InvalidInputError, match=r"contact_ids\[1\]=None"):
-        ChatApiHook("no_such_connection").send_contact(["79001111111", None], phone="79002222222")
-    assert gateway.requests == []
+        hook.send_contact(["79001111111", None], phone="79002222222")
+    assert "settings" not in vars(hook)  # refused before the connection was read
+    assert chatapi_default.requests == []
+    hook.send_contact(["79001111111"], phone="79002222222")
+    assert len(chatapi_default.requests) == 1
 
 
 def test_missing_token_names_the_connection(gateway: StandInGateway, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -316,7 +316,8 @@ def test_what_is_not_our_card(other: dict[str, Any]) -> None:
 def test_an_entry_without_chat_or_time_counts_last_and_only_for_a_lone_send() -> None:
     chatless, untimed = entry(id="wamid.NOCHAT", chatId=None), entry(id="wamid.NOTIME", time=None)
     assert find_contact_card(SEND, [chatless], since=SINCE) == "wamid.NOCHAT"
-    assert find_contact_card(SEND, [chatless], since=SINCE, shared=True) is None
+    with pytest.raises(GatewayError, match="cannot tell whose card"):
+        find_contact_card(SEND, [chatless], since=SINCE, shared=True)
     assert (
         find_contact_card(SEND, [untimed, entry(id="wamid.TIMED", time=int(SINCE) + 50)], since=SINCE) == "wamid.TIMED"
     )

@@ -149,9 +149,11 @@ def test_transient_refusal_leaves_the_task_retries_to_airflow(
     assert chatapi_default.messages == []
 
 
-def test_construction_does_no_io(gateway: StandInGateway) -> None:
-    SendContactOperator(task_id="send", contact_ids="79001111111", phone="1", chatapi_conn_id="no_such_connection")
-    assert gateway.requests == []
+def test_construction_does_no_io(chatapi_default: StandInGateway) -> None:
+    operator = SendContactOperator(task_id="send", contact_ids="79001111111", phone="79002222222")
+    assert "hook" not in vars(operator) and chatapi_default.requests == []
+    operator.execute({})  # type: ignore[arg-type]
+    assert len(chatapi_default.requests) == 1  # the same operator does reach the stand-in when it runs
 
 
 def two_tries(gateway: StandInGateway, *, at_least_once: bool, second_try_faults: list[Fault]) -> Any:

@@ -62,9 +62,11 @@ def pick_card(
     recipients (``shared``), and one that gives no time ranks last. Of those that qualify, the one
     nearest ``since`` wins, at or after it first.
 
-    :raises GatewayError: two entries qualify equally well.
+    :raises GatewayError: two entries qualify equally well; or none does, but a matching entry without
+        a chat could be this send's card as well as another recipient's.
     """
     ranked: dict[tuple[int, float], list[str]] = {}
+    unattributed: list[str] = []
     for entry in entries:
         entry_id = entry.get("id")
         chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
@@ -76,12 +78,21 @@ def pick_card(
             and isinstance(entry_id, str)
             and entry_id
             and entry_id not in claimed
-            and (chat == send.chat_id or (chat is None and not shared))
+            and (chat == send.chat_id or chat is None)
             and (not timed or entry_time >= since - CLOCK_SKEW)
             and _names_every_card(send, entry.get("body"))
         ):
+            if chat is None and shared:
+                unattributed.append(entry_id)
+                continue
             rank = (0 if entry_time >= int(since) else 1, abs(entry_time - since)) if timed else (2, 0.0)
             ranked.setdefault(rank, []).append(entry_id)
+    if not ranked and unattributed:
+        raise GatewayError(
+            "showMessagesQueue",
+            f"cannot tell whose card {', '.join(unattributed)} is: it names no chat, and several recipients "
+            "of this batch were sent the same cards",
+        )
     if not ranked:
         return None
     best = list(dict.fromkeys(ranked[min(ranked)]))  # the history and the queue may list one message
