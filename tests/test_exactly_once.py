@@ -196,3 +196,54 @@ def test_in_a_fan_out_a_queue_entry_without_chat_is_nobodys_card(monkeypatch: py
             send_to_both()
         assert "79002222222@c.us" in str(retry.value)
         assert [message.chat_id for message in gateway.messages] == ["79001111111@c.us"]  # no guess, no duplicate
+
+
+TRY = """
+import json, sys
+from pathlib import Path
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
+
+path = Path(sys.argv[1])
+class FileStore:  # Airflow 3.3's task state store, kept in a file between the two processes
+    def get(self, key, default=None):
+        return json.loads(path.read_text()).get(key, default) if path.exists() else default
+    def set(self, key, value):
+        values = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**values, key: value}))
+
+contacts = {"79001111111", "79002222222", "79003333333", "447911123456", "4915112345678"}
+operator = SendContactOperator(task_id="send", contact_ids=contacts, phone="17472822486")
+try:
+    print(operator.execute({"task_state_store": FileStore()}))
+except Exception as error:
+    print(type(error).__name__)
+"""
+
+
+def test_set_input_retried_in_a_fresh_process_sends_one_card(
+    chatapi_default: StandInGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    def order(seed: str) -> str:
+        command = [sys.executable, "-c", "print(list({'79001111111', '79002222222', '79003333333', '447911123456'}))"]
+        return subprocess.run(
+            command, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True
+        ).stdout
+
+    first_seed = "1"
+    second_seed = next(str(seed) for seed in range(2, 200) if order(str(seed)) != order(first_seed))
+
+    def one_try(seed: str) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        command = [sys.executable, "-c", TRY, str(tmp_path / "store.json")]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+    chatapi_default.inject(Fault.server_error(500))  # the first try's card is queued, its answer lost
+    assert one_try(first_seed).endswith("DeliveryUnknownError")
+    second = one_try(second_seed)
+
+    (message,) = chatapi_default.messages
+    assert second.endswith(message.id)

@@ -71,11 +71,15 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
         }
 
     def notify(self, context: Context) -> None:
-        result = self.hook.send_contact(**self._arguments())
+        with self.hook:
+            result = self.hook.send_contact(**self._arguments())
         self.log.info("Chat API notification queued as %s", result.id)
 
     async def async_notify(self, context: Context) -> None:
-        result = await self.hook.asend_contact(**self._arguments())
+        try:
+            result = await self.hook.asend_contact(**self._arguments())
+        finally:
+            await self.hook.aclose()
         self.log.info("Chat API notification queued as %s", result.id)
 
 
