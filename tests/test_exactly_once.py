@@ -143,9 +143,11 @@ def test_one_async_client_serves_every_call_of_a_hook(chatapi_default: StandInGa
 # ---- Test connection ------------------------------------------------------------------------------
 
 
-def test_test_connection_probes_once_and_speaks_of_the_probe(chatapi_default: StandInGateway) -> None:
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_test_connection_probes_once_and_speaks_of_the_probe(chatapi_default: StandInGateway, transport: str) -> None:
     chatapi_default.inject(Fault.unavailable(), endpoint="status")
-    ok, message = ChatApiHook(max_retries=5).test_connection()
+    hook = ChatApiHook(max_retries=5)
+    ok, message = hook.test_connection() if transport == "sync" else asyncio.run(hook.atest_connection())
     assert not ok and len(chatapi_default.requests) == 1
     assert "status probe failed (HTTP 503)" in message and "try again later" in message
     assert "nothing was queued" not in message

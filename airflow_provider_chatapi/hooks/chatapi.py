@@ -226,16 +226,16 @@ class ChatApiHook(BaseHook):
         tests.
         """
         try:
-            probe = type(self)(self.chatapi_conn_id)
-            probe.__dict__["settings"] = self.settings.replace(
-                timeout=min(self.settings.timeout, PROBE_TIMEOUT), max_retries=0
-            )
-            with probe:
+            with self._prober(self.settings) as probe:
                 return self.dialect.describe_status(probe.get_account_status())
-        except ConnectionConfigError as error:
-            return False, f"{_FORM_LABELS.get(error.setting, error.setting)}: {error.problem}"
-        except GatewayError as error:
+        except ChatApiError as error:
             return False, _probe_failure(error)
+
+    def _prober(self, settings: GatewaySettings) -> ChatApiHook:
+        """A hook for one status probe: no retries, and a short wait."""
+        probe = type(self)(self.chatapi_conn_id)
+        probe.__dict__["settings"] = settings.replace(timeout=min(settings.timeout, PROBE_TIMEOUT), max_retries=0)
+        return probe
 
     def run(self, plan: Plan[T]) -> T:
         """Drive a protocol plan over this hook's HTTP session."""
@@ -324,10 +324,13 @@ class ChatApiHook(BaseHook):
     async def atest_connection(self) -> tuple[bool, str]:
         """:meth:`test_connection`, asynchronously."""
         try:
-            status = await self.aget_account_status()
+            probe = self._prober(await self.asettings())
+            try:
+                return probe.dialect.describe_status(await probe.aget_account_status())
+            finally:
+                await probe.aclose()
         except ChatApiError as error:
-            return False, str(error)
-        return (await self.asettings()).dialect.describe_status(status)
+            return False, _probe_failure(error)
 
     async def asend_to_many(
         self,
@@ -452,8 +455,13 @@ def _areplaying(first: ChatApiError, attempt: Callable[..., Awaitable[T]]) -> Ca
     return call
 
 
-def _probe_failure(error: GatewayError) -> str:
-    """What Test connection says when the status probe fails: what the gateway said, and what to check."""
+def _probe_failure(error: ChatApiError) -> str:
+    """What Test connection says when the probe fails: the form field to fix, or what the gateway said and
+    what to check (never what a send's failure would mean for a message)."""
+    if isinstance(error, ConnectionConfigError):
+        return f"{_FORM_LABELS.get(error.setting, error.setting)}: {error.problem}"
+    if not isinstance(error, GatewayError):
+        return str(error)
     answer = f"HTTP {error.status_code}" if error.status_code is not None else "no answer"
     if isinstance(error, AuthenticationError):
         hint = "check the API token (and, on 1msg, that the channel may use the API)"

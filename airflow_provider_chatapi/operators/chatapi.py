@@ -83,13 +83,10 @@ class _ChatApiOperator(ChatApiHookMixin, BaseOperator):
             return resumable or self.at_least_once
         return isinstance(error, NotSentError) and error.transient
 
-    def _failed(self, error: ChatApiError, *, resumable: bool) -> BaseException:
-        """What to raise for ``error``: itself when another try may help, else a failure without retries."""
-        if self._may_retry(error, resumable=resumable):
-            return error
-        failure = AirflowFailException(str(error))
-        failure.__cause__ = error
-        return failure
+    def _fail_fast(self, error: ChatApiError, *, resumable: bool) -> None:
+        """Fail the task without retries when another try cannot help."""
+        if not self._may_retry(error, resumable=resumable):
+            raise AirflowFailException(str(error)) from error
 
 
 class SendContactOperator(_ChatApiOperator):
@@ -170,7 +167,8 @@ class SendContactOperator(_ChatApiOperator):
             plan = send_once(send, ledger, dialect=self.hook.dialect, at_least_once=self.at_least_once, log=self.log)
             return self.hook.run(plan)
         except ChatApiError as error:
-            raise self._failed(error, resumable=store is not None) from None
+            self._fail_fast(error, resumable=store is not None)
+            raise
         finally:
             self.hook.close()
 
@@ -243,7 +241,8 @@ class SendContactToManyOperator(_ChatApiOperator):
             for send in sends:
                 dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
         except ChatApiError as error:
-            raise self._failed(error, resumable=store is not None) from None
+            self._fail_fast(error, resumable=store is not None)
+            raise
         ledger = None
         if store is not None:
             ledger = BatchLedger(store, first_try=_first_try(context), generation=_generation(context))
