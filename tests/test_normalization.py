@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_provider_chatapi._stand_in_checks import check_classic_send
 from airflow_provider_chatapi.protocol.errors import InvalidInputError
 from airflow_provider_chatapi.protocol.whatsapp import (
     normalize_chat_id,
@@ -16,7 +17,6 @@ from airflow_provider_chatapi.protocol.whatsapp import (
     normalize_phone,
     normalize_quoted_message_id,
 )
-from airflow_provider_chatapi.testing import _check_send_contact
 
 from .conftest import classic_request
 
@@ -255,7 +255,7 @@ def test_anything_is_either_accepted_or_refused_with_input_error(value: Any) -> 
     except InvalidInputError as error:
         assert error.field.startswith("contact_ids")
     else:
-        assert ids and all(_check_send_contact({"phone": "79001111111", "contactId": [i]})[0] is None for i in ids)
+        assert ids and all(check_classic_send({"phone": "79001111111", "contactId": [i]})[0] is None for i in ids)
 
 
 @given(
@@ -268,6 +268,6 @@ def test_anything_is_either_accepted_or_refused_with_input_error(value: Any) -> 
 )
 def test_every_request_we_build_is_one_the_gateway_accepts(contacts: list[tuple[str, Any]], target: dict) -> None:
     request = classic_request([written for _, written in contacts], **target)
-    problem, _, queued = _check_send_contact(dict(request.json or {}))
+    problem, _, queued = check_classic_send(dict(request.json or {}))
     assert problem is None
     assert queued == tuple(request.json["contactId"])  # type: ignore[index]

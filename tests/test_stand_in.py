@@ -15,9 +15,10 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_chatapi._stand_in_checks import check_onemsg_send
 from airflow_provider_chatapi.protocol.onemsg import ONEMSG
 from airflow_provider_chatapi.protocol.sends import build_send_contact
-from airflow_provider_chatapi.testing import Fault, StandInGateway, _check_onemsg_send
+from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 CARD = {"name": {"formatted_name": "Ann Lee", "first_name": "Ann"}, "phones": [{"wa_id": "79001111111"}]}
 
@@ -161,6 +162,6 @@ def test_every_1msg_request_we_build_is_one_the_stand_in_accepts(
     contacts: list[dict[str, Any]], target: dict[str, str]
 ) -> None:
     request = ONEMSG.send_request(build_send_contact(contacts=contacts, **target))
-    problem, _, queued = _check_onemsg_send(json.loads(json.dumps(request.json)))
+    problem, _, queued = check_onemsg_send(json.loads(json.dumps(request.json)))
     assert problem is None
     assert list(queued) == request.json["contacts"]  # type: ignore[index]

@@ -1,0 +1,156 @@
+"""The stand-in gateway's own checks of a ``sendContact`` body, one function per dialect.
+
+They are written apart from :mod:`airflow_provider_chatapi.protocol` on purpose: a bug there cannot hide
+itself by passing a check it wrote. Each returns a problem text naming the field, or what to queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+__all__ = ["check_classic_send", "check_onemsg_send"]
+
+WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
+_CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
+_CHAT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us|(?:[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24})@g\.us")
+_LID_CHAT = re.compile(r"[^\s@]+@lid")
+_CARD_KEYS = {"name", "phones", "emails", "urls", "org", "addresses", "birthday"}
+_NAME_PARTS = {"first_name", "last_name", "middle_name", "suffix", "prefix"}
+_PHONE_TYPES = {"CELL", "MAIN", "IPHONE", "HOME", "WORK"}
+_PLACE_TYPES = {"HOME", "WORK"}
+_LISTS = {  # a card's list fields, and the keys an entry of each may have
+    "phones": {"phone", "type", "wa_id"},
+    "emails": {"email", "type"},
+    "urls": {"url", "type"},
+    "addresses": {"street", "city", "state", "zip", "country", "country_code", "type"},
+}
+
+
+def check_classic_send(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
+    """The gateway's checks of a sendContact body: a problem text, or the chat and contacts to send."""
+    if not isinstance(body, dict):
+        return "Request body must be a JSON object", "", ()
+    nulls = sorted(name for name, value in body.items() if value is None)
+    if nulls:
+        return f"Fields must not be null: {', '.join(nulls)}", "", ()
+    if ("phone" in body) == ("chatId" in body):
+        return "Provide exactly one of phone or chatId", "", ()
+    if "phone" in body:
+        phone = str(body["phone"]) if isinstance(body["phone"], (str, int)) and body["phone"] is not True else ""
+        if not WHATSAPP_NUMBER.fullmatch(phone):
+            return f"Wrong phone format: {body['phone']!r}. Use digits with the country code", "", ()
+        chat_id = f"{phone}@c.us"
+    else:
+        chat_id = body["chatId"]
+        if not isinstance(chat_id, str) or not _CHAT_ID.fullmatch(chat_id):
+            return "Wrong chatId format. Please use 17633123456@c.us or 17680561234-1479621234@g.us", "", ()
+    contacts = body.get("contactId")
+    if isinstance(contacts, str):
+        contacts = [contacts]
+    if not isinstance(contacts, list) or not contacts:
+        return "contactId is required: a contact id or a list of them", "", ()
+    for contact in contacts:
+        if not isinstance(contact, str) or not _CONTACT_ID.fullmatch(contact):
+            return f"Wrong contactId format: {contact!r}. Use 17633123456@c.us", "", ()
+    quoted = body.get("quotedMsgId")
+    if quoted is not None and (not isinstance(quoted, str) or not quoted):
+        return "quotedMsgId must be a message id", "", ()
+    return None, chat_id, tuple(contacts)
+
+
+def check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any], ...]]:
+    """1msg's checks of a sendContact body: a problem naming the field, or the chat and cards to send."""
+    if not isinstance(body, dict):
+        return "Request body must be a JSON object", "", ()
+    nulls = sorted(name for name, value in body.items() if value is None)
+    if nulls:
+        return f"Fields must not be null: {', '.join(nulls)}", "", ()
+    if "contactId" in body:
+        return "contactId is not a field of 1msg's sendContact; send contacts", "", ()
+    if ("phone" in body) == ("chatId" in body):
+        return "Provide exactly one of phone or chatId", "", ()
+    if "phone" in body:
+        if not isinstance(body["phone"], str):
+            return f"phone must be a string of digits, got {body['phone']!r}", "", ()
+        if not WHATSAPP_NUMBER.fullmatch(body["phone"]):
+            return f"phone: wrong format {body['phone']!r}; use digits with the country code", "", ()
+        chat_id = f"{body['phone']}@c.us"
+    else:
+        chat_id = body["chatId"]
+        if not isinstance(chat_id, str) or not (_CHAT_ID.fullmatch(chat_id) or _LID_CHAT.fullmatch(chat_id)):
+            return f"chatId: wrong format {chat_id!r}", "", ()
+    cards = body.get("contacts")
+    if not isinstance(cards, list) or not cards:
+        return "contacts is required: a non-empty array of contact objects", "", ()
+    for index, card in enumerate(cards):
+        problem = _card_problem(card, f"contacts[{index}]")
+        if problem:
+            return problem, "", ()
+    quoted = body.get("quotedMsgId")
+    if quoted is not None and (not isinstance(quoted, str) or not quoted):
+        return "quotedMsgId must be a message id", "", ()
+    return None, chat_id, tuple(cards)
+
+
+def _card_problem(card: Any, field: str) -> str | None:
+    if not isinstance(card, dict):
+        return f"{field} must be an object"
+    for key in card:
+        if key not in _CARD_KEYS:
+            return f"{field}.{key} is not a contact field"
+    name = card.get("name")
+    if not isinstance(name, dict):
+        return f"{field}.name is required: an object with formatted_name"
+    for key, value in name.items():
+        if key != "formatted_name" and key not in _NAME_PARTS:
+            return f"{field}.name.{key} is not a name field"
+        if not isinstance(value, str) or not value.strip():
+            return f"{field}.name.{key} must be a non-empty string"
+    if "formatted_name" not in name:
+        return f"{field}.name.formatted_name is required"
+    if not _NAME_PARTS & set(name):
+        return f"{field}.name needs one of {', '.join(sorted(_NAME_PARTS))} besides formatted_name"
+    for key, allowed in _LISTS.items():
+        problem = _entries_problem(card.get(key, []), allowed, f"{field}.{key}")
+        if problem:
+            return problem
+    org = card.get("org", {})
+    if not isinstance(org, dict) or set(org) - {"company", "department", "title"}:
+        return f"{field}.org must be an object of company, department, title"
+    if any(not isinstance(value, str) for value in org.values()):
+        return f"{field}.org values must be strings"
+    birthday = card.get("birthday")
+    if birthday is not None:
+        try:
+            valid = isinstance(birthday, str) and dt.date.fromisoformat(birthday).isoformat() == birthday
+        except ValueError:
+            valid = False
+        if not valid:
+            return f"{field}.birthday must be a date written YYYY-MM-DD"
+    return None
+
+
+def _entries_problem(entries: Any, allowed: set[str], field: str) -> str | None:
+    if not isinstance(entries, list):
+        return f"{field} must be an array"
+    for index, entry in enumerate(entries):
+        where = f"{field}[{index}]"
+        if not isinstance(entry, dict) or set(entry) - allowed:
+            return f"{where} must be an object of {', '.join(sorted(allowed))}"
+        if any(not isinstance(value, str) for value in entry.values()):
+            return f"{where} values must be strings"
+        kinds = _PHONE_TYPES if field.endswith(".phones") else _PLACE_TYPES
+        if "type" in entry and not field.endswith(".urls") and entry["type"] not in kinds:
+            return f"{where}.type must be one of {', '.join(sorted(kinds))}"
+        if field.endswith(".phones"):
+            if not {"phone", "wa_id"} & set(entry):
+                return f"{where} needs phone or wa_id"
+            if "wa_id" in entry and not WHATSAPP_NUMBER.fullmatch(entry["wa_id"]):
+                return f"{where}.wa_id must be a WhatsApp number (digits)"
+        if field.endswith(".emails") and "@" not in entry.get("email", ""):
+            return f"{where}.email must be an email address"
+        if field.endswith(".urls") and not entry.get("url"):
+            return f"{where}.url is required"
+    return None
