@@ -126,7 +126,8 @@ class SendContactOperator(_ChatApiOperator):
     Retries never send a card twice. On Airflow 3.3+ the operator records each send in the task
     instance's ``task_state_store``: a retry after a send whose answer was lost asks the gateway whether
     the card arrived and returns its id, sending again only if the gateway shows none. Before 3.3 such a
-    send fails the task without retrying. Bad input, a wrong token, a request the gateway rejects and a
+    send fails the task without retrying. Clearing the task sends the card again (after asking the gateway
+    about an earlier run's lost answer, if any). Bad input, a wrong token, a request the gateway rejects and a
     send outside WhatsApp's 24-hour window also fail without retrying; a rate limit or an unavailable
     gateway leaves the task's retries to act.
     """
@@ -193,8 +194,9 @@ class SendContactToManyOperator(_ChatApiOperator):
     Each recipient keeps the no-duplicate guarantee of :class:`SendContactOperator`: on Airflow 3.3+
     every send has its own record in the task state store (written in two calls for the whole batch,
     see :class:`~airflow_provider_chatapi.delivery.BatchLedger`), so a retry skips the recipients
-    already served and reconciles those whose answer was lost. Before 3.3 a retry would send to everyone again,
-    so any failure after a card was queued fails the task without retrying; the ids queued are logged.
+    already served and reconciles those whose answer was lost. Before 3.3 a retry would send to everyone
+    again, so a batch in which any card was, or may have been, queued fails without retrying; the ids
+    queued are logged. A clear sends every card again, as for :class:`SendContactOperator`.
     """
 
     template_fields: Sequence[str] = ("contact_ids", "contacts", "recipients", "quoted_message_id", "chatapi_conn_id")
