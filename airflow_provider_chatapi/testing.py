@@ -384,11 +384,16 @@ class StandInGateway:
             return 200, self._queue_listing()
         if onemsg and not self.history:
             return 200, {"notice": "Message history storage is disabled for this channel"}
+        # A malformed number is the client's mistake: answer it, rather than fail inside the stand-in (which
+        # would be recorded in ``errors`` as a bug here).
+        problem = _history_query_problem(request.query)
+        if problem:
+            return 400, {"error": problem}
         return 200, self._history(request.query)
 
     def _wrong_token(self, token: str | None) -> str:
         if self.dialect == "1msg":
-            shown = f' "{token}"' if self.echo_token else ""
+            shown = f' "{token or ""}"' if self.echo_token else ""
             return f'Wrong token{shown} for channel "{self.instance_id}". Please provide token as a GET parameter.'
         return f"{WRONG_TOKEN} Got: {token}" if self.echo_token else WRONG_TOKEN
 
@@ -477,6 +482,18 @@ class StandInGateway:
             ],
             "lastMessageNumber": delivered[-1].message_number if delivered else 0,
         }
+
+
+def _history_query_problem(query: Mapping[str, str]) -> str | None:
+    for name in ("min_time", "max_time", "limit"):
+        value = query.get(name)
+        # isdigit alone passes digits such as "²" that int() refuses
+        if value and not (value.isascii() and value.isdigit()):
+            return f"{name} must be a whole number, got {value!r}"
+    if query.get("limit") and int(query["limit"]) < 1:
+        # ``matching[-0:]`` is the whole list: a zero limit would quietly mean no limit
+        return "limit must be at least 1"
+    return None
 
 
 def _delivered(message: QueuedMessage) -> QueuedMessage:

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -69,29 +70,41 @@ def execution_api(airflow_db: Path) -> Iterator[None]:
 
 
 def connection(monkeypatch: pytest.MonkeyPatch, name: str, host: str, token: str, **extra: object) -> None:
-    conn = {"conn_type": "chatapi", "host": host, "password": token, "extra": extra}
+    conn = {"conn_type": "chatapi", "host": host, "password": token, "extra": extra}  # extra names the dialect
     monkeypatch.setenv(f"AIRFLOW_CONN_CHATAPI_{name.upper()}", json.dumps(conn))
 
 
+WRONG_TOKEN_ECHOED = {  # what each dialect's 401 says about the token it got, once scrubbed
+    "chatapi": "HTTP 401: the gateway said 'Wrong token. Please provide token as a GET parameter. Got: ***'",
+    "1msg": """HTTP 401: the gateway said 'Wrong token "***" for channel "123456".""",
+}
+
+
+@pytest.mark.parametrize("dialect", ["chatapi", "1msg"])
 def test_no_token_in_logs_errors_rendered_fields_or_xcom(
-    airflow_db: Path, execution_api: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    airflow_db: Path,
+    execution_api: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    dialect: str,
 ) -> None:
     tokens = {name: f"leak-check-{name}-5f1c9a" for name in ("wrong_token", "server_error", "read_timeout", "refused")}
     tokens["sent"] = "leak-check-sent-5f1c9a"
     with (
-        StandInGateway(echo_token=True) as echoing,
-        StandInGateway() as failing,
-        StandInGateway(delay=2.0) as slow,
-        StandInGateway(token=tokens["sent"]) as healthy,
+        StandInGateway(dialect=dialect, echo_token=True) as echoing,
+        StandInGateway(dialect=dialect) as failing,
+        StandInGateway(dialect=dialect, delay=2.0) as slow,
+        StandInGateway(dialect=dialect, token=tokens["sent"]) as healthy,
     ):
         failing.token = tokens["server_error"]
         failing.inject(Fault.server_error(500))
         slow.token = tokens["read_timeout"]
-        connection(monkeypatch, "wrong_token", echoing.api_url, tokens["wrong_token"])
-        connection(monkeypatch, "server_error", failing.api_url, tokens["server_error"])
-        connection(monkeypatch, "read_timeout", slow.api_url, tokens["read_timeout"], timeout=0.3)
-        connection(monkeypatch, "refused", f"http://127.0.0.1:{free_port()}/instance1", tokens["refused"])
-        connection(monkeypatch, "sent", healthy.api_url, tokens["sent"])
+        connect = partial(connection, monkeypatch, dialect=dialect)
+        connect("wrong_token", echoing.api_url, tokens["wrong_token"])
+        connect("server_error", failing.api_url, tokens["server_error"])
+        connect("read_timeout", slow.api_url, tokens["read_timeout"], timeout=0.3)
+        connect("refused", f"http://127.0.0.1:{free_port()}/instance1", tokens["refused"])
+        connect("sent", healthy.api_url, tokens["sent"])
         dag = load_dag("chatapi_secret_drill")
 
         run = dag.test(use_executor=REAL_LOG_FILES)
@@ -112,10 +125,7 @@ def test_no_token_in_logs_errors_rendered_fields_or_xcom(
     else:
         console = "".join(capfd.readouterr())
         logs = dict.fromkeys(states, console)
-    assert (
-        "HTTP 401: the gateway said 'Wrong token. Please provide token as a GET parameter. Got: ***'"
-        in logs["wrong_token"]
-    )
+    assert WRONG_TOKEN_ECHOED[dialect] in logs["wrong_token"]
     assert "HTTP 500" in logs["server_error"] and "MAY HAVE BEEN QUEUED" in logs["server_error"]
     assert "Read timed out" in logs["read_timeout"]
     assert "could not connect" in logs["refused"]
