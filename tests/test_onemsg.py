@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from airflow_provider_chatapi._stand_in_checks import check_onemsg_send
 from airflow_provider_chatapi.hooks.chatapi import BACKOFF_FACTOR, ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactOperator
 from airflow_provider_chatapi.protocol import (
@@ -457,3 +460,32 @@ def test_a_classic_fan_out_refuses_a_card_without_a_number_before_anything(chata
     assert chatapi_default.requests == [] and store.values == {}
     SendContactToManyOperator(task_id="many", contacts=[ANN], recipients=["17472822486"]).execute({})  # type: ignore[arg-type]
     assert len(chatapi_default.requests) == 1  # the same setting does reach the gateway
+
+
+# ---- the provider's 1msg requests against the stand-in's own, independent checks -----------------
+
+cards = st.fixed_dictionaries(
+    {"name": st.sampled_from(["Ann Lee", "Cher", "  Bob  Stone ", "Ана Ли"])},
+    optional={
+        "phone": st.sampled_from(["+7 900 111-11-11", "447911123456", 4915112345678]),
+        "email": st.sampled_from(["ann@example.com", {"email": "b@example.org", "type": "home"}]),
+        "org": st.sampled_from(["Acme", {"company": "Acme", "title": "SRE"}]),
+        "urls": st.just(["https://example.com/a"]),
+        "birthday": st.sampled_from(["1990-02-28", "2000-01-01"]),
+        "addresses": st.just([{"city": "Berlin", "zip": 10115, "type": "WORK"}]),
+    },
+)
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(cards, min_size=1, max_size=4),
+    st.sampled_from([{"phone": "17472822486"}, {"chat_id": "120363041234567890@g.us"}]),
+)
+def test_every_1msg_request_we_build_is_one_the_stand_in_accepts(
+    contacts: list[dict[str, Any]], target: dict[str, str]
+) -> None:
+    request = ONEMSG.send_request(build_send_contact(contacts=contacts, **target))
+    problem, _, queued = check_onemsg_send(json.loads(json.dumps(request.json)))
+    assert problem is None
+    assert list(queued) == request.json["contacts"]  # type: ignore[index]

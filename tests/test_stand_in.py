@@ -1,26 +1,69 @@
-"""The stand-in gateway's 1msg dialect, over plain HTTP: its checks, answers, history and faults.
+"""The stand-in gateway's 1msg dialect over real HTTP, tested on its own terms.
 
-Its checks are written apart from the provider's protocol code, so they are tested here on their own,
-and a property test holds the two to each other: every request the provider builds, the stand-in takes.
+Only :mod:`airflow_provider_chatapi.testing` is imported: the stand-in is what the provider's protocol code
+is tested against, so these tests hold it to the 1msg contract (``../shared/onemsg-protocol.md`` beside the repository)
+without going through that code, and a bug there cannot make them pass.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+import types
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from airflow_provider_chatapi._stand_in_checks import check_onemsg_send
-from airflow_provider_chatapi.protocol.onemsg import ONEMSG
-from airflow_provider_chatapi.protocol.sends import build_send_contact
-from airflow_provider_chatapi.testing import Fault, StandInGateway
+from airflow_provider_chatapi import testing
+from airflow_provider_chatapi.testing import DIALECTS, Fault, StandInGateway
 
-CARD = {"name": {"formatted_name": "Ann Lee", "first_name": "Ann"}, "phones": [{"wa_id": "79001111111"}]}
+PHONE = "17472822486"
+ANN = {
+    "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
+    "phones": [{"phone": "+7 900 111-11-11", "type": "CELL", "wa_id": "79001111111"}],
+    "emails": [{"email": "ann@example.com", "type": "WORK"}],
+}
+# Every field a card may have, each in an accepted form: the checks must not be stricter than 1msg.
+BOB = {
+    "name": {
+        "formatted_name": "Dr Bob Q Smith Jr",
+        "first_name": "Bob",
+        "middle_name": "Q",
+        "last_name": "Smith",
+        "prefix": "Dr",
+        "suffix": "Jr",
+    },
+    "phones": [
+        {"phone": "+44 20 7946 0000", "type": "WORK"},
+        {"wa_id": "447946000001", "type": "IPHONE"},
+        {"phone": "+44 7946 000002", "wa_id": "447946000002", "type": "MAIN"},
+    ],
+    "emails": [{"email": "bob@example.org"}, {"email": "b@example.net", "type": "HOME"}],
+    "urls": [{"url": "https://example.org/bob", "type": "blog"}, {"url": "https://example.org"}],
+    "org": {"company": "Acme", "department": "R&D", "title": "Chemist"},
+    "addresses": [
+        {
+            "street": "1 High St",
+            "city": "London",
+            "state": "LDN",
+            "zip": "N1 1AA",
+            "country": "United Kingdom",
+            "country_code": "gb",
+            "type": "HOME",
+        }
+    ],
+    "birthday": "1984-02-29",
+}
+NO_WA_ID = {"name": {"formatted_name": "Cy", "first_name": "Cy"}, "phones": [{"phone": "+1 555 0100"}]}
+ANN_VCARD = "BEGIN:VCARD\nVERSION:3.0\nFN:Ann Lee\nTEL;type=CELL;waid=79001111111:+79001111111\nEND:VCARD"
+WAMID = re.compile(r"wamid\.HBgL[A-Za-z0-9_-]{24}")
 
 
 @pytest.fixture
@@ -29,139 +72,520 @@ def onemsg() -> Iterator[StandInGateway]:
         yield gateway
 
 
-def post(gateway: StandInGateway, body: Any, path: str = "sendContact", token: str | None = None) -> requests.Response:
-    return requests.post(f"{gateway.api_url}/{path}", params={"token": token or gateway.token}, json=body, timeout=5)
+def post(gateway: StandInGateway, body: Any, *, path: str | None = None, token: str | None = None) -> requests.Response:
+    url = f"{gateway.base_url}{path}" if path else f"{gateway.api_url}/sendContact"
+    token = gateway.token if token is None else token
+    return requests.post(url, params={"token": token}, json=body, timeout=5, allow_redirects=False)
 
 
-def test_a_card_is_queued_with_a_wamid(onemsg: StandInGateway) -> None:
-    answer = post(onemsg, {"phone": "17472822486", "contacts": [CARD]})
-    assert answer.status_code == 200
-    body = answer.json()
-    assert body["sent"] is True and body["id"].startswith("wamid.") and body["message"] == "Sent to 17472822486@c.us"
-    (message,) = onemsg.messages
-    assert (message.id, message.chat_id, message.contacts, message.contact_ids) == (
-        body["id"],
-        "17472822486@c.us",
-        (CARD,),
-        ("79001111111@c.us",),
-    )
+def get(gateway: StandInGateway, endpoint: str, **params: str) -> requests.Response:
+    params = {"token": gateway.token, **params}
+    return requests.get(f"{gateway.api_url}/{endpoint}", params=params, timeout=5, allow_redirects=False)
 
 
-BAD_BODIES = [
-    ({"phone": 17472822486, "contacts": [CARD]}, "phone must be a string"),
-    ({"phone": "17472822486", "contactId": ["79001111111@c.us"]}, "contactId is not a field"),
-    ({"contacts": [CARD]}, "exactly one of phone or chatId"),
-    ({"chatId": "abc", "contacts": [CARD]}, "chatId: wrong format"),
-    ({"phone": "17472822486", "contacts": []}, "contacts is required"),
-    ({"phone": "17472822486", "contacts": [{"phones": [{"wa_id": "79001111111"}]}]}, "contacts[0].name is required"),
-    ({"phone": "17472822486", "contacts": [{"name": {"first_name": "Ann"}}]}, "name.formatted_name is required"),
-    ({"phone": "17472822486", "contacts": [{"name": {"formatted_name": "Ann"}}]}, "contacts[0].name needs one of"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "nick": "A"}]}, "contacts[0].nick is not a contact field"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "phones": [{"wa_id": "+7 900"}]}]}, "phones[0].wa_id must be"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "phones": [{"type": "CELL"}]}]}, "phones[0] needs phone or wa_id"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "phones": [{"phone": "1", "type": "FAX"}]}]}, "phones[0].type"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "emails": [{"email": "ann"}]}]}, "emails[0].email must be"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "org": {"name": "Acme"}}]}, "contacts[0].org must be"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "birthday": "1990-02-30"}]}, "contacts[0].birthday must be"),
-    ({"phone": "17472822486", "contacts": [{**CARD, "addresses": [{"city": 5}]}]}, "addresses[0] values must be"),
-    ({"phone": "17472822486", "contacts": [CARD], "quotedMsgId": None}, "must not be null: quotedMsgId"),
-]
+# ---- construction and addressing ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "problem"), BAD_BODIES, ids=[problem for _, problem in BAD_BODIES])
-def test_1msgs_checks(onemsg: StandInGateway, body: dict[str, Any], problem: str) -> None:
-    answer = post(onemsg, body)
-    assert answer.status_code == 400
-    assert problem in answer.json()["error"]
+def test_dialects_and_their_defaults() -> None:
+    assert DIALECTS == ("chatapi", "1msg")
+    with pytest.raises(ValueError, match="dialect='whatsapp'"):
+        StandInGateway(dialect="whatsapp")
+    assert StandInGateway().account_status == "authenticated"
+    assert StandInGateway(dialect="1msg").account_status == "connected"
+    assert StandInGateway(dialect="1msg", account_status="unregistered").account_status == "unregistered"
+
+
+def test_1msg_url_and_connection_name_the_dialect(onemsg: StandInGateway) -> None:
+    assert onemsg.api_url == f"http://127.0.0.1:{onemsg.port}/123456"
+    assert json.loads(onemsg.connection_json()) == {
+        "conn_type": "chatapi",
+        "host": onemsg.api_url,
+        "password": onemsg.token,
+        "extra": {"dialect": "1msg"},
+    }
+    assert json.loads(onemsg.connection_json(timeout=3))["extra"] == {"dialect": "1msg", "timeout": 3}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/instance123456/sendContact"),  # classic addressing
+        ("GET", "/instance123456/status"),
+        ("GET", "/123456/showMessagesQueue"),  # classic only
+        ("GET", "/654321/status"),  # another channel
+        ("GET", "/123456/hookInfo"),  # 1msg has it; the stand-in does not
+        ("GET", "/123456/sendContact"),
+    ],
+)
+def test_what_1msg_does_not_have_is_a_404(onemsg: StandInGateway, method: str, path: str) -> None:
+    answer = requests.request(method, f"{onemsg.base_url}{path}", params={"token": onemsg.token}, json={}, timeout=5)
+    assert answer.status_code == 404
+    assert answer.json() == {"error": f"Unknown method {method} {path}"}
     assert onemsg.messages == []
 
 
-def test_addressing_and_token(onemsg: StandInGateway) -> None:
-    classic_path = requests.post(
-        f"{onemsg.base_url}/instance{onemsg.instance_id}/sendContact",
-        params={"token": onemsg.token},
-        json={},
-        timeout=5,
-    )
-    assert classic_path.status_code == 404
-    assert post(onemsg, {}, path="showMessagesQueue").status_code == 404  # 1msg lists no queue
-    wrong = post(onemsg, {"phone": "17472822486", "contacts": [CARD]}, token="not-the-token")
-    assert wrong.status_code == 401 and "not-the-token" not in wrong.text
-    assert json.loads(onemsg.connection_json())["extra"] == {"dialect": "1msg"}
+def test_a_1msg_path_on_a_classic_stand_in_is_a_404() -> None:
+    with StandInGateway() as classic:
+        answer = post(classic, {"phone": PHONE, "contacts": [ANN]}, path="/123456/sendContact")
+        assert answer.status_code == 404
+        assert answer.json() == {"error": "Unknown method POST /123456/sendContact"}
 
 
-def test_status_history_and_notice(onemsg: StandInGateway) -> None:
-    post(
-        onemsg,
-        {"chatId": "120363041234567890@g.us", "contacts": [CARD, {**CARD, "phones": [{"wa_id": "447911123456"}]}]},
-    )
-    status = requests.get(f"{onemsg.api_url}/status", params={"token": onemsg.token}, timeout=5).json()
-    assert status == {"status": "connected"}
-    query = {"token": onemsg.token, "chatId": "120363041234567890@g.us", "min_time": "0"}
-    (entry,) = requests.get(f"{onemsg.api_url}/messages", params=query, timeout=5).json()["messages"]
-    assert entry["fromMe"] is True and entry["type"] == "contacts" and entry["chatId"] == "120363041234567890@g.us"
-    assert entry["body"].count("BEGIN:VCARD") == 2 and "waid=447911123456" in entry["body"]
-    later = requests.get(f"{onemsg.api_url}/messages", params={**query, "min_time": str(entry["time"] + 1)}, timeout=5)
-    assert later.json()["messages"] == []
-    with StandInGateway(dialect="1msg", history=False) as no_history:
-        answer = requests.get(f"{no_history.api_url}/messages", params={"token": no_history.token}, timeout=5).json()
-        assert "notice" in answer and "messages" not in answer
-
-
-def test_1msg_faults(onemsg: StandInGateway) -> None:
-    body = {"phone": "17472822486", "contacts": [CARD]}
-    onemsg.inject(Fault.window_closed(), Fault.forbidden_text("Trial channel"), Fault.queued_as_job(), Fault.redirect())
-    window = post(onemsg, body)
-    assert window.status_code == 400 and "Dialog window is closed" in window.json()["error"]
-    forbidden = post(onemsg, body)
-    assert (forbidden.status_code, forbidden.headers["content-type"], forbidden.text) == (
-        403,
-        "text/plain",
-        "Trial channel",
-    )
-    job = post(onemsg, body).json()
-    assert job["sent"] is False and job["jobId"].startswith("job_")
-    moved = requests.post(
-        f"{onemsg.api_url}/sendContact", params={"token": onemsg.token}, json=body, timeout=5, allow_redirects=False
-    )
-    assert (moved.status_code, moved.headers["location"]) == (307, "/elsewhere")
-    assert len(onemsg.messages) == 1  # only the job queued a card
-
-
-def test_errors_inside_the_stand_in_are_recorded(onemsg: StandInGateway, capfd: pytest.CaptureFixture[str]) -> None:
-    onemsg.inject(Fault(status=200, body={"not serialisable": {1, 2}}))  # type: ignore[dict-item]
-    with pytest.raises(requests.ConnectionError):
-        post(onemsg, {"phone": "17472822486", "contacts": [CARD]})
-    assert len(onemsg.errors) == 1 and "TypeError" in onemsg.errors[0]
-    assert "TypeError" in capfd.readouterr().err
-    onemsg.inject(Fault.reset_before_queueing())  # a connection the stand-in drops on purpose is no error
-    with pytest.raises(requests.ConnectionError):
-        post(onemsg, {"phone": "17472822486", "contacts": [CARD]})
-    assert len(onemsg.errors) == 1
-
-
-cards = st.fixed_dictionaries(
-    {"name": st.sampled_from(["Ann Lee", "Cher", "  Bob  Stone ", "Ана Ли"])},
-    optional={
-        "phone": st.sampled_from(["+7 900 111-11-11", "447911123456", 4915112345678]),
-        "email": st.sampled_from(["ann@example.com", {"email": "b@example.org", "type": "home"}]),
-        "org": st.sampled_from(["Acme", {"company": "Acme", "title": "SRE"}]),
-        "urls": st.just(["https://example.com/a"]),
-        "birthday": st.sampled_from(["1990-02-28", "2000-01-01"]),
-        "addresses": st.just([{"city": "Berlin", "zip": 10115, "type": "WORK"}]),
-    },
+@pytest.mark.parametrize(
+    ("echo", "token", "text"),
+    [
+        (False, "nope", 'Wrong token for channel "123456". Please provide token as a GET parameter.'),
+        (True, "nope", 'Wrong token "nope" for channel "123456". Please provide token as a GET parameter.'),
+        (True, "", 'Wrong token "" for channel "123456". Please provide token as a GET parameter.'),
+    ],
 )
+def test_a_wrong_token_is_a_401_naming_the_channel(echo: bool, token: str, text: str) -> None:
+    with StandInGateway(dialect="1msg", echo_token=echo) as gateway:
+        answer = post(gateway, {"phone": PHONE, "contacts": [ANN]}, token=token)
+        assert answer.status_code == 401
+        assert answer.json() == {"error": text}
+        assert gateway.messages == []
 
 
-@settings(max_examples=150)
-@given(
-    st.lists(cards, min_size=1, max_size=4),
-    st.sampled_from([{"phone": "17472822486"}, {"chat_id": "120363041234567890@g.us"}]),
+def test_a_missing_token_is_not_shown_as_none() -> None:
+    with StandInGateway(dialect="1msg", echo_token=True) as gateway:
+        answer = requests.get(f"{gateway.api_url}/status", timeout=5)
+        assert answer.status_code == 401
+        assert answer.json()["error"].startswith('Wrong token "" for channel "123456"')
+
+
+# ---- sendContact --------------------------------------------------------------------------------
+
+
+def test_a_valid_send_is_recorded_and_answered_with_a_wamid(onemsg: StandInGateway) -> None:
+    body = {"phone": PHONE, "contacts": [ANN, BOB, NO_WA_ID], "quotedMsgId": "wamid.HBgLquoted"}
+    answer = post(onemsg, body)
+
+    assert answer.status_code == 200
+    said = answer.json()
+    assert set(said) == {"sent", "id", "message", "description"}  # no queueNumber on 1msg
+    assert said["sent"] is True
+    assert WAMID.fullmatch(said["id"]), said["id"]
+    assert said["message"] == f"Sent to {PHONE}@c.us"
+    assert said["description"] == "Message has been sent to the provider"
+    (message,) = onemsg.messages
+    assert message.id == said["id"]
+    assert message.chat_id == f"{PHONE}@c.us"
+    assert message.contacts == (ANN, BOB, NO_WA_ID)
+    # Bob's first phone has no wa_id and Cy has none at all: only Ann's number counts
+    assert message.contact_ids == ("79001111111@c.us",)
+    assert message.quoted_message_id == "wamid.HBgLquoted"
+    assert message.type == "contacts"
+    assert message.delivered is True  # no outbound queue on 1msg
+    (request,) = onemsg.requests_to("sendContact")
+    assert request.json == body and request.query == {"token": onemsg.token}
+
+
+def test_each_send_gets_its_own_id(onemsg: StandInGateway) -> None:
+    ids = {post(onemsg, {"phone": PHONE, "contacts": [ANN]}).json()["id"] for _ in range(5)}
+    assert len(ids) == 5
+
+
+@pytest.mark.parametrize(
+    "chat_id", ["79001111111@c.us", "79001111111-1479621234@g.us", "120363041234567890@g.us", "Zx9_q-1@lid"]
 )
-def test_every_1msg_request_we_build_is_one_the_stand_in_accepts(
-    contacts: list[dict[str, Any]], target: dict[str, str]
+def test_chat_ids_1msg_takes(onemsg: StandInGateway, chat_id: str) -> None:
+    answer = post(onemsg, {"chatId": chat_id, "contacts": [ANN]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["message"] == f"Sent to {chat_id}"
+    assert [message.chat_id for message in onemsg.messages] == [chat_id]
+
+
+def test_phone_as_a_number_is_refused(onemsg: StandInGateway) -> None:
+    answer = post(onemsg, {"phone": int(PHONE), "contacts": [ANN]})
+    assert answer.status_code == 400
+    assert "phone must be a string" in answer.json()["error"]
+    assert onemsg.messages == []
+
+
+def test_contact_ids_are_refused(onemsg: StandInGateway) -> None:
+    answer = post(onemsg, {"phone": PHONE, "contactId": ["79001111111@c.us"]})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "contactId is not a field of 1msg's sendContact; send contacts"}
+    assert onemsg.messages == []
+
+
+def card(**fields: Any) -> dict[str, Any]:
+    """Ann's card with these fields replaced (a value of ``...`` drops the field)."""
+    return {key: value for key, value in {**ANN, **fields}.items() if value is not ...}
+
+
+def send(*cards: Any, **fields: Any) -> dict[str, Any]:
+    return {"phone": PHONE, "contacts": list(cards), **fields}
+
+
+BAD_BODIES: list[tuple[str, Any, str]] = [
+    # the request
+    ("array body", [send(ANN)], "body must be a JSON object"),
+    ("null field", send(ANN, chatId=None), "must not be null: chatId"),
+    ("phone and chatId", send(ANN, chatId="79001111111@c.us"), "exactly one of phone or chatId"),
+    ("neither", {"contacts": [ANN]}, "exactly one of phone or chatId"),
+    ("phone with +", send(ANN, phone="+17472822486"), "phone"),
+    ("phone too short", send(ANN, phone="123456"), "phone"),
+    ("phone too long", send(ANN, phone="1234567890123456"), "phone"),
+    ("phone from 0", send(ANN, phone="07472822486"), "phone"),
+    ("phone as bool", send(ANN, phone=True), "phone must be a string"),
+    ("chatId as int", {"chatId": 79001111111, "contacts": [ANN]}, "chatId"),
+    ("chatId unknown", {"chatId": "79001111111@s.whatsapp.net", "contacts": [ANN]}, "chatId"),
+    ("chatId with +", {"chatId": "+79001111111@c.us", "contacts": [ANN]}, "chatId"),
+    ("no contacts", {"phone": PHONE}, "contacts is required"),
+    ("empty contacts", send(), "contacts is required"),
+    ("contacts an object", {"phone": PHONE, "contacts": ANN}, "contacts is required"),
+    ("card not an object", send("Ann Lee"), "contacts[0] must be an object"),
+    ("second card bad", send(ANN, card(name=...)), "contacts[1].name is required"),
+    ("quotedMsgId empty", send(ANN, quotedMsgId=""), "quotedMsgId"),
+    ("quotedMsgId a number", send(ANN, quotedMsgId=5), "quotedMsgId"),
+    # the card
+    ("unknown card key", send(card(nickname="A")), "contacts[0].nickname is not a contact field"),
+    ("no name", send(card(name=...)), "contacts[0].name is required"),
+    ("name a string", send(card(name="Ann Lee")), "contacts[0].name is required"),
+    ("no formatted_name", send(card(name={"first_name": "Ann"})), "contacts[0].name.formatted_name is required"),
+    ("empty formatted_name", send(card(name={"formatted_name": " ", "first_name": "Ann"})), "name.formatted_name"),
+    ("formatted_name only", send(card(name={"formatted_name": "Ann"})), "contacts[0].name needs one of"),
+    ("empty name part", send(card(name={"formatted_name": "Ann", "first_name": ""})), "contacts[0].name.first_name"),
+    ("name part a number", send(card(name={"formatted_name": "Ann", "last_name": 7})), "contacts[0].name.last_name"),
+    ("unknown name key", send(card(name={"formatted_name": "A", "first_name": "A", "nick": "B"})), "name.nick"),
+    ("phones an object", send(card(phones={"wa_id": "79001111111"})), "contacts[0].phones"),
+    ("phone entry a string", send(card(phones=["79001111111"])), "contacts[0].phones[0]"),
+    ("unknown phone key", send(card(phones=[{"wa_id": "79001111111", "label": "x"}])), "contacts[0].phones[0]"),
+    ("phone value a number", send(card(phones=[{"phone": 79001111111}])), "contacts[0].phones[0]"),
+    ("phone type FAX", send(card(phones=[{"phone": "+1", "type": "FAX"}])), "contacts[0].phones[0].type"),
+    ("phone type lower", send(card(phones=[{"phone": "+1", "type": "cell"}])), "contacts[0].phones[0].type"),
+    ("wa_id with +", send(card(phones=[{"wa_id": "+79001111111"}])), "contacts[0].phones[0].wa_id"),
+    ("wa_id too short", send(card(phones=[{"wa_id": "790011"}])), "contacts[0].phones[0].wa_id"),
+    ("phone without number", send(card(phones=[{"type": "CELL"}])), "contacts[0].phones[0] needs phone or wa_id"),
+    ("2nd phone bad", send(card(phones=[{"wa_id": "79001111111"}, {"type": "HOME"}])), "contacts[0].phones[1]"),
+    ("email without @", send(card(emails=[{"email": "ann.example.com"}])), "contacts[0].emails[0].email"),
+    ("email missing", send(card(emails=[{"type": "WORK"}])), "contacts[0].emails[0].email"),
+    ("email type", send(card(emails=[{"email": "a@b.c", "type": "CELL"}])), "contacts[0].emails[0].type"),
+    ("emails an object", send(card(emails={"email": "a@b.c"})), "contacts[0].emails"),
+    ("url missing", send(card(urls=[{"type": "blog"}])), "contacts[0].urls[0].url"),
+    ("url a number", send(card(urls=[{"url": 5}])), "contacts[0].urls[0]"),
+    ("org a string", send(card(org="Acme")), "contacts[0].org"),
+    ("unknown org key", send(card(org={"company": "Acme", "ceo": "Wile"})), "contacts[0].org"),
+    ("org value a number", send(card(org={"company": 1})), "contacts[0].org"),
+    ("unknown address key", send(card(addresses=[{"city": "Oslo", "planet": "Earth"}])), "contacts[0].addresses[0]"),
+    ("address value a number", send(card(addresses=[{"zip": 12345}])), "contacts[0].addresses[0]"),
+    ("addresses an object", send(card(addresses={"city": "Oslo"})), "contacts[0].addresses"),
+    ("birthday not a date", send(card(birthday="1990-02-30")), "contacts[0].birthday"),
+    ("birthday day first", send(card(birthday="30-01-1990")), "contacts[0].birthday"),
+    ("birthday compact", send(card(birthday="19900130")), "contacts[0].birthday"),
+    ("birthday a number", send(card(birthday=19900130)), "contacts[0].birthday"),
+]
+
+
+@pytest.mark.parametrize(("body", "names"), [case[1:] for case in BAD_BODIES], ids=[case[0] for case in BAD_BODIES])
+def test_a_bad_body_is_a_400_naming_the_field(onemsg: StandInGateway, body: Any, names: str) -> None:
+    answer = post(onemsg, body)
+    assert answer.status_code == 400, answer.text
+    assert set(answer.json()) == {"error"}
+    assert names in answer.json()["error"]
+    assert onemsg.messages == []
+    assert onemsg.errors == []
+
+
+def test_a_body_that_is_not_json_is_a_400(onemsg: StandInGateway) -> None:
+    answer = requests.post(
+        f"{onemsg.api_url}/sendContact", params={"token": onemsg.token}, data=b"phone=1747", timeout=5
+    )
+    assert answer.status_code == 400
+    assert "JSON object" in answer.json()["error"]
+
+
+# ---- status and history ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["connected", "connecting", "disconnected", "uninitialized", "unregistered"])
+def test_status(status: str) -> None:
+    with StandInGateway(dialect="1msg", account_status=status) as gateway:
+        answer = get(gateway, "status")
+        assert answer.status_code == 200
+        assert answer.json() == {"status": status}
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The stand-in's clock, set by the test: only the stand-in's module sees it."""
+    now = [1_700_000_000]
+    monkeypatch.setattr(testing, "time", types.SimpleNamespace(time=lambda: now[0], sleep=time.sleep))
+    return now
+
+
+def test_history_filters_and_stores_cards_as_vcards(onemsg: StandInGateway, clock: list[int]) -> None:
+    sent = []
+    for at, body in [
+        (1_700_000_000, {"phone": PHONE, "contacts": [ANN]}),
+        (1_700_000_100, {"chatId": "79001111111-1479621234@g.us", "contacts": [ANN, BOB]}),
+        (1_700_000_200, {"phone": PHONE, "contacts": [BOB, NO_WA_ID]}),
+    ]:
+        clock[0] = at
+        sent.append(post(onemsg, body).json()["id"])
+
+    def ids(**query: str) -> list[str]:
+        answer = get(onemsg, "messages", **query)
+        assert answer.status_code == 200
+        return [entry["id"] for entry in answer.json()["messages"]]
+
+    assert ids() == sent
+    assert ids(chatId=f"{PHONE}@c.us") == [sent[0], sent[2]]
+    assert ids(min_time="1700000100") == sent[1:]
+    assert ids(max_time="1700000100") == sent[:2]
+    assert ids(min_time="1700000050", max_time="1700000150") == [sent[1]]
+    assert ids(chatId=f"{PHONE}@c.us", min_time="1700000001") == [sent[2]]
+    assert ids(chatId="nobody@c.us") == []
+    assert ids(limit="2") == sent[1:]  # the latest ones
+
+    entries = get(onemsg, "messages").json()["messages"]
+    assert entries[0] == {
+        **entries[0],
+        "id": sent[0],
+        "messageNumber": 1,
+        "body": ANN_VCARD,
+        "fromMe": True,
+        "time": 1_700_000_000,
+        "chatId": f"{PHONE}@c.us",
+        "type": "contacts",
+    }
+    bob_vcard = (
+        "BEGIN:VCARD\nVERSION:3.0\nFN:Dr Bob Q Smith Jr\n"
+        "TEL;type=CELL;waid=447946000001:+447946000001\n"
+        "TEL;type=CELL;waid=447946000002:+447946000002\n"
+        "END:VCARD"
+    )
+    assert entries[1]["body"] == f"{ANN_VCARD}\n{bob_vcard}"
+    assert entries[2]["body"] == f"{bob_vcard}\nBEGIN:VCARD\nVERSION:3.0\nFN:Cy\nEND:VCARD"
+    assert [entry["messageNumber"] for entry in entries] == [1, 2, 3]
+
+
+def test_the_default_history_page_is_100(onemsg: StandInGateway) -> None:
+    for _ in range(105):
+        post(onemsg, {"phone": PHONE, "contacts": [ANN]})
+    entries = get(onemsg, "messages").json()["messages"]
+    assert [entry["id"] for entry in entries] == [message.id for message in onemsg.messages[5:]]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("min_time", "soon"), ("max_time", "1.5"), ("limit", "-1"), ("limit", "0"), ("limit", "²")]
+)
+def test_a_malformed_history_query_is_a_400_not_a_stand_in_error(onemsg: StandInGateway, name: str, value: str) -> None:
+    answer = get(onemsg, "messages", **{name: value})
+    assert answer.status_code == 400
+    assert name in answer.json()["error"]
+    assert onemsg.errors == []
+
+
+def test_without_history_messages_is_a_notice() -> None:
+    with StandInGateway(dialect="1msg", history=False) as gateway:
+        assert post(gateway, {"phone": PHONE, "contacts": [ANN]}).status_code == 200
+        answer = get(gateway, "messages", chatId=f"{PHONE}@c.us")
+        assert answer.status_code == 200
+        assert answer.json() == {"notice": "Message history storage is disabled for this channel"}
+        assert len(gateway.messages) == 1  # the card went out all the same
+
+
+# ---- faults ------------------------------------------------------------------------------------
+
+
+def test_window_closed(onemsg: StandInGateway) -> None:
+    onemsg.inject(Fault.window_closed())
+    answer = post(onemsg, {"phone": PHONE, "contacts": [ANN]})
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "Dialog window is closed. The recipient has to write first (24-hour window); use a template message"
+    }
+    assert onemsg.messages == []
+    assert post(onemsg, {"phone": PHONE, "contacts": [ANN]}).status_code == 200  # one request only
+
+
+def test_forbidden_as_plain_text(onemsg: StandInGateway) -> None:
+    onemsg.inject(Fault.forbidden_text(), Fault.forbidden_text("Channel is blocked"))
+    first, second = (post(onemsg, {"phone": PHONE, "contacts": [ANN]}) for _ in range(2))
+    assert first.status_code == second.status_code == 403
+    assert first.headers["Content-Type"] == "text/plain"
+    assert (first.text, second.text) == ("Channel is in trial mode or blocked", "Channel is blocked")
+    assert onemsg.messages == []
+
+
+def test_queued_as_a_job(onemsg: StandInGateway) -> None:
+    onemsg.inject(Fault.queued_as_job())
+    answer = post(onemsg, {"phone": PHONE, "contacts": [ANN]})
+    assert answer.status_code == 200
+    said = answer.json()
+    assert set(said) == {"sent", "jobId", "message"}
+    assert said["sent"] is False
+    assert re.fullmatch(r"job_\w+", said["jobId"])
+    assert said["message"] == "Request accepted and queued as a job"
+    (message,) = onemsg.messages
+    assert (message.chat_id, message.contacts) == (f"{PHONE}@c.us", (ANN,))
+
+
+@pytest.mark.parametrize(("location", "status"), [("/elsewhere", 307), ("https://api.1msg.io/123456/sendContact", 308)])
+def test_redirect(onemsg: StandInGateway, location: str, status: int) -> None:
+    onemsg.inject(Fault.redirect() if location == "/elsewhere" else Fault.redirect(location, status=status))
+    answer = post(onemsg, {"phone": PHONE, "contacts": [ANN]})
+    assert answer.status_code == status
+    assert answer.headers["Location"] == location
+    assert answer.content == b""
+    assert onemsg.messages == []
+
+
+def test_429_has_no_retry_after_on_request(onemsg: StandInGateway) -> None:
+    onemsg.inject(Fault.rate_limited(retry_after=None))
+    answer = post(onemsg, {"phone": PHONE, "contacts": [ANN]})
+    assert answer.status_code == 429
+    assert "Retry-After" not in answer.headers
+
+
+# ---- errors inside the stand-in ----------------------------------------------------------------
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_an_error_inside_the_stand_in_is_recorded_and_shown(
+    onemsg: StandInGateway, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    request = ONEMSG.send_request(build_send_contact(contacts=contacts, **target))
-    problem, _, queued = check_onemsg_send(json.loads(json.dumps(request.json)))
-    assert problem is None
-    assert list(queued) == request.json["contacts"]  # type: ignore[index]
+    onemsg.inject(Fault(status=200, body={"unserialisable": object()}))
+    with pytest.raises(requests.ConnectionError):
+        post(onemsg, {"phone": PHONE, "contacts": [ANN]})
+    wait_for(lambda: onemsg.errors)
+    (error,) = onemsg.errors
+    assert error.startswith("TypeError(") and "not JSON serializable" in error
+    assert "Traceback" in capfd.readouterr().err
+    assert get(onemsg, "status").json() == {"status": "connected"}  # it still serves
+
+
+def test_a_failing_endpoint_is_recorded(onemsg: StandInGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: StandInGateway, query: Any) -> dict[str, Any]:
+        raise RuntimeError("history exploded")
+
+    monkeypatch.setattr(StandInGateway, "_history", broken)
+    with pytest.raises(requests.ConnectionError):
+        get(onemsg, "messages")
+    wait_for(lambda: onemsg.errors)
+    assert onemsg.errors == ["RuntimeError('history exploded')"]
+
+
+def test_a_client_that_resets_is_not_an_error(onemsg: StandInGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[BaseException | None] = []
+    original = testing._Server.handle_error
+
+    def spy(self: Any, request: Any, client_address: Any) -> None:
+        seen.append(sys.exc_info()[1])
+        original(self, request, client_address)
+
+    monkeypatch.setattr(testing._Server, "handle_error", spy)
+    onemsg.inject(Fault.slow(0.3))
+    body = json.dumps({"phone": PHONE, "contacts": [ANN]}).encode()
+    head = (
+        f"POST /123456/sendContact?token={onemsg.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", onemsg.port), timeout=5) as client:
+        client.sendall(head + body)
+        wait_for(lambda: onemsg.messages)  # taken, and now the stand-in sleeps before answering
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wait_for(lambda: seen)
+    # the stand-in did fail to answer: the spy saw the client's reset, and it was let go
+    assert isinstance(seen[0], (BrokenPipeError, ConnectionResetError)), seen
+    assert onemsg.errors == []
+
+
+# ---- the classic dialect is unchanged apart from vCard bodies -----------------------------------
+
+
+def test_classic_answers_as_before_with_vcard_bodies() -> None:
+    with StandInGateway(account_status="loading") as classic:
+        assert classic.api_url == f"http://127.0.0.1:{classic.port}/instance123456"
+        assert json.loads(classic.connection_json()) == {
+            "conn_type": "chatapi",
+            "host": classic.api_url,
+            "password": classic.token,
+        }
+        url = f"{classic.api_url}/sendContact"
+        token = {"token": classic.token}
+        one = requests.post(url, params=token, json={"phone": 79001111111, "contactId": "79002222222@c.us"}, timeout=5)
+        two = requests.post(
+            url,
+            params=token,
+            json={"chatId": "79001111111@c.us", "contactId": ["79002222222@c.us", "79003333333@c.us"]},
+            timeout=5,
+        )
+        said = one.json()
+        assert one.status_code == 200 and set(said) == {"sent", "message", "id", "queueNumber"}
+        assert said["sent"] is True and said["queueNumber"] == 1
+        assert re.fullmatch(r"true_79001111111@c\.us_[0-9A-F]{20}", said["id"])
+        assert said["message"].startswith("Message queued")
+        assert two.json()["queueNumber"] == 2
+        assert requests.get(f"{classic.api_url}/status", params=token, timeout=5).json() == {"accountStatus": "loading"}
+
+        vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:+{0}\nTEL;type=CELL;waid={0}:+{0}\nEND:VCARD".format
+        queue = requests.get(f"{classic.api_url}/showMessagesQueue", params=token, timeout=5).json()
+        assert queue["totalMessages"] == 2
+        assert [(entry["body"], entry["type"], entry["metadata"]) for entry in queue["first100"]] == [
+            (vcard("79002222222"), "vcard", {"chatId": "79001111111@c.us"}),
+            (f"{vcard('79002222222')}\n{vcard('79003333333')}", "multi_vcard", {"chatId": "79001111111@c.us"}),
+        ]
+
+        classic.deliver_queue()
+        history = requests.get(f"{classic.api_url}/messages", params=token, timeout=5).json()
+        assert history["lastMessageNumber"] == 2
+        first = history["messages"][0]
+        assert first == {
+            "id": said["id"],
+            "body": vcard("79002222222"),
+            "type": "vcard",
+            "senderName": "stand-in",
+            "fromMe": True,
+            "author": "123456@c.us",
+            "time": first["time"],
+            "chatId": "79001111111@c.us",
+            "messageNumber": 1,
+        }
+
+        # refusals and the 401 keep their classic shapes: 200 with sent false, a fixed 401 text
+        refused = requests.post(url, params=token, json={"phone": "1", "contactId": "79002222222@c.us"}, timeout=5)
+        assert (refused.status_code, refused.json()["sent"]) == (200, False)
+        wrong = requests.post(url, params={"token": "x"}, json={}, timeout=5)
+        assert (wrong.status_code, wrong.json()) == (
+            401,
+            {"error": "Wrong token. Please provide token as a GET parameter."},
+        )
+        assert classic.errors == []
+
+
+# ---- the command line --------------------------------------------------------------------------
+
+
+def test_the_command_line_prints_a_connection_that_works() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_chatapi.testing", "--dialect", "1msg", "--no-history", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        assert banner.startswith("Stand-in Chat API gateway (1msg) at http://127.0.0.1:")
+        line = server.stdout.readline().strip()
+        prefix = "AIRFLOW_CONN_CHATAPI_DEFAULT='"
+        assert line.startswith(prefix) and line.endswith("'")
+        conn = json.loads(line[len(prefix) : -1])
+        assert conn["extra"] == {"dialect": "1msg"}
+        params = {"token": conn["password"]}
+        sent = requests.post(f"{conn['host']}/sendContact", params=params, json=send(ANN), timeout=5)
+        assert sent.status_code == 200 and sent.json()["sent"] is True
+        history = requests.get(f"{conn['host']}/messages", params=params, timeout=5)
+        assert "notice" in history.json()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
