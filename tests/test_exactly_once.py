@@ -124,7 +124,7 @@ def test_sessions_and_clients_are_closed_when_the_operators_finish(chatapi_defau
     assert "session" not in vars(single.hook)
     many = SendContactToManyOperator(task_id="many", contact_ids=["79001111111"], recipients=["79002222222"])
     many.execute({})  # type: ignore[arg-type]
-    assert many.hook._async_clients == {}
+    assert many.hook._async_client is None
 
 
 def test_one_async_client_serves_every_call_of_a_hook(chatapi_default: StandInGateway) -> None:

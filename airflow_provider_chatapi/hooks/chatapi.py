@@ -51,7 +51,6 @@ BACKOFF_FACTOR = 0.5
 MAX_BACKOFF = 10.0
 PROBE_TIMEOUT = 10.0
 """Longest wait for Test connection's status probe, which is never retried: a button must not hang."""
-_FORM_LABELS = {"host": "API URL", "login": "Instance ID", "password": "API token"}
 # httpx errors raised before the request could be written: nothing can have been queued.
 _HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -114,7 +113,7 @@ class ChatApiHook(BaseHook):
         self.chatapi_conn_id = chatapi_conn_id
         self.timeout = timeout
         self.max_retries = max_retries
-        self._async_clients: dict[str, Any] = {}
+        self._async_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -353,8 +352,7 @@ class ChatApiHook(BaseHook):
         """
         sends = build_send_to_many(contact_ids, recipients, contacts=contacts, quoted_message_id=quoted_message_id)
         dialect = (await self.asettings()).dialect
-        for send in sends:
-            dialect.send_request(send)  # what the dialect cannot carry fails the batch before any request
+        dialect.check(sends)
         outcomes = await self.arun_many([dialect.send_plan(send) for send in sends], max_in_flight=max_in_flight)
         failure = fan_out_failure(outcomes, sends)
         if failure is not None:
@@ -393,19 +391,16 @@ class ChatApiHook(BaseHook):
     async def aclient(self) -> httpx.AsyncClient:
         """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""
         loop = asyncio.get_running_loop()
-        if self._async_clients.get("loop") is not loop:
+        if self._async_client is None or self._async_client[0] is not loop:
             settings = await self.asettings()
-            self._async_clients = {
-                "loop": loop,
-                "client": httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False),
-            }
-        return self._async_clients["client"]
+            self._async_client = (loop, httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False))
+        return self._async_client[1]
 
     async def aclose(self) -> None:
         """Close the ``httpx`` client of the running event loop, and the HTTP session."""
-        client = self._async_clients.pop("client", None)
-        self._async_clients.clear()
-        if client is not None:
+        if self._async_client is not None:
+            _, client = self._async_client
+            self._async_client = None
             await client.aclose()
         self.close()
 
@@ -459,7 +454,7 @@ def _probe_failure(error: ChatApiError) -> str:
     """What Test connection says when the probe fails: the form field to fix, or what the gateway said and
     what to check (never what a send's failure would mean for a message)."""
     if isinstance(error, ConnectionConfigError):
-        return f"{_FORM_LABELS.get(error.setting, error.setting)}: {error.problem}"
+        return f"{_form_label(error.setting)}: {error.problem}"
     if not isinstance(error, GatewayError):
         return str(error)
     answer = f"HTTP {error.status_code}" if error.status_code is not None else "no answer"
@@ -472,6 +467,17 @@ def _probe_failure(error: ChatApiError) -> str:
     else:
         hint = "check the API URL and the Dialect"
     return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint.capitalize()}."
+
+
+def _form_label(setting: str) -> str:
+    """What the connection form calls a setting (``password`` is "API token"), as provider info declares it."""
+    from airflow_provider_chatapi import get_provider_info
+
+    (connection_type,) = get_provider_info()["connection-types"]
+    extra = setting.removeprefix("extra ").strip("'")
+    if extra in connection_type["conn-fields"]:
+        return str(connection_type["conn-fields"][extra]["label"])
+    return str(connection_type["ui-field-behaviour"]["relabeling"].get(setting, setting))
 
 
 def _describe(error: requests.RequestException) -> str:

@@ -240,8 +240,7 @@ class SendContactToManyOperator(_ChatApiOperator):
                 self.contact_ids, self.recipients, contacts=self.contacts, quoted_message_id=self.quoted_message_id
             )
             dialect = self.hook.dialect
-            for send in sends:
-                dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
+            dialect.check(sends)
         except ChatApiError as error:
             self._fail_fast(error, resumable=store is not None)
             raise

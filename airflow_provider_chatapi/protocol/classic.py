@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_chatapi.protocol.cards import card_whatsapp_ids
 from airflow_provider_chatapi.protocol.dialect import Dialect
 from airflow_provider_chatapi.protocol.errors import (
     InvalidInputError,
@@ -71,7 +72,7 @@ class ClassicDialect(Dialect):
         else:
             body["chatId"] = send.chat_id
         for index, card in enumerate(send.contacts):
-            if not card.get("phones") or not any(phone.get("wa_id") for phone in card["phones"]):
+            if not card_whatsapp_ids(card):
                 raise InvalidInputError(
                     f"contacts[{index}]",
                     card,

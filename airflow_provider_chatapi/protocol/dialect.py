@@ -14,7 +14,7 @@ from airflow_provider_chatapi.protocol.wire import Call, Plan
 
 if TYPE_CHECKING:
     import re
-    from collections.abc import Collection
+    from collections.abc import Collection, Iterable
 
     from airflow_provider_chatapi.protocol.sends import ContactSend
     from airflow_provider_chatapi.protocol.wire import ApiRequest, ApiResponse, SendResult
@@ -48,6 +48,12 @@ class Dialect(ABC):
     @abstractmethod
     def parse_send(self, response: ApiResponse) -> SendResult:
         """The queued message, or the error that says whether it may have been queued."""
+
+    def check(self, sends: Iterable[ContactSend]) -> None:
+        """Raise ``InvalidInputError`` for any send this dialect cannot carry: a batch fails before its first
+        record or request."""
+        for send in sends:
+            self.send_request(send)
 
     def send_plan(self, send: ContactSend) -> Plan[SendResult]:
         """Send a card."""

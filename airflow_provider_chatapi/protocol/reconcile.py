@@ -12,6 +12,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_chatapi.protocol.cards import card_whatsapp_ids
 from airflow_provider_chatapi.protocol.errors import GatewayError
 from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, object_list
 
@@ -109,7 +110,7 @@ def _names_every_card(send: ContactSend, body: Any) -> bool:
     if _VCARD_START in text and text.count(_VCARD_START) != len(send.contacts):
         return False
     for card in send.contacts:
-        numbers = [phone["wa_id"] for phone in card.get("phones", ()) if phone.get("wa_id")]
+        numbers = card_whatsapp_ids(card)
         if numbers:
             if not any(re.search(rf"(?<![0-9]){number}(?![0-9])", text) for number in numbers):
                 return False
