@@ -25,7 +25,7 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [
             {
                 "integration-name": _INTEGRATION,
-                "external-doc-url": "https://pypi.org/project/airflow-provider-chatapi/",
+                "external-doc-url": "https://github.com/airflow-provider-chatapi/airflow-provider-chatapi#readme",
                 "tags": ["service"],
             }
         ],

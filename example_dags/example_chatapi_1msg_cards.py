@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import dag, task
+try:
+    from airflow.sdk import dag, task
+except ImportError:  # Airflow 2
+    from airflow.decorators import dag, task
 
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import operator
 import os
 import secrets
 import shutil
@@ -98,7 +99,15 @@ atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[str, int], Any]]:
     """Each task's final state, and every ``return_value`` pushed by (task id, map index), from the DB."""
     from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
+
+    try:
+        from airflow.models.xcom import XComModel
+
+        value_of = XComModel.deserialize_value
+    except ImportError:  # Airflow 2, whose XCom rows deserialize their value as they load
+        from airflow.models.xcom import XCom as XComModel
+
+        value_of = operator.attrgetter("value")
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
@@ -112,7 +121,7 @@ def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[st
             )
         ).all()
         states = {ti.task_id: str(ti.state) for ti in instances}
-        return states, {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+        return states, {(row.task_id, row.map_index): value_of(row) for row in rows}
 
 
 def rerun_after_clear(dag: Any, run_id: str) -> None:

@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.protocol import FanOutError, InvalidInputError, RejectedError
@@ -67,10 +68,9 @@ def test_notifier_sync_and_async_in_a_failing_run(airflow_db: Path, chatapi_defa
     states, _ = run_results(dag.dag_id, run.run_id)
     assert states == {"load": "failed"}
     cards = sorted((message.chat_id, message.contact_ids) for message in chatapi_default.messages)
-    assert cards == [
-        ("120363041234567890@g.us", ("79001111111@c.us",)),  # called, templates rendered from params
-        ("79001111111@c.us", ("79002222222@c.us",)),  # awaited
-    ]
+    called = ("120363041234567890@g.us", ("79001111111@c.us",))  # templates rendered from params
+    awaited = ("79001111111@c.us", ("79002222222@c.us",))
+    assert cards == ([called, awaited] if AIRFLOW_V_3_1_PLUS else [called])
 
 
 @pytest.mark.dag

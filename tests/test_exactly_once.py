@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.version import Version
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactToManyOperator
@@ -21,7 +20,7 @@ from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 from .conftest import load_dag, rerun_after_clear, run_results
 
-HAS_STATE_STORE = Version(version("apache-airflow-core")) >= Version("3.3")
+HAS_STATE_STORE = AIRFLOW_V_3_3_PLUS
 needs_store = pytest.mark.skipif(not HAS_STATE_STORE, reason="the task state store arrived in Airflow 3.3")
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from packaging.version import Version
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.protocol import (
@@ -30,7 +29,7 @@ from .conftest import load_dag, run_results
 
 # Airflow 3.3 gives each task instance a state store that outlives its tries; before it, a send whose
 # outcome is unknown fails the task instead of being retried.
-HAS_STATE_STORE = Version(version("apache-airflow-core")) >= Version("3.3")
+HAS_STATE_STORE = AIRFLOW_V_3_3_PLUS
 
 
 @dataclass(frozen=True)

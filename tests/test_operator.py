@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactOperator
 from airflow_provider_chatapi.protocol import DeliveryUnknownError, GatewayUnavailableError, RateLimitedError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -166,7 +166,7 @@ def test_retry_after_in_seconds_and_as_a_date() -> None:
         CLASSIC.parse_send(response(429, {"error": "slow down"}, {"retry-after": "12"}))
     assert error.value.retry_after == 12.0
     now = 1_700_000_000.0
-    date = format_datetime(datetime.fromtimestamp(now + 30, tz=timezone.utc), usegmt=True)
+    date = format_datetime(datetime.fromtimestamp(now + 30, tz=UTC), usegmt=True)
     assert parse_retry_after(date, now=now) == 30.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None

@@ -18,18 +18,17 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from functools import partial
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from packaging.version import Version
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 from .conftest import load_dag, run_results
 
 pytestmark = pytest.mark.dag
-REAL_LOG_FILES = Version(version("apache-airflow-core")) >= Version("3.3")
+REAL_LOG_FILES = AIRFLOW_V_3_3_PLUS
 
 
 def free_port() -> int:

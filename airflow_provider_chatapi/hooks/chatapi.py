@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import requests
 import tenacity
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi.hooks.form import field_label, legacy_field_behaviour, legacy_form_widgets
 from airflow_provider_chatapi.protocol import wire
 from airflow_provider_chatapi.protocol.connection import settings_from_connection
 from airflow_provider_chatapi.protocol.errors import (
@@ -36,7 +37,7 @@ from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT, PlanSt
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
     from airflow_provider_chatapi.protocol.dialect import Dialect
     from airflow_provider_chatapi.protocol.sends import ContactSend
@@ -116,22 +117,14 @@ class ChatApiHook(BaseHook):
         self._async_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
     @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields for Airflow before 3.2 (later releases read them from provider info)."""
+        return legacy_form_widgets()
+
+    @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form for Airflow before 3.2, which does not read it from provider info.
-
-        Those releases cannot show the ``timeout`` and ``max_retries`` fields declared there, so the
-        Extra box stays visible for them.
-        """
-        from airflow_provider_chatapi import get_provider_info
-
-        (connection_type,) = get_provider_info()["connection-types"]
-        behaviour = connection_type["ui-field-behaviour"]
-        standard_fields = {"host", "login", "password", "schema", "port", "extra"}
-        return {
-            "hidden_fields": [name for name in behaviour["hidden-fields"] if name != "extra"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": {k: v for k, v in behaviour["placeholders"].items() if k in standard_fields},
-        }
+        """The form's labels, placeholders and hidden fields for Airflow before 3.2."""
+        return legacy_field_behaviour()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(chatapi_conn_id={self.chatapi_conn_id!r})"
@@ -141,7 +134,8 @@ class ChatApiHook(BaseHook):
     @cached_property
     def settings(self) -> GatewaySettings:
         """The connection read into settings; the token is registered with Airflow's log masker."""
-        return self._settings_from(self.get_connection(self.chatapi_conn_id))
+        conn = self.get_connection(self.chatapi_conn_id)
+        return self._settings_from(conn, conn.extra_dejson)
 
     @property
     def dialect(self) -> Dialect:
@@ -149,18 +143,13 @@ class ChatApiHook(BaseHook):
         return self.settings.dialect
 
     async def asettings(self) -> GatewaySettings:
-        """:attr:`settings`, with the connection fetched through Airflow's async API."""
+        """:attr:`settings`, with the connection read without blocking the event loop on any release."""
         if "settings" not in self.__dict__:
-            try:
-                conn = await self.aget_connection(self.chatapi_conn_id)
-            except ImportError:
-                # Airflow 3.1's async lookup needs a running task's supervisor even when the connection
-                # comes from a secrets backend or the environment; outside a task, look it up in a thread.
-                conn = await asyncio.to_thread(self.get_connection, self.chatapi_conn_id)
-            self.__dict__["settings"] = self._settings_from(conn)
+            conn = await get_async_connection(self.chatapi_conn_id, hook=self)
+            self.__dict__["settings"] = self._settings_from(conn, await get_async_extra_dejson(conn))
         return self.settings
 
-    def _settings_from(self, conn: Connection) -> GatewaySettings:
+    def _settings_from(self, conn: Connection, extra: dict[str, Any]) -> GatewaySettings:
         settings = settings_from_connection(
             conn_id=self.chatapi_conn_id,
             host=conn.host,
@@ -168,7 +157,7 @@ class ChatApiHook(BaseHook):
             password=conn.password,
             port=conn.port,
             schema=conn.schema,
-            extra=conn.extra_dejson,
+            extra=extra,
         )
         for form in wire.secret_forms(settings.token):
             mask_secret(form)
@@ -454,7 +443,7 @@ def _probe_failure(error: ChatApiError) -> str:
     """What Test connection says when the probe fails: the form field to fix, or what the gateway said and
     what to check (never what a send's failure would mean for a message)."""
     if isinstance(error, ConnectionConfigError):
-        return f"{_form_label(error.setting)}: {error.problem}"
+        return f"{field_label(error.setting)}: {error.problem}"
     if not isinstance(error, GatewayError):
         return str(error)
     answer = f"HTTP {error.status_code}" if error.status_code is not None else "no answer"
@@ -467,17 +456,6 @@ def _probe_failure(error: ChatApiError) -> str:
     else:
         hint = "check the API URL and the Dialect"
     return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint.capitalize()}."
-
-
-def _form_label(setting: str) -> str:
-    """What the connection form calls a setting (``password`` is "API token"), as provider info declares it."""
-    from airflow_provider_chatapi import get_provider_info
-
-    (connection_type,) = get_provider_info()["connection-types"]
-    extra = setting.removeprefix("extra ").strip("'")
-    if extra in connection_type["conn-fields"]:
-        return str(connection_type["conn-fields"][extra]["label"])
-    return str(connection_type["ui-field-behaviour"]["relabeling"].get(setting, setting))
 
 
 def _describe(error: requests.RequestException) -> str:

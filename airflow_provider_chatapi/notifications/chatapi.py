@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseNotifier
+from airflow.providers.common.compat.sdk import BaseNotifier
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi.operators.chatapi import SEND_TEMPLATE_FIELDS, ChatApiHookMixin
@@ -12,7 +12,7 @@ from airflow_provider_chatapi.operators.chatapi import SEND_TEMPLATE_FIELDS, Cha
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 
 class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
@@ -29,11 +29,11 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
     :param chatapi_conn_id: the ``chatapi`` connection to send through (templated).
     :param timeout: seconds to wait for the gateway; overrides the connection's ``timeout``.
     :param max_retries: HTTP retries of requests the gateway certainly did not process.
-    :param context: the context to render with when the notifier is awaited rather than called.
+    :param context: the context to render with when the notifier is awaited rather than called (Airflow 3.1+).
 
     A callback fires once and has no retries of its own, so no state is kept between calls; the HTTP
     layer still never re-sends a card whose request may have been queued. Airflow logs a failure
-    (``Failed to send notification``) and re-raises it, as for every notifier.
+    (``Failed to send notification``), as for every notifier; from 3.1 on it also re-raises it.
     """
 
     template_fields: Sequence[str] = SEND_TEMPLATE_FIELDS
@@ -51,7 +51,10 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
         max_retries: int | None = None,
         context: Context | None = None,
     ) -> None:
-        super().__init__(context)
+        if context is None:
+            super().__init__()  # Airflow before 3.1 takes no context: its notifiers are only ever called
+        else:
+            super().__init__(context)
         self.contact_ids = contact_ids
         self.contacts = contacts
         self.phone = phone

@@ -6,12 +6,7 @@ import asyncio
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk import BaseOperator
-
-try:
-    from airflow.sdk.exceptions import AirflowFailException  # type: ignore[attr-defined]
-except ImportError:  # Airflow < 3.3 keeps it in core
-    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger, send_once
@@ -22,7 +17,7 @@ from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_chatapi.delivery import StateStore
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook

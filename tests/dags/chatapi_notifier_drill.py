@@ -1,5 +1,5 @@
-"""A task that fails, with a Chat API notifier called (as the DAG processor does) and one awaited (as the
-triggerer does) in its failure callbacks."""
+"""A task that fails, with a Chat API notifier called (as the DAG processor does) and, on Airflow 3.1+ where
+notifiers can be awaited, one awaited (as the triggerer does) in its failure callbacks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_chatapi.notifications.chatapi import ChatApiNotifier, send_chatapi_notification
 
@@ -34,13 +35,11 @@ with DAG(
     catchup=False,
     params={"group": "120363041234567890@g.us", "on_call": "+7 900 111-11-11"},
 ) as drill:
+    callbacks = [send_chatapi_notification(chat_id="{{ params.group }}", contact_ids="{{ params.on_call }}")]
+    if AIRFLOW_V_3_1_PLUS:
+        callbacks.append(awaited(ChatApiNotifier(phone="{{ params.on_call }}", contact_ids=["79002222222"])))
 
-    @task(
-        on_failure_callback=[
-            send_chatapi_notification(chat_id="{{ params.group }}", contact_ids="{{ params.on_call }}"),
-            awaited(ChatApiNotifier(phone="{{ params.on_call }}", contact_ids=["79002222222"])),
-        ]
-    )
+    @task(on_failure_callback=callbacks)
     def load() -> None:
         raise RuntimeError("the nightly load failed")
 

@@ -1,0 +1,77 @@
+"""The ``chatapi`` connection form, as provider info declares it and as Airflow before 3.2 builds it.
+
+Airflow 3.2+ reads the form (``conn-fields``, ``ui-field-behaviour``) from provider info. Airflow 2.11 to
+3.1 ask the hook instead, for WTForms fields (``get_connection_form_widgets()``) and a behaviour dict
+(``get_ui_field_behaviour()``). Both are derived here from provider info, so a label, a placeholder or a
+field is written once. WTForms and Flask-AppBuilder come with Airflow 2's web server (and the FAB provider
+on 3.0/3.1); they are imported only when a form is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NUMBER = r"^\s*\d+(\.\d*)?\s*$"
+
+
+def _connection_type() -> dict[str, Any]:
+    from airflow_provider_chatapi import get_provider_info
+
+    (connection_type,) = get_provider_info()["connection-types"]
+    return connection_type  # type: ignore[no-any-return]
+
+
+def field_label(setting: str) -> str:
+    """What the form calls a setting: ``password`` is "API token", ``extra 'timeout'`` is "Timeout (seconds)"."""
+    connection_type = _connection_type()
+    extra = setting.removeprefix("extra ").strip("'")
+    if extra in connection_type["conn-fields"]:
+        return str(connection_type["conn-fields"][extra]["label"])
+    return str(connection_type["ui-field-behaviour"]["relabeling"].get(setting, setting))
+
+
+def legacy_field_behaviour() -> dict[str, Any]:
+    """``get_ui_field_behaviour()``: provider info's ``ui-field-behaviour`` in the hook method's spelling."""
+    behaviour = _connection_type()["ui-field-behaviour"]
+    return {
+        "hidden_fields": list(behaviour["hidden-fields"]),
+        "relabeling": dict(behaviour["relabeling"]),
+        "placeholders": dict(behaviour["placeholders"]),
+    }
+
+
+def legacy_form_widgets() -> dict[str, Any]:
+    """``get_connection_form_widgets()``: a WTForms field for each of provider info's ``conn-fields``.
+
+    Only the field classes every release accepts are used (3.0/3.1 drop a hook's whole form for any
+    other): ``IntegerField`` for whole numbers, ``StringField`` for the rest, with validators carrying the
+    schema's rules so the form refuses what the hook would.
+    """
+    # Imported by these names, which Airflow 3.0/3.1 patch with stand-ins to read the form without
+    # Flask-AppBuilder (``any_of`` is how they learn a field's choices).
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from wtforms import IntegerField, StringField
+    from wtforms.validators import NumberRange, Optional, Regexp, any_of
+
+    widgets: dict[str, Any] = {}
+    for name, field in _connection_type()["conn-fields"].items():
+        schema = field["schema"]
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        validators: list[Any] = [Optional()]
+        field_class: Any = StringField
+        if "integer" in kinds:
+            field_class = IntegerField
+            validators.append(NumberRange(min=schema.get("minimum")))
+        elif "number" in kinds:
+            validators.append(Regexp(_NUMBER, message=f"{field['label']} must be a number of seconds, e.g. 30"))
+        elif "enum" in schema:
+            choices = [choice for choice in schema["enum"] if choice is not None]
+            validators.append(any_of(choices))  # Airflow 3.0/3.1's stand-in takes the choices only
+        widgets[name] = field_class(
+            field["label"],
+            description=field["description"],
+            default=schema.get("default"),
+            validators=validators,
+            widget=BS3TextFieldWidget(),
+        )
+    return widgets
