@@ -225,6 +225,9 @@ class StandInGateway:
         ``notice`` and no messages.
     :param queue_chat_ids: classic: whether ``showMessagesQueue`` entries name their chat
         (``metadata.chatId``); gateway versions that leave it out exist.
+    :param refuse_chats: chat ids the gateway refuses to send to, each with its refusal text (a number
+        not on WhatsApp, a group the instance left): a valid send there is answered ``sent: false`` with
+        that text and queues nothing.
     """
 
     def __init__(
@@ -239,6 +242,7 @@ class StandInGateway:
         delay: float = 0.0,
         history: bool = True,
         queue_chat_ids: bool = True,
+        refuse_chats: Mapping[str, str] | None = None,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect={dialect!r}: the stand-in speaks {' or '.join(DIALECTS)}")
@@ -250,6 +254,7 @@ class StandInGateway:
         self.delay = delay
         self.history = history
         self.queue_chat_ids = queue_chat_ids
+        self.refuse_chats = dict(refuse_chats or {})
         self.errors: list[str] = []
         """Errors raised inside the stand-in while handling a request: a bug here, not a client's doing."""
         self._requested_port = port
@@ -401,6 +406,8 @@ class StandInGateway:
         problem, chat_id, cards = check_onemsg_send(body)
         if problem:
             return 400, {"error": problem}
+        if chat_id in self.refuse_chats:
+            return 200, {"sent": False, "message": self.refuse_chats[chat_id]}
         message = self._queue(
             id=f"wamid.HBgL{secrets.token_urlsafe(18)}",
             chat_id=chat_id,
@@ -424,8 +431,8 @@ class StandInGateway:
 
     def _send_contact(self, body: Any) -> dict[str, Any]:
         problem, chat_id, contacts = check_classic_send(body)
-        if problem:
-            return {"sent": False, "message": problem}
+        if problem or chat_id in self.refuse_chats:
+            return {"sent": False, "message": problem or self.refuse_chats[chat_id]}
         message = self._queue(
             id=f"true_{chat_id}_{secrets.token_hex(10).upper()}",
             chat_id=chat_id,

@@ -6,6 +6,7 @@ import atexit
 import importlib.util
 import operator
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -70,6 +71,16 @@ def onemsg_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInGateway]:
         yield stand_in
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def console_text(capfd: pytest.CaptureFixture[str]) -> str:
+    """What a DAG run printed so far, as one line of plain words: Airflow 3.0 prints a task's failure through
+    rich, which wraps it (at 100 columns, whatever the terminal) and may colour it."""
+    output = capfd.readouterr()
+    return " ".join(_ANSI_ESCAPE.sub("", output.out + output.err).split())
+
+
 def airflow_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, check=True, timeout=300
@@ -122,6 +133,20 @@ def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[st
         ).all()
         states = {ti.task_id: str(ti.state) for ti in instances}
         return states, {(row.task_id, row.map_index): value_of(row) for row in rows}
+
+
+def latest_run_id(dag_id: str) -> str:
+    """The run id of the DAG's newest run, e.g. one that ``airflow dags test`` made in another process."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run_id = session.scalar(
+            select(DagRun.run_id).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
+        )
+    assert run_id, f"{dag_id} has no run"
+    return str(run_id)
 
 
 def rerun_after_clear(dag: Any, run_id: str) -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_chatapi.testing import StandInGateway
 
-from .conftest import EXAMPLE_DAGS, load_dag, run_results
+from .conftest import EXAMPLE_DAGS, latest_run_id, load_dag, run_results
 
 pytestmark = pytest.mark.dag
 CONTACTS = ["79001111111@c.us", "79002222222@c.us"]
+ESCALATION_CHAT = "120363049999999999@g.us"
+SUPPORT_GROUP = "120363041234567890@g.us"
 
 
 def test_example_dags_import_without_errors(airflow_db: Path) -> None:
@@ -28,6 +34,7 @@ def test_example_dags_import_without_errors(airflow_db: Path) -> None:
         "example_chatapi_mapped",
         "example_chatapi_notify_and_fan_out",
         "example_chatapi_1msg_cards",
+        "example_chatapi_airflow2_style",
     }
 
 
@@ -114,3 +121,39 @@ def test_1msg_cards_example_end_to_end(airflow_db: Path, monkeypatch: pytest.Mon
     assert xcom[("send_by_number", -1)] == by_cards[("17472822486@c.us", 1)]
     assert all(message_id.startswith("wamid.") for message_id in xcom[("report", -1)])
     assert len(xcom[("report", -1)]) == 3
+
+
+def test_airflow2_style_example_under_airflow_dags_test(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAG of example (5), written the Airflow 2 way, through the real CLI on whichever release runs."""
+    token = f"cli-drill-{secrets.token_hex(8)}"
+    refusal = "Chat not found: the instance is not in this group"
+    with StandInGateway(token=token, refuse_chats={ESCALATION_CHAT: refusal}) as gateway:
+        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
+        finished = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", "example_chatapi_airflow2_style"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 0, output[-5000:]
+
+    sends = [request.json.get("chatId", request.json.get("phone")) for request in gateway.requests_to("sendContact")]
+    assert sorted(sends) == sorted(["17472822486", "17472822487", "17472822488", ESCALATION_CHAT, SUPPORT_GROUP])
+    assert refusal in output  # tried once, although the task has two retries: a refusal is final
+    by_chat = {message.chat_id: message for message in gateway.messages}
+    assert set(by_chat) == {"17472822486@c.us", "17472822487@c.us", "17472822488@c.us", SUPPORT_GROUP}
+    assert by_chat[SUPPORT_GROUP].contact_ids == ("79001111111@c.us",)  # the notifier's card
+    assert by_chat["17472822486@c.us"].contact_ids == tuple(CONTACTS)  # templated from XCom
+
+    states, xcom = run_results("example_chatapi_airflow2_style", latest_run_id("example_chatapi_airflow2_style"))
+    assert states["send_to_escalation"] == "failed" and states["send_to_lead"] == "success"
+    assert xcom[("send_to_lead", -1)] == by_chat["17472822486@c.us"].id
+    assert xcom[("send_to_team", -1)] == [by_chat["17472822487@c.us"].id, by_chat["17472822488@c.us"].id]
+
+    leaks = [line for line in output.splitlines() if token in line]
+    if not AIRFLOW_V_3_1_PLUS and AIRFLOW_V_3_0_PLUS:
+        # Airflow 3.0's `dags test` prints a debug line with every secret it masks, any connection's password
+        # included, whatever the provider: what this provider's code writes is checked, not Airflow's own.
+        leaks = [line for line in leaks if "Sending request" not in line or "MaskSecret(value=" not in line]
+    assert leaks == []

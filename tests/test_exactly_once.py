@@ -18,7 +18,7 @@ from airflow_provider_chatapi.protocol.errors import InvalidInputError
 from airflow_provider_chatapi.protocol.sends import build_send_contact
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
-from .conftest import load_dag, rerun_after_clear, run_results
+from .conftest import console_text, load_dag, rerun_after_clear, run_results
 
 HAS_STATE_STORE = AIRFLOW_V_3_3_PLUS
 needs_store = pytest.mark.skipif(not HAS_STATE_STORE, reason="the task state store arrived in Airflow 3.3")
@@ -55,7 +55,7 @@ def test_clearing_a_failed_task_reconciles_the_lost_answer_before_sending(
     states, xcom = run_results(dag.dag_id, run.run_id)
     (message,) = chatapi_default.messages
     assert states["send"] == "success" and xcom[("send", -1)] == message.id
-    assert "the gateway has its card" in capfd.readouterr().out
+    assert "the gateway has its card" in console_text(capfd)
 
 
 @pytest.mark.dag
@@ -68,8 +68,7 @@ def test_a_gateway_down_for_three_tries_says_nothing_was_queued_each_time(
     run = dag.test()
 
     assert run_results(dag.dag_id, run.run_id)[0]["send"] == "failed"
-    output = capfd.readouterr()
-    text = output.out + output.err
+    text = console_text(capfd)
     assert len(chatapi_default.requests_to("sendContact")) == 3
     assert text.count("nothing was queued; the gateway is unavailable") >= 3
     assert "MAY HAVE BEEN QUEUED" not in text and "earlier try's answer was lost" not in text

@@ -25,7 +25,7 @@ from airflow_provider_chatapi.protocol import (
 )
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
-from .conftest import load_dag, run_results
+from .conftest import console_text, load_dag, run_results
 
 # Airflow 3.3 gives each task instance a state store that outlives its tries; before it, a send whose
 # outcome is unknown fails the task instead of being retried.
@@ -142,13 +142,13 @@ def test_task(
     messages = stand_in.messages
     expected = scenario.task()
     assert Outcome(states["send"], len(messages), len(stand_in.requests_to("sendContact"))) == expected
-    output = capfd.readouterr()
-    assert scenario.says in output.out + output.err
+    output = console_text(capfd)
+    assert scenario.says in output
     if expected.state == "success":
         assert xcom[("send", -1)] == messages[0].id
     if scenario.hook.state == UNKNOWN and HAS_STATE_STORE:
         reconciled = "the gateway has its card" if scenario.hook.cards else "the gateway shows no such card"
-        assert reconciled in output.out + output.err
+        assert reconciled in output
 
 
 @pytest.mark.dag
@@ -164,7 +164,7 @@ def test_a_lost_answer_on_a_1msg_channel_without_history_is_not_resent(
 
     states, _ = run_results(dag.dag_id, run.run_id)
     assert (states["send"], len(gateway.messages), len(gateway.requests_to("sendContact"))) == ("failed", 1, 1)
-    output = capfd.readouterr()
+    output = console_text(capfd)
     if HAS_STATE_STORE:  # the retry asked, and 1msg could not say: at most once holds
         assert len(gateway.requests_to("messages")) == 1
-        assert "keeps no message history" in output.out + output.err
+        assert "keeps no message history" in output

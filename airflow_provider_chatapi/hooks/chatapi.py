@@ -9,6 +9,7 @@ chooses the dialect (classic Chat API or 1msg); the hook runs its plans without 
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +17,7 @@ import httpx
 import requests
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret, redact
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
@@ -54,6 +55,20 @@ PROBE_TIMEOUT = 10.0
 """Longest wait for Test connection's status probe, which is never retried: a button must not hang."""
 # httpx errors raised before the request could be written: nothing can have been queued.
 _HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class _MaskedRequestLog(logging.Filter):
+    """httpx logs every request with its URL, token and all, as an ``httpx.URL`` argument; Airflow 2.11 and
+    3.0 mask only text arguments, so the record is formatted here and masked as text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg, record.args = redact(record.getMessage()), ()
+        return True
+
+
+_HTTPX_LOG = logging.getLogger("httpx")
+_MASKED_REQUEST_LOG = _MaskedRequestLog()
 
 
 def _retry_in_place(error: BaseException) -> bool:
@@ -382,6 +397,7 @@ class ChatApiHook(BaseHook):
         loop = asyncio.get_running_loop()
         if self._async_client is None or self._async_client[0] is not loop:
             settings = await self.asettings()
+            _HTTPX_LOG.addFilter(_MASKED_REQUEST_LOG)  # once: a filter already there is not added again
             self._async_client = (loop, httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False))
         return self._async_client[1]
 

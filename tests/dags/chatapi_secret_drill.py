@@ -6,7 +6,7 @@ from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_chatapi.operators.chatapi import SendContactOperator
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 
 FAILURES = ("wrong_token", "server_error", "read_timeout", "refused")
 
@@ -26,4 +26,10 @@ with DAG("chatapi_secret_drill", schedule=None, start_date=datetime(2025, 1, 1),
         phone="79002222222",
         contact_ids="{{ params.contacts }}",
         params={"conn": "chatapi_sent", "contacts": ["79001111111"]},
+    )
+    SendContactToManyOperator(  # the async path: httpx logs every request's URL, token and all
+        task_id="fanned_out",
+        chatapi_conn_id="chatapi_sent",
+        recipients=["79003333333", "79004444444"],
+        contact_ids=["79001111111"],
     )
