@@ -59,7 +59,7 @@ with DAG(
     @task(trigger_rule="all_done")
     def report(ti=None) -> None:  # type: ignore[no-untyped-def]
         sent = ti.xcom_pull(task_ids=["send_to_lead", "send_to_team", "send_to_escalation"])
-        print(f"Queued message ids: {sent}")
+        print(f"Queued message ids: {list(sent)}")
 
     contacts >> [send_to_lead, send_to_team, send_to_escalation] >> report()
 

@@ -196,6 +196,20 @@ def test_chat_ids_1msg_takes(onemsg: StandInGateway, chat_id: str) -> None:
     assert [message.chat_id for message in onemsg.messages] == [chat_id]
 
 
+@pytest.mark.parametrize(
+    ("dialect", "card"), [("1msg", {"contacts": [ANN]}), ("chatapi", {"contactId": ["79001111111@c.us"]})]
+)
+def test_a_refused_chat_is_answered_sent_false_and_queues_nothing(dialect: str, card: dict[str, Any]) -> None:
+    refused, other = "120363049999999999@g.us", "120363041234567890@g.us"
+    with StandInGateway(dialect=dialect, refuse_chats={refused: "Chat not found"}) as gateway:
+        refusal = post(gateway, {"chatId": refused, **card})
+        accepted = post(gateway, {"chatId": other, **card})
+
+        assert (refusal.status_code, refusal.json()) == (200, {"sent": False, "message": "Chat not found"})
+        assert accepted.json()["sent"] is True
+        assert [message.chat_id for message in gateway.messages] == [other]
+
+
 def test_phone_as_a_number_is_refused(onemsg: StandInGateway) -> None:
     answer = post(onemsg, {"phone": int(PHONE), "contacts": [ANN]})
     assert answer.status_code == 400
