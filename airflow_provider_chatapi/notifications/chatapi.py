@@ -54,7 +54,7 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
         if context is None:
             super().__init__()  # Airflow before 3.1 takes no context: its notifiers are only ever called
         else:
-            super().__init__(context)
+            super().__init__(context)  # type: ignore[call-arg, unused-ignore]  # 3.0 types it without one
         self.contact_ids = contact_ids
         self.contacts = contacts
         self.phone = phone
