@@ -72,13 +72,24 @@ def onemsg_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInGateway]:
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_RICH_BOX = ("│", "╭", "╰")
 
 
 def console_text(capfd: pytest.CaptureFixture[str]) -> str:
-    """What a DAG run printed so far, as one line of plain words: Airflow 3.0 prints a task's failure through
-    rich, which wraps it (at 100 columns, whatever the terminal) and may colour it."""
-    output = capfd.readouterr()
-    return " ".join(_ANSI_ESCAPE.sub("", output.out + output.err).split())
+    """What a DAG run printed so far, as one line of plain words.
+
+    Airflow 3.0 prints a task's failure through rich: coloured, wrapped at 100 columns whatever the
+    terminal, and with each frame's source lines and local variables in boxes. The boxes are dropped (they
+    show this project's code, whose messages a test must not mistake for what was said), and the rest is
+    joined up again.
+    """
+    return plain_text("".join(capfd.readouterr()))
+
+
+def plain_text(printed: str) -> str:
+    """:func:`console_text` of text already read."""
+    lines = _ANSI_ESCAPE.sub("", printed).splitlines()
+    return " ".join(" ".join(line for line in lines if not line.lstrip().startswith(_RICH_BOX)).split())
 
 
 def airflow_cli(*args: str) -> subprocess.CompletedProcess[str]:
