@@ -12,6 +12,7 @@ from airflow_provider_chatapi.operators.chatapi import SEND_TEMPLATE_FIELDS, Cha
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 
@@ -63,6 +64,11 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
         self.chatapi_conn_id = chatapi_conn_id
         self.timeout = timeout
         self.max_retries = max_retries
+
+    def get_template_env(self, dag: Any = None) -> jinja2.Environment:
+        # `airflow dags test` on Airflow 3.3 hands a DAG-level callback the serialized DAG, which has no
+        # template environment: render with Airflow's default one there instead of failing.
+        return super().get_template_env(dag=dag if hasattr(dag, "get_template_env") else None)
 
     def _arguments(self) -> dict[str, Any]:
         return {

@@ -1,5 +1,6 @@
 """A task that fails, with a Chat API notifier called (as the DAG processor does) and, on Airflow 3.1+ where
-notifiers can be awaited, one awaited (as the triggerer does) in its failure callbacks."""
+notifiers can be awaited, one awaited (as the triggerer does) in its failure callbacks; and a notifier as
+the DAG's own failure callback."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ with DAG(
     start_date=datetime(2025, 1, 1),
     catchup=False,
     params={"group": "120363041234567890@g.us", "on_call": "+7 900 111-11-11"},
+    on_failure_callback=ChatApiNotifier(chat_id="{{ params.group }}", contact_ids=["79003333333"]),
 ) as drill:
     callbacks = [send_chatapi_notification(chat_id="{{ params.group }}", contact_ids="{{ params.on_call }}")]
     if AIRFLOW_V_3_1_PLUS:
