@@ -94,6 +94,12 @@ def test_max_in_flight_is_checked_when_the_dag_is_parsed(bad: Any) -> None:
         SendContactToManyOperator(task_id="many", contact_ids=["79001111111"], recipients=["7900"], max_in_flight=bad)
 
 
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_the_hook_checks_max_in_flight_as_the_operator_does(bad: Any) -> None:
+    with pytest.raises(InvalidInputError, match=f"max_in_flight={bad!r}: must be a whole number of at least 1"):
+        asyncio.run(ChatApiHook().arun_many([], max_in_flight=bad))
+
+
 def test_a_fan_out_waits_for_every_send_it_started(chatapi_default: StandInGateway) -> None:
     hook = ChatApiHook()
     send = build_send_contact(["79001111111"], phone="79002222222")

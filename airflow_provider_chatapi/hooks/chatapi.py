@@ -29,10 +29,14 @@ from airflow_provider_chatapi.protocol.errors import (
     ChatApiError,
     ConnectionConfigError,
     GatewayError,
-    InvalidInputError,
     NotSentError,
 )
-from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many, fan_out_failure
+from airflow_provider_chatapi.protocol.sends import (
+    build_send_contact,
+    build_send_to_many,
+    checked_max_in_flight,
+    fan_out_failure,
+)
 from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT, PlanSteps
 
 if TYPE_CHECKING:
@@ -371,9 +375,7 @@ class ChatApiHook(BaseHook):
         Every plan started runs to its end, whatever the others do; a plan's error, of any kind, is
         returned in its place rather than raised.
         """
-        if max_in_flight < 1:
-            raise InvalidInputError("max_in_flight", max_in_flight, "must be at least 1")
-        in_flight = asyncio.Semaphore(max_in_flight)
+        in_flight = asyncio.Semaphore(checked_max_in_flight(max_in_flight))
 
         async def run_one(plan: Plan[T]) -> T:
             async with in_flight:
@@ -381,9 +383,9 @@ class ChatApiHook(BaseHook):
 
         return list(await asyncio.gather(*(run_one(plan) for plan in plans), return_exceptions=True))
 
-    async def arun(self, plan: Plan[T], *, client: httpx.AsyncClient | None = None) -> T:
-        """Drive a protocol plan with ``httpx``, over ``client`` or the hook's client for this event loop."""
-        http = client or await self.aclient()
+    async def arun(self, plan: Plan[T]) -> T:
+        """Drive a protocol plan with ``httpx``, over the hook's client for this event loop."""
+        http = await self.aclient()
         steps = PlanSteps(plan)
         for call in steps:
             try:

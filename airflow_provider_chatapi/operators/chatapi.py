@@ -10,8 +10,13 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger, send_once
-from airflow_provider_chatapi.protocol.errors import ChatApiError, DeliveryUnknownError, InvalidInputError, NotSentError
-from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many, fan_out_failure
+from airflow_provider_chatapi.protocol.errors import ChatApiError, DeliveryUnknownError, NotSentError
+from airflow_provider_chatapi.protocol.sends import (
+    build_send_contact,
+    build_send_to_many,
+    checked_max_in_flight,
+    fan_out_failure,
+)
 from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT
 
 if TYPE_CHECKING:
@@ -208,13 +213,11 @@ class SendContactToManyOperator(_ChatApiOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise InvalidInputError("max_in_flight", max_in_flight, "must be a whole number of at least 1")
         self.contact_ids = contact_ids
         self.contacts = contacts
         self.recipients = recipients
         self.quoted_message_id = quoted_message_id
-        self.max_in_flight = max_in_flight
+        self.max_in_flight = checked_max_in_flight(max_in_flight)  # when the DAG is parsed
 
     def execute(self, context: Context) -> list[str]:
         store = self._state_store(context)

@@ -90,6 +90,13 @@ def build_send_to_many(
     return [_send(cards, quoted, **target) for target in normalize_recipients(recipients)]
 
 
+def checked_max_in_flight(max_in_flight: Any) -> int:
+    """A batch's bound on requests in flight at once: a whole number of at least 1."""
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+        raise InvalidInputError("max_in_flight", max_in_flight, "must be a whole number of at least 1")
+    return max_in_flight
+
+
 def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:
     """The error for a batch whose ``outcomes`` (one per send, in order) hold any error; None if none do."""
     if any(isinstance(outcome, BaseException) for outcome in outcomes):
