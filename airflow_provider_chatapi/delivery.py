@@ -21,7 +21,7 @@ which is still reconciled first, so that clearing a failed task does not duplica
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_chatapi.protocol.errors import DeliveryUnknownError, GatewayError, NotSentError
@@ -65,13 +65,7 @@ class DeliveryRecord:
     not_sent: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "request": self.request,
-            "attempted_at": self.attempted_at,
-            "generation": self.generation,
-            "message_id": self.message_id,
-            "not_sent": self.not_sent,
-        }
+        return asdict(self)
 
     def sent(self, message_id: str) -> DeliveryRecord:
         return DeliveryRecord(self.request, self.attempted_at, self.generation, message_id)
