@@ -21,6 +21,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "airflow_provider_chatapi"
 FAST_TESTS = ["tests/test_protocol.py", "tests/test_cards.py", "tests/test_provider.py", "tests/test_stand_in.py"]
@@ -81,17 +84,18 @@ def check_wheel(wheel: Path, problems: list[str]) -> email.message.Message:
     if "apache_airflow_provider" not in entry_points or f"{PACKAGE}:get_provider_info" not in entry_points:
         problems.append("wheel: no apache_airflow_provider entry point to get_provider_info")
 
-    requires = metadata.get_all("Requires-Dist") or []
-    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
+    requires = [Requirement(requirement) for requirement in metadata.get_all("Requires-Dist") or []]
+    urls = project_urls(metadata)
     classifiers = metadata.get_all("Classifier") or []
     for field, ok in {
         f"Version {__version__}": metadata["Version"] == __version__,
         "License-Expression Apache-2.0": metadata["License-Expression"] == "Apache-2.0",
         "Requires-Python >=3.11": metadata["Requires-Python"] == ">=3.11",
-        "Requires-Dist apache-airflow>=2.11.0": any(r.startswith("apache-airflow<4,>=2.11.0") for r in requires)
-        or "apache-airflow>=2.11.0,<4" in requires,
+        "Requires-Dist apache-airflow>=2.11.0,<4": any(
+            r.name == "apache-airflow" and r.specifier == SpecifierSet(">=2.11.0,<4") for r in requires
+        ),
         "Requires-Dist apache-airflow-providers-common-compat": any(
-            r.startswith("apache-airflow-providers-common-compat") for r in requires
+            r.name == "apache-airflow-providers-common-compat" for r in requires
         ),
         "an Author": bool(metadata["Author"] or metadata["Author-email"]),
         "Project-URLs Source, Issues, Changelog, Documentation": {"Source", "Issues", "Changelog", "Documentation"}
@@ -105,10 +109,15 @@ def check_wheel(wheel: Path, problems: list[str]) -> email.message.Message:
     return metadata
 
 
+def project_urls(metadata: email.message.Message) -> dict[str, str]:
+    """The wheel's ``Project-URL`` fields, by label."""
+    return dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
+
+
 def check_links(metadata: email.message.Message, problems: list[str]) -> None:
     from airflow_provider_chatapi import get_provider_info
 
-    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
+    urls = project_urls(metadata)
     source = urls.get("Source", "")
     for link in MARKDOWN_LINK.findall((ROOT / "README.md").read_text()):
         if not re.match(r"https?://|#", link):
