@@ -1,104 +1,60 @@
-"""The Chat API hook: a ``chatapi`` connection, the protocol's plans, and two thin transports.
+"""The Chat API hook: a ``chatapi`` connection, and every request the provider makes.
 
-Every rule (validation, request building, reading answers, classifying failures, retrying) lives in
-:mod:`airflow_provider_chatapi.protocol` or here once; the synchronous transport moves bytes with
-``requests`` and the asynchronous one with ``httpx``, and both drive the same plans. The connection
-chooses the dialect (classic Chat API or 1msg); the hook runs its plans without looking inside.
+Every send crosses :meth:`ChatApiHook.send_contact` (or its async twin), and every fan-out
+:meth:`ChatApiHook.asend_to_many`: the operators and the notifier call these same methods, with a ledger
+where retries must not send a card twice. The rules live in the private protocol package; the hook
+drives its plans over ``requests`` (sync) or ``httpx`` (async).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import requests
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret, redact
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi.hooks.form import field_label, legacy_field_behaviour, legacy_form_widgets
-from airflow_provider_chatapi.protocol import wire
-from airflow_provider_chatapi.protocol.connection import settings_from_connection
-from airflow_provider_chatapi.protocol.errors import (
+from airflow_provider_chatapi._protocol.connection import settings_from_connection
+from airflow_provider_chatapi._protocol.delivery import send_plan
+from airflow_provider_chatapi._protocol.plans import PlanSteps
+from airflow_provider_chatapi._protocol.secrets import secret_forms
+from airflow_provider_chatapi._protocol.sends import (
+    DEFAULT_MAX_IN_FLIGHT,
+    SendResult,
+    build_send_contact,
+    build_send_to_many,
+    checked_max_in_flight,
+    fan_out_failure,
+)
+from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     ChatApiError,
     ConnectionConfigError,
     GatewayError,
     NotSentError,
 )
-from airflow_provider_chatapi.protocol.sends import (
-    build_send_contact,
-    build_send_to_many,
-    checked_max_in_flight,
-    fan_out_failure,
-)
-from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_IN_FLIGHT, PlanSteps
+from airflow_provider_chatapi.hooks import _http
+from airflow_provider_chatapi.hooks._form import field_label, legacy_field_behaviour, legacy_form_widgets
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
-
+    import httpx
     from airflow.providers.common.compat.sdk import Connection
 
-    from airflow_provider_chatapi.protocol.dialect import Dialect
-    from airflow_provider_chatapi.protocol.sends import ContactSend
-    from airflow_provider_chatapi.protocol.wire import Call, GatewaySettings, Plan, SendResult
+    from airflow_provider_chatapi._protocol.ledger import BatchLedger, Ledger
+    from airflow_provider_chatapi._protocol.plans import Call, Plan
+    from airflow_provider_chatapi._protocol.sends import ContactSend
+    from airflow_provider_chatapi._protocol.settings import GatewaySettings
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "SendResult"]
 
 T = TypeVar("T")
 
-MAX_RETRY_AFTER = 60.0
-"""Longest ``Retry-After`` waited out inside one call; a longer one is left to Airflow's task retries."""
-BACKOFF_FACTOR = 0.5
-"""Seconds before the first retry when the gateway gives no ``Retry-After``; doubles after each."""
-MAX_BACKOFF = 10.0
-PROBE_TIMEOUT = 10.0
-"""Longest wait for Test connection's status probe, which is never retried: a button must not hang."""
-# httpx errors raised before the request could be written: nothing can have been queued.
-_HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
-
-class _MaskedRequestLog(logging.Filter):
-    """httpx logs every request with its URL, token and all, as an ``httpx.URL`` argument; Airflow 2.11 and
-    3.0 mask only text arguments, so the record is formatted here and masked as text."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg, record.args = redact(record.getMessage()), ()
-        return True
-
-
-_HTTPX_LOG = logging.getLogger("httpx")
-_MASKED_REQUEST_LOG = _MaskedRequestLog()
-
-
-def _retry_in_place(error: BaseException) -> bool:
-    # Only a failure that proves the gateway queued nothing is retried: a read timeout, a reset after
-    # the request was written or a 500/502/504 may hide a queued message, and the protocol has no
-    # idempotency key, so re-sending those could deliver the card twice.
-    if not isinstance(error, NotSentError) or not error.transient:
-        return False
-    return error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER
-
-
-def _wait(state: tenacity.RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, NotSentError) and error.retry_after is not None:
-        return error.retry_after
-    return min(BACKOFF_FACTOR * 2 ** (state.attempt_number - 1), MAX_BACKOFF)
-
-
-def retry_policy(max_retries: int) -> dict[str, Any]:
-    """tenacity's arguments for retrying a call: connect failures, 429 and 503 only, honouring ``Retry-After``."""
-    return {
-        "retry": tenacity.retry_if_exception(_retry_in_place),
-        "stop": tenacity.stop_after_attempt(max_retries + 1),
-        "wait": _wait,
-        "reraise": True,
-    }
+_PROBE_TIMEOUT = 10.0  # Test connection's probe is never retried, and a button must not hang
 
 
 class ChatApiHook(BaseHook):
@@ -106,9 +62,9 @@ class ChatApiHook(BaseHook):
 
     The connection (type ``chatapi``) holds the instance's API URL in ``host`` (or the gateway's base URL
     in ``host`` and the instance id in ``login``), the API token in ``password``, and optionally
-    ``dialect`` (``chatapi`` or ``1msg``), ``timeout`` (seconds) and ``max_retries`` in its extra; see
-    :mod:`airflow_provider_chatapi.protocol.connection`. Nothing is fetched or connected until the first
-    call; one HTTP session is kept for all synchronous calls of the hook.
+    ``dialect`` (``chatapi`` or ``1msg``), ``timeout`` (seconds) and ``max_retries`` in its extra. Nothing
+    is fetched or connected until the first call; one HTTP session serves every synchronous call and one
+    ``httpx`` client every asynchronous call of an event loop, until :meth:`close` / :meth:`aclose`.
 
     :param chatapi_conn_id: the ``chatapi`` connection to use.
     :param timeout: seconds to wait to connect and to wait for an answer; overrides the connection.
@@ -148,18 +104,14 @@ class ChatApiHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(chatapi_conn_id={self.chatapi_conn_id!r})"
 
-    # ---- settings -----------------------------------------------------------------------------
+    # ---- the connection ------------------------------------------------------------------------
 
     @cached_property
     def settings(self) -> GatewaySettings:
-        """The connection read into settings; the token is registered with Airflow's log masker."""
+        """The connection read: ``api_url``, ``timeout``, ``max_retries``, ``dialect``; the token is
+        registered with Airflow's log masker and left out of ``repr()``."""
         conn = self.get_connection(self.chatapi_conn_id)
         return self._settings_from(conn, conn.extra_dejson)
-
-    @property
-    def dialect(self) -> Dialect:
-        """The protocol the connection speaks (reads the connection)."""
-        return self.settings.dialect
 
     async def asettings(self) -> GatewaySettings:
         """:attr:`settings`, with the connection read without blocking the event loop on any release."""
@@ -178,17 +130,40 @@ class ChatApiHook(BaseHook):
             schema=conn.schema,
             extra=extra,
         )
-        for form in wire.secret_forms(settings.token):
+        for form in secret_forms(settings.token):
             mask_secret(form)
         overrides = {"timeout": self.timeout, "max_retries": self.max_retries}
         return settings.replace(**{name: value for name, value in overrides.items() if value is not None})
 
-    # ---- synchronous ----------------------------------------------------------------------------
+    def get_conn(self) -> requests.Session:
+        """The HTTP session every synchronous call of this hook goes through (kept alive between calls)."""
+        return self._session
 
     @cached_property
-    def session(self) -> requests.Session:
-        """The HTTP session, reused by every call so that the connection to the gateway is kept alive."""
+    def _session(self) -> requests.Session:
         return requests.Session()
+
+    def close(self) -> None:
+        """Close the HTTP session, if one was opened; the hook opens another if used again."""
+        session = self.__dict__.pop("_session", None)
+        if session is not None:
+            session.close()
+
+    async def aclose(self) -> None:
+        """Close the ``httpx`` client, if one was opened, and the HTTP session."""
+        if self._async_client is not None:
+            _, client = self._async_client
+            self._async_client = None
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> ChatApiHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- what users do ---------------------------------------------------------------------------
 
     def send_contact(
         self,
@@ -198,16 +173,17 @@ class ChatApiHook(BaseHook):
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
+        ledger: Ledger | None = None,
     ) -> SendResult:
         """Send contact cards to a phone number or a chat, in one message.
 
-        Give the contacts as ``contact_ids`` (WhatsApp numbers; see
-        :func:`~airflow_provider_chatapi.protocol.whatsapp.normalize_contact_ids` for the forms accepted)
-        or as full ``contacts`` cards (see :mod:`~airflow_provider_chatapi.protocol.cards`), and exactly one
-        of ``phone`` and ``chat_id``. The arguments are validated before the connection is even read; what
-        only the connection's dialect can judge (a classic gateway needs a number on every card) is
-        checked before the request is sent.
+        Give the contacts as ``contact_ids`` (WhatsApp numbers, in any form the operators take) or as full
+        ``contacts`` cards, and exactly one of ``phone`` and ``chat_id``. Every argument is validated before
+        the connection is even read; what only the connection's dialect can judge (a classic gateway
+        needs a number on every card) is checked before the request is sent.
 
+        :param ledger: where the operators record the send so that a retry never sends it twice; leave
+            it out to simply send.
         :return: the queued message; ``id`` is its WhatsApp message id.
         :raises InvalidInputError: an argument cannot be sent; nothing was sent.
         :raises NotSentError: the gateway did not queue the message (see its subclasses).
@@ -216,94 +192,7 @@ class ChatApiHook(BaseHook):
         send = build_send_contact(
             contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
         )
-        return self.run(self.dialect.send_plan(send))
-
-    def find_contact_card(self, send: ContactSend, *, since: float) -> str | None:
-        """The id of a card matching ``send`` that the gateway sent or queued since ``since`` (unix s)."""
-        return self.run(self.dialect.find_card_plan(send, since=since))
-
-    def get_account_status(self) -> str:
-        """Return the instance's status word (``authenticated``, ``connected``, ...) without side effects."""
-        return self.run(self.dialect.status_plan())
-
-    def test_connection(self) -> tuple[bool, str]:
-        """Probe the instance's status once, briefly: true only when the token works and the instance can send.
-
-        A failure names the field to fix or what the gateway said, not the temporary connection the form
-        tests.
-        """
-        try:
-            with self._prober(self.settings) as probe:
-                return self.dialect.describe_status(probe.get_account_status())
-        except ChatApiError as error:
-            return False, _probe_failure(error)
-
-    def _prober(self, settings: GatewaySettings) -> ChatApiHook:
-        """A hook for one status probe: no retries, and a short wait."""
-        probe = type(self)(self.chatapi_conn_id)
-        probe.__dict__["settings"] = settings.replace(timeout=min(settings.timeout, PROBE_TIMEOUT), max_retries=0)
-        return probe
-
-    def run(self, plan: Plan[T]) -> T:
-        """Drive a protocol plan over this hook's HTTP session."""
-        steps = PlanSteps(plan)
-        for call in steps:
-            try:
-                steps.answer(self._call_retrying(call))
-            except ChatApiError as error:
-                steps.fail(error)
-        return steps.result
-
-    def close(self) -> None:
-        """Close the HTTP session, if one was opened; the hook opens another if used again."""
-        session = self.__dict__.pop("session", None)
-        if session is not None:
-            session.close()
-
-    def __enter__(self) -> ChatApiHook:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _call_retrying(self, call: Call[T]) -> T:
-        # Most calls succeed at once: the retry machinery is entered only after a retryable failure.
-        try:
-            return self._call(call)
-        except ChatApiError as error:
-            if not self._retries_left(error):
-                raise
-            first = error
-        return tenacity.Retrying(**self._retry_policy())(_replaying(first, self._call), call)
-
-    def _retries_left(self, error: ChatApiError) -> bool:
-        return self.settings.max_retries > 0 and _retry_in_place(error)
-
-    def _call(self, call: Call[T]) -> T:
-        settings = self.settings
-        try:
-            response = self.session.request(
-                **settings.http_arguments(call.request), timeout=settings.timeout, allow_redirects=False
-            )
-        except requests.RequestException as error:
-            # requests puts the full URL, token included, in its messages: scrub it, and drop the
-            # original from the traceback (``from None``) so that it cannot be printed either.
-            detail = wire.scrub_secret(_describe(error), settings.token)
-            failure = wire.connection_failed if _never_sent(error) else wire.response_lost
-            raise failure(call.request, detail) from None
-        return call.parse(
-            wire.read_response(response.status_code, response.headers, response.content, secret=settings.token)
-        )
-
-    def _retry_policy(self) -> dict[str, Any]:
-        return {**retry_policy(self.settings.max_retries), "before_sleep": self._log_retry}
-
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning("%s; retrying in %.1f s (attempt %d)", error, wait, state.attempt_number + 1)
-
-    # ---- asynchronous ---------------------------------------------------------------------------
+        return self._drive(self._send_plan(send, self.settings, ledger))
 
     async def asend_contact(
         self,
@@ -313,31 +202,13 @@ class ChatApiHook(BaseHook):
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
+        ledger: Ledger | None = None,
     ) -> SendResult:
         """:meth:`send_contact`, asynchronously (with ``httpx``)."""
         send = build_send_contact(
             contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
         )
-        return await self.arun((await self.asettings()).dialect.send_plan(send))
-
-    async def afind_contact_card(self, send: ContactSend, *, since: float) -> str | None:
-        """:meth:`find_contact_card`, asynchronously."""
-        return await self.arun((await self.asettings()).dialect.find_card_plan(send, since=since))
-
-    async def aget_account_status(self) -> str:
-        """:meth:`get_account_status`, asynchronously."""
-        return await self.arun((await self.asettings()).dialect.status_plan())
-
-    async def atest_connection(self) -> tuple[bool, str]:
-        """:meth:`test_connection`, asynchronously."""
-        try:
-            probe = self._prober(await self.asettings())
-            try:
-                return probe.dialect.describe_status(await probe.aget_account_status())
-            finally:
-                await probe.aclose()
-        except ChatApiError as error:
-            return False, _probe_failure(error)
+        return await self._adrive(self._send_plan(send, await self.asettings(), ledger))
 
     async def asend_to_many(
         self,
@@ -347,114 +218,132 @@ class ChatApiHook(BaseHook):
         contacts: Any = None,
         quoted_message_id: str | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        ledger: BatchLedger | None = None,
     ) -> list[SendResult]:
         """Send the same cards to many recipients concurrently, at most ``max_in_flight`` at a time.
 
         ``recipients`` are phone numbers or chat ids, in any form ``contact_ids`` takes; the cards are
         ``contact_ids`` or ``contacts``, as for :meth:`send_contact`. Every argument is validated before
-        the first request. Each send follows the rules of :meth:`send_contact`.
+        the first request, and each send follows the rules of :meth:`send_contact`.
 
+        :param ledger: the fan-out operator's record of the batch (written before the first request and
+            after the last); leave it out to simply send.
         :return: the queued messages, in recipient order.
         :raises FanOutError: after every send has finished, when any failed; its ``outcomes`` hold each
             recipient's result or error, in order.
         """
         sends = build_send_to_many(contact_ids, recipients, contacts=contacts, quoted_message_id=quoted_message_id)
-        dialect = (await self.asettings()).dialect
-        dialect.check(sends)
-        outcomes = await self.arun_many([dialect.send_plan(send) for send in sends], max_in_flight=max_in_flight)
+        in_flight = asyncio.Semaphore(checked_max_in_flight(max_in_flight))
+        settings = await self.asettings()
+        settings.dialect.check(sends)  # a batch fails whole before its first record or request
+
+        async def send_one(send: ContactSend) -> SendResult:
+            async with in_flight:
+                return await self._adrive(self._send_plan(send, settings, ledger))
+
+        if ledger is not None:
+            ledger.begin(sends)
+        try:
+            outcomes = await asyncio.gather(*map(send_one, sends), return_exceptions=True)
+        finally:
+            if ledger is not None:
+                ledger.flush()
         failure = fan_out_failure(outcomes, sends)
         if failure is not None:
             raise failure
         return outcomes  # type: ignore[return-value]
 
-    async def arun_many(
-        self, plans: Sequence[Plan[T]], *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    ) -> list[T | BaseException]:
-        """Drive plans concurrently over one connection pool, at most ``max_in_flight`` at a time.
+    def get_account_status(self) -> str:
+        """The instance's status word (``authenticated``, ``connected``, ...), read without side effects."""
+        return self._drive(self.settings.dialect.status_plan())
 
-        Every plan started runs to its end, whatever the others do; a plan's error, of any kind, is
-        returned in its place rather than raised.
+    async def aget_account_status(self) -> str:
+        """:meth:`get_account_status`, asynchronously."""
+        return await self._adrive((await self.asettings()).dialect.status_plan())
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Probe the instance's status once, briefly: true only when the token works and the instance can send.
+
+        A failure names the field to fix or what the gateway said, not the temporary connection the form
+        tests.
         """
-        in_flight = asyncio.Semaphore(checked_max_in_flight(max_in_flight))
+        try:
+            with self._prober(self.settings) as probe:
+                return probe.settings.dialect.describe_status(probe.get_account_status())
+        except ChatApiError as error:
+            return False, _probe_failure(error)
 
-        async def run_one(plan: Plan[T]) -> T:
-            async with in_flight:
-                return await self.arun(plan)
+    async def atest_connection(self) -> tuple[bool, str]:
+        """:meth:`test_connection`, asynchronously."""
+        try:
+            probe = self._prober(await self.asettings())
+            try:
+                return probe.settings.dialect.describe_status(await probe.aget_account_status())
+            finally:
+                await probe.aclose()
+        except ChatApiError as error:
+            return False, _probe_failure(error)
 
-        return list(await asyncio.gather(*(run_one(plan) for plan in plans), return_exceptions=True))
+    # ---- driving plans ---------------------------------------------------------------------------
 
-    async def arun(self, plan: Plan[T]) -> T:
-        """Drive a protocol plan with ``httpx``, over the hook's client for this event loop."""
-        http = await self.aclient()
+    def _send_plan(self, send: ContactSend, settings: GatewaySettings, ledger: Ledger | None) -> Plan[SendResult]:
+        return send_plan(send, dialect=settings.dialect, ledger=ledger, log=self.log)
+
+    def _prober(self, settings: GatewaySettings) -> ChatApiHook:
+        """A hook for one status probe: no retries, and a short wait."""
+        probe = type(self)(self.chatapi_conn_id)
+        probe.__dict__["settings"] = settings.replace(timeout=min(settings.timeout, _PROBE_TIMEOUT), max_retries=0)
+        return probe
+
+    def _drive(self, plan: Plan[T]) -> T:
+        """Run a protocol plan over this hook's HTTP session."""
         steps = PlanSteps(plan)
         for call in steps:
             try:
-                steps.answer(await self._acall_retrying(call, http))
+                steps.answer(self._call(call))
             except ChatApiError as error:
                 steps.fail(error)
         return steps.result
 
-    async def aclient(self) -> httpx.AsyncClient:
-        """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""
-        loop = asyncio.get_running_loop()
-        if self._async_client is None or self._async_client[0] is not loop:
-            settings = await self.asettings()
-            _HTTPX_LOG.addFilter(_MASKED_REQUEST_LOG)  # once: a filter already there is not added again
-            self._async_client = (loop, httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False))
-        return self._async_client[1]
+    async def _adrive(self, plan: Plan[T]) -> T:
+        """Run a protocol plan over this hook's ``httpx`` client for the running event loop."""
+        client = await self._aclient()
+        steps = PlanSteps(plan)
+        for call in steps:
+            try:
+                steps.answer(await self._acall(call, client))
+            except ChatApiError as error:
+                steps.fail(error)
+        return steps.result
 
-    async def aclose(self) -> None:
-        """Close the ``httpx`` client of the running event loop, and the HTTP session."""
-        if self._async_client is not None:
-            _, client = self._async_client
-            self._async_client = None
-            await client.aclose()
-        self.close()
-
-    async def _acall_retrying(self, call: Call[T], client: httpx.AsyncClient) -> T:
+    def _call(self, call: Call[T]) -> T:
+        settings = self.settings
         try:
-            return await self._acall(call, client)
+            return _http.call_with_requests(self._session, settings, call)
         except ChatApiError as error:
-            if not self._retries_left(error):
+            if not (settings.max_retries > 0 and _http.retry_in_place(error)):
                 raise
             first = error
-        return await tenacity.AsyncRetrying(**self._retry_policy())(_areplaying(first, self._acall), call, client)
+        retrying = tenacity.Retrying(**_http.retry_policy(settings.max_retries, self.log))
+        return retrying(_http.replaying(first, _http.call_with_requests), self._session, settings, call)
 
     async def _acall(self, call: Call[T], client: httpx.AsyncClient) -> T:
         settings = await self.asettings()
         try:
-            response = await client.request(**settings.http_arguments(call.request))
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            detail = wire.scrub_secret(_describe_httpx(error), settings.token)
-            failure = wire.connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else wire.response_lost
-            raise failure(call.request, detail) from None
-        return call.parse(
-            wire.read_response(response.status_code, response.headers, response.content, secret=settings.token)
-        )
+            return await _http.call_with_httpx(client, settings, call)
+        except ChatApiError as error:
+            if not (settings.max_retries > 0 and _http.retry_in_place(error)):
+                raise
+            first = error
+        retrying = tenacity.AsyncRetrying(**_http.retry_policy(settings.max_retries, self.log))
+        return await retrying(_http.areplaying(first, _http.call_with_httpx), client, settings, call)
 
-
-def _replaying(first: ChatApiError, attempt: Callable[..., T]) -> Callable[..., T]:
-    """``attempt`` for tenacity to retry, whose first call re-raises the failure already met."""
-    pending = [first]
-
-    def call(*args: Any) -> T:
-        if pending:
-            raise pending.pop()
-        return attempt(*args)
-
-    return call
-
-
-def _areplaying(first: ChatApiError, attempt: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """:func:`_replaying` for a coroutine function."""
-    pending = [first]
-
-    async def call(*args: Any) -> T:
-        if pending:
-            raise pending.pop()
-        return await attempt(*args)
-
-    return call
+    async def _aclient(self) -> httpx.AsyncClient:
+        """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_client[0] is not loop:
+            self._async_client = (loop, _http.new_async_client(await self.asettings()))
+        return self._async_client[1]
 
 
 def _probe_failure(error: ChatApiError) -> str:
@@ -474,39 +363,3 @@ def _probe_failure(error: ChatApiError) -> str:
     else:
         hint = "check the API URL and the Dialect"
     return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint.capitalize()}."
-
-
-def _describe(error: requests.RequestException) -> str:
-    """The innermost cause: requests wraps urllib3's in a message about retries and the URL."""
-    cause: BaseException = error
-    if error.args and isinstance(error.args[0], MaxRetryError) and error.args[0].reason is not None:
-        cause = error.args[0].reason
-    return f"{type(cause).__name__}: {cause}"
-
-
-def _describe_httpx(error: Exception) -> str:
-    """httpx's errors often have no text of their own: name the socket error behind them, if any."""
-    if isinstance(error, httpx.TimeoutException):
-        return f"{type(error).__name__}: timed out"  # its causes speak of cancel scopes, not of the gateway
-    cause: BaseException | None = error
-    for _ in range(10):  # a bounded walk: chains of causes can loop
-        if cause is None or (isinstance(cause, OSError) and str(cause)):
-            break
-        cause = cause.__cause__ or cause.__context__
-    text = str(cause if cause is not None else error)
-    return f"{type(error).__name__}: {text or 'no detail'}"
-
-
-def _never_sent(error: requests.RequestException) -> bool:
-    """Whether the request certainly never reached the gateway (so nothing can have been queued)."""
-    if isinstance(error, (requests.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
-    if isinstance(error, requests.ConnectionError):
-        reason = error.args[0].reason if error.args and isinstance(error.args[0], MaxRetryError) else None
-        # urllib3's NewConnectionError (refused, DNS failure) is a ConnectTimeoutError.
-        return isinstance(reason, (ConnectTimeoutError, SSLError))
-    # Timeouts and broken answers come after the request was written; anything else requests raises
-    # (bad URL, bad header) comes before it.
-    return not isinstance(
-        error, (requests.Timeout, requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
-    )

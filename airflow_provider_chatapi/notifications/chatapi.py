@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseNotifier
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi.operators.chatapi import SEND_TEMPLATE_FIELDS, ChatApiHookMixin
+from airflow_provider_chatapi._lazy_hook import SEND_TEMPLATE_FIELDS, LazyHookMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.providers.common.compat.sdk import Context
 
+__all__ = ["ChatApiNotifier", "send_chatapi_notification"]
 
-class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
+
+class ChatApiNotifier(LazyHookMixin, BaseNotifier):
     """Send a contact card when a DAG or task callback fires, synchronously or from the triggerer.
 
     Usable as ``on_failure_callback=ChatApiNotifier(...)`` (sync, :meth:`notify`) and wherever Airflow
@@ -93,3 +95,4 @@ class ChatApiNotifier(ChatApiHookMixin, BaseNotifier):
 
 
 send_chatapi_notification = ChatApiNotifier
+"""The notifier under the name Airflow's own providers give theirs (``send_slack_notification``, ...)."""

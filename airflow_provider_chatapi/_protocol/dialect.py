@@ -1,7 +1,8 @@
 """What a gateway dialect supplies: its addressing, its requests, its answers and its reconciliation.
 
 Two dialects exist, side by side in :mod:`.classic` and :mod:`.onemsg`; :mod:`.connection` picks one per
-connection. The hook runs the dialect's plans and never looks inside them; nothing above the hook knows
+connection. The hook runs the dialect's plans (a send's through :func:`~.delivery.send_plan`) and never looks
+inside them; nothing above the hook knows
 which dialect runs.
 """
 
@@ -10,14 +11,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
-from airflow_provider_chatapi.protocol.wire import Call, Plan
+from airflow_provider_chatapi._protocol.plans import Call
 
 if TYPE_CHECKING:
     import re
     from collections.abc import Collection, Iterable
 
-    from airflow_provider_chatapi.protocol.sends import ContactSend
-    from airflow_provider_chatapi.protocol.wire import ApiRequest, ApiResponse, SendResult
+    from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse
+    from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.sends import ContactSend, SendResult
 
 __all__ = ["Dialect"]
 
@@ -54,10 +56,6 @@ class Dialect(ABC):
         record or request."""
         for send in sends:
             self.send_request(send)
-
-    def send_plan(self, send: ContactSend) -> Plan[SendResult]:
-        """Send a card."""
-        return (yield Call(self.send_request(send), self.parse_send))
 
     # ---- the instance's status ----------------------------------------------------------------
 

@@ -15,16 +15,16 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_chatapi.protocol.classic import CLASSIC
-from airflow_provider_chatapi.protocol.errors import ConnectionConfigError
-from airflow_provider_chatapi.protocol.onemsg import ONEMSG
-from airflow_provider_chatapi.protocol.whatsapp import DIGITS
-from airflow_provider_chatapi.protocol.wire import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GatewaySettings
+from airflow_provider_chatapi._protocol.classic import CLASSIC
+from airflow_provider_chatapi._protocol.onemsg import ONEMSG
+from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GatewaySettings
+from airflow_provider_chatapi._protocol.whatsapp import DIGITS
+from airflow_provider_chatapi.exceptions import ConnectionConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_provider_chatapi.protocol.dialect import Dialect
+    from airflow_provider_chatapi._protocol.dialect import Dialect
 
 __all__ = ["DIALECTS", "instance_from_token", "resolve_api_url", "settings_from_connection"]
 

@@ -10,32 +10,31 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi.protocol.cards import card_whatsapp_ids
-from airflow_provider_chatapi.protocol.dialect import Dialect
-from airflow_provider_chatapi.protocol.errors import (
-    InvalidInputError,
-    RejectedError,
-)
-from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, history_page, pick_card
-from airflow_provider_chatapi.protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
-from airflow_provider_chatapi.protocol.wire import (
-    ApiRequest,
-    ApiResponse,
-    Call,
-    Plan,
-    SendResult,
+from airflow_provider_chatapi._protocol.answers import (
     checked_payload,
-    history_request,
     object_list,
     quote_gateway,
     status_word,
     unreadable_send,
 )
+from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
+from airflow_provider_chatapi._protocol.dialect import Dialect
+from airflow_provider_chatapi._protocol.http import ApiRequest
+from airflow_provider_chatapi._protocol.plans import Call
+from airflow_provider_chatapi._protocol.reconcile import history_page, history_request, pick_card
+from airflow_provider_chatapi._protocol.sends import SendResult
+from airflow_provider_chatapi._protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
+from airflow_provider_chatapi.exceptions import (
+    InvalidInputError,
+    RejectedError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from airflow_provider_chatapi.protocol.sends import ContactSend
+    from airflow_provider_chatapi._protocol.http import ApiResponse
+    from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.sends import ContactSend
 
 __all__ = ["CLASSIC", "ClassicDialect"]
 
@@ -89,7 +88,8 @@ class ClassicDialect(Dialect):
             body["quotedMsgId"] = send.quoted_message_id
         return ApiRequest("POST", "sendContact", json=body)
 
-    def parse_send(self, response: ApiResponse, endpoint: str = "sendContact") -> SendResult:
+    def parse_send(self, response: ApiResponse) -> SendResult:
+        endpoint = "sendContact"
         payload = checked_payload(response, endpoint, has_side_effect=True)
         sent = payload.get("sent")
         message = str(payload.get("message") or "")
@@ -99,7 +99,7 @@ class ClassicDialect(Dialect):
             )
         message_id = payload.get("id")
         if sent is not True or not isinstance(message_id, str) or not message_id:
-            raise unreadable_send(response, endpoint)
+            raise unreadable_send(response)
         queue_number = payload.get("queueNumber")
         return SendResult(
             id=response.shown(message_id),
@@ -123,18 +123,13 @@ class ClassicDialect(Dialect):
         self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
     ) -> Plan[str | None]:
         """In the chat's history and in the outbound queue, taken together."""
-        history = yield Call(build_message_history(send.chat_id, since=since), parse_message_history)
+        history = yield Call(history_request(send.chat_id, since=since), parse_message_history)
         queue = yield Call(ApiRequest("GET", "showMessagesQueue"), parse_message_queue)
         entries = [*history, *queue]
         return pick_card(send, entries, since=since, card_types=card_types(send), claimed=claimed, shared=shared)
 
 
 CLASSIC = ClassicDialect()
-
-
-def build_message_history(chat_id: str, *, since: float) -> ApiRequest:
-    """The chat's messages since ``since``: where a sent card shows."""
-    return history_request(chat_id, since=since, limit=HISTORY_LIMIT)
 
 
 def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The provider's exception tree; the same for every gateway dialect.
+"""The errors this provider raises: what a DAG or a callback catches. The same for every gateway dialect.
 
 ::
 
@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from airflow_provider_chatapi.protocol.sends import ContactSend
 
 __all__ = [
     "AuthenticationError",
@@ -163,11 +161,11 @@ class DeliveryUnknownError(GatewayError):
 
 class FanOutError(ChatApiError):
     """Some sends of a batch failed. ``outcomes`` holds, in recipient order, each send's result or error;
-    ``failures`` and ``queued`` split them by recipient chat."""
+    ``failures`` and ``queued`` split them by recipient chat (``recipients``, in the same order)."""
 
-    def __init__(self, outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> None:
+    def __init__(self, outcomes: Sequence[Any], recipients: Sequence[str]) -> None:
         self.outcomes = list(outcomes)
-        by_chat = dict(zip((send.chat_id for send in sends), self.outcomes, strict=True))
+        by_chat = dict(zip(recipients, self.outcomes, strict=True))
         self.failures = {chat: outcome for chat, outcome in by_chat.items() if isinstance(outcome, BaseException)}
         self.queued = {chat: outcome for chat, outcome in by_chat.items() if chat not in self.failures}
         shown = "; ".join(f"{recipient}: {error}" for recipient, error in list(self.failures.items())[:3])

@@ -14,7 +14,22 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow_provider_chatapi.protocol.errors import InvalidInputError
+from airflow_provider_chatapi.exceptions import InvalidInputError
+
+__all__ = [
+    "DIGITS",
+    "GROUP_SUFFIX",
+    "LID_SUFFIX",
+    "PRIVATE_SUFFIX",
+    "international_format",
+    "normalize_chat_id",
+    "normalize_contact_id",
+    "normalize_contact_ids",
+    "normalize_phone",
+    "normalize_quoted_message_id",
+    "normalize_recipients",
+    "parse_literal",
+]
 
 PRIVATE_SUFFIX = "@c.us"
 GROUP_SUFFIX = "@g.us"

@@ -21,31 +21,25 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi.protocol.dialect import Dialect
-from airflow_provider_chatapi.protocol.errors import (
+from airflow_provider_chatapi._protocol.answers import checked_payload, quote_gateway, status_word, unreadable_send
+from airflow_provider_chatapi._protocol.dialect import Dialect
+from airflow_provider_chatapi._protocol.http import ApiRequest
+from airflow_provider_chatapi._protocol.plans import Call
+from airflow_provider_chatapi._protocol.reconcile import history_page, history_request, pick_card
+from airflow_provider_chatapi._protocol.sends import SendResult
+from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     GatewayError,
     RejectedError,
     WindowClosedError,
 )
-from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, history_page, pick_card
-from airflow_provider_chatapi.protocol.wire import (
-    ApiRequest,
-    ApiResponse,
-    Call,
-    Plan,
-    SendResult,
-    checked_payload,
-    history_request,
-    quote_gateway,
-    status_word,
-    unreadable_send,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from airflow_provider_chatapi.protocol.sends import ContactSend
+    from airflow_provider_chatapi._protocol.http import ApiResponse
+    from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.sends import ContactSend
 
 __all__ = ["CARD_TYPES", "ONEMSG", "OneMsgDialect"]
 
@@ -103,7 +97,7 @@ class OneMsgDialect(Dialect):
             return SendResult(id=job, sent=False, message=message, queue_number=None, job_id=job)
         if payload.get("sent") is False:
             raise _refusal(quote_gateway(message or "sent: false", response), response)
-        raise unreadable_send(response, endpoint)
+        raise unreadable_send(response)
 
     def status_request(self) -> ApiRequest:
         return ApiRequest("GET", "status")
@@ -118,16 +112,11 @@ class OneMsgDialect(Dialect):
     def find_card_plan(
         self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
     ) -> Plan[str | None]:
-        history = yield Call(build_message_history(send.chat_id, since=since), parse_message_history)
+        history = yield Call(history_request(send.chat_id, since=since), parse_message_history)
         return pick_card(send, history, since=since, card_types=CARD_TYPES, claimed=claimed, shared=shared)
 
 
 ONEMSG = OneMsgDialect()
-
-
-def build_message_history(chat_id: str, *, since: float) -> ApiRequest:
-    """The chat's messages since ``since``, bounded by time rather than by a count."""
-    return history_request(chat_id, since=since, limit=HISTORY_LIMIT)
 
 
 def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:

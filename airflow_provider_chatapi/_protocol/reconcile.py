@@ -12,20 +12,34 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi.protocol.cards import card_whatsapp_ids
-from airflow_provider_chatapi.protocol.errors import GatewayError
-from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, object_list
+from airflow_provider_chatapi._protocol.answers import object_list
+from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
+from airflow_provider_chatapi._protocol.http import ApiRequest
+from airflow_provider_chatapi.exceptions import GatewayError
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping
 
-    from airflow_provider_chatapi.protocol.sends import ContactSend
+    from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["HISTORY_LIMIT", "history_page", "pick_card"]
+__all__ = ["CLOCK_SKEW", "HISTORY_LIMIT", "history_page", "history_request", "pick_card"]
+
+CLOCK_SKEW = 120.0
+"""Seconds by which the gateway's clock may differ from ours when looking for a message sent since a time."""
 
 HISTORY_LIMIT = 1000
 """Messages asked for when looking for a card since an intent; the time bound does the narrowing."""
 _VCARD_START = "BEGIN:VCARD"
+
+
+def history_request(chat_id: str, *, since: float) -> ApiRequest:
+    """A chat's ``messages`` since ``since`` (unix seconds, less :data:`CLOCK_SKEW`): where a sent card shows.
+
+    The time bound does the narrowing; :data:`HISTORY_LIMIT` only guards against a page cut short.
+    """
+    min_time = max(0, int(since - CLOCK_SKEW))
+    params = {"chatId": chat_id, "min_time": str(min_time), "limit": str(HISTORY_LIMIT)}
+    return ApiRequest("GET", "messages", params=params)
 
 
 def history_page(payload: Mapping[str, Any]) -> list[dict[str, Any]]:

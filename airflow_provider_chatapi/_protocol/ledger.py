@@ -1,4 +1,4 @@
-"""Sending a contact card at most once across Airflow task retries, and again after a clear.
+"""The record of a send across Airflow task retries: at most once, and again after a clear.
 
 The gateway has no idempotency key, so a try whose answer was lost cannot know whether its card was
 queued. On Airflow 3.3+ each task instance has a ``task_state_store`` that outlives its tries (and its
@@ -15,7 +15,7 @@ A clear is the user asking to run again: a record from an earlier clear generati
 the card is sent anew, except an intent without an id (an unknown outcome that failed the earlier run),
 which is still reconciled first, so that clearing a failed task does not duplicate a card that arrived.
 
-:func:`send_once` is a protocol plan, so the synchronous and the asynchronous transports run it alike.
+:func:`~.delivery.send_plan` reads and writes these records around the one request of a send.
 """
 
 from __future__ import annotations
@@ -24,25 +24,12 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_chatapi.protocol.errors import DeliveryUnknownError, GatewayError, NotSentError
-from airflow_provider_chatapi.protocol.wire import Call
-
 if TYPE_CHECKING:
-    from airflow_provider_chatapi.protocol.dialect import Dialect
-    from airflow_provider_chatapi.protocol.sends import ContactSend
-    from airflow_provider_chatapi.protocol.wire import Plan
+    from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["BatchLedger", "DeliveryLedger", "DeliveryRecord", "Ledger", "Log", "StateStore", "send_once"]
+__all__ = ["LEDGER_KEY", "BatchLedger", "DeliveryLedger", "DeliveryRecord", "Ledger", "StateStore"]
 
 LEDGER_KEY = "chatapi_send_contact"
-
-
-class Log(Protocol):
-    """What :func:`send_once` needs of a logger (a stdlib or an Airflow task logger)."""
-
-    def info(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
-
-    def warning(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class StateStore(Protocol):
@@ -75,7 +62,11 @@ class DeliveryRecord:
 
 
 class Ledger(Protocol):
-    """Where :func:`send_once` keeps the record of one send."""
+    """Where :func:`~.delivery.send_plan` keeps the record of one send, and what it does when the gateway
+    cannot say whether an earlier try's card arrived."""
+
+    at_least_once: bool
+    """Send again when the gateway cannot be asked, rather than fail: a card may arrive twice, never zero times."""
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
         """What an earlier try of this very request left that still counts: an id, or an intent to reconcile."""
@@ -106,8 +97,15 @@ class DeliveryLedger:
     shared = False
 
     def __init__(
-        self, store: StateStore, key: str = LEDGER_KEY, *, first_try: bool = False, generation: int = 0
+        self,
+        store: StateStore,
+        key: str = LEDGER_KEY,
+        *,
+        first_try: bool = False,
+        generation: int = 0,
+        at_least_once: bool = False,
     ) -> None:
+        self.at_least_once = at_least_once
         self._store = store
         self._key = key
         self._first_try = first_try  # nothing can be on record yet: spare the store a read
@@ -145,8 +143,10 @@ class BatchLedger:
         *,
         first_try: bool = False,
         generation: int = 0,
+        at_least_once: bool = False,
     ) -> None:
         raw = None if first_try else store.get(key)  # nothing can be on record yet: spare the store a read
+        self.at_least_once = at_least_once
         self._store = store
         self._key = key
         self._generation = generation
@@ -205,50 +205,3 @@ def _still_counts(send: ContactSend, raw: Any, generation: int) -> DeliveryRecor
     if record.generation < generation and record.message_id:
         return None  # sent before the task was cleared: the clear asks for it again
     return record
-
-
-def send_once(
-    send: ContactSend, ledger: Ledger | None, *, dialect: Dialect, at_least_once: bool, log: Log
-) -> Plan[str]:
-    """Send the card unless the ledger or the gateway shows an earlier try did; return its message id.
-
-    Without a ledger, just send. When the gateway cannot be asked whether an earlier card arrived, the
-    error propagates (the next try asks again), unless ``at_least_once`` says to send anyway.
-    """
-    request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
-    prior = ledger.recorded(send) if ledger else None
-    if prior is not None and prior.message_id:
-        log.info("An earlier try queued this card as %s; not sending it again", prior.message_id)
-        return prior.message_id
-    if ledger is not None and prior is not None:
-        try:
-            found = yield from dialect.find_card_plan(
-                send, since=prior.attempted_at, claimed=ledger.claimed(send), shared=ledger.shared
-            )
-        except GatewayError as error:
-            if not at_least_once:
-                raise DeliveryUnknownError(
-                    request.endpoint,
-                    f"an earlier try's answer was lost, and asking the gateway about it failed: {error}",
-                ) from error
-            log.warning("Could not ask the gateway whether the earlier card arrived; at_least_once: sending")
-            found = None
-        if found:
-            log.info("An earlier try's answer was lost, but the gateway has its card: %s", found)
-            ledger.record(prior.sent(found))
-            return found
-        log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
-    record = ledger.record_intent(send) if ledger else None
-    try:
-        result = yield Call(request, dialect.parse_send)
-    except NotSentError:
-        if ledger is not None and record is not None:
-            ledger.record(record.nothing_queued())  # the next try sends at once, with nothing to look up
-        raise
-    if ledger is not None and record is not None:
-        ledger.record(record.sent(result.id))
-    if result.job_id is not None:
-        log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
-    else:
-        log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
-    return result.id

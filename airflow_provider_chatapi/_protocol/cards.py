@@ -20,8 +20,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from airflow_provider_chatapi.protocol.errors import InvalidInputError
-from airflow_provider_chatapi.protocol.whatsapp import international_format, normalize_phone, parse_literal
+from airflow_provider_chatapi._protocol.whatsapp import international_format, normalize_phone, parse_literal
+from airflow_provider_chatapi.exceptions import InvalidInputError
 
 __all__ = ["Card", "card_for_number", "card_whatsapp_ids", "normalize_contacts"]
 
@@ -207,9 +207,7 @@ def _addresses(value: Any, field: str) -> list[dict[str, str]]:
             raise InvalidInputError(item_field, item, f"an address is a mapping of {', '.join(_ADDRESS_FIELDS)}")
         _only(item, _ADDRESS_FIELDS, item_field)
         address = {
-            key: _text(
-                str(item[key]) if isinstance(item[key], int) and key == "zip" else item[key], f"{item_field}.{key}"
-            )
+            key: _text(_zip_text(item[key]) if key == "zip" else item[key], f"{item_field}.{key}")
             for key in _ADDRESS_FIELDS
             if item.get(key) is not None
         }
@@ -222,7 +220,8 @@ def _addresses(value: Any, field: str) -> list[dict[str, str]]:
 
 
 def _zip_text(value: Any) -> Any:
-    # A postal code read from a spreadsheet or JSON often arrives as a number.
+    # A postal code read from a spreadsheet or JSON often arrives as a number; a bool is no postal code
+    # (True is an int to Python), so it stays as it is and is refused as text.
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 

@@ -1,9 +1,10 @@
-"""A send as the DAG author meant it, before any dialect turns it into a request.
+"""A send as the DAG author meant it, before any dialect turns it into a request, and what it queued.
 
 :func:`build_send_contact` validates everything that does not depend on the gateway and returns a
 :class:`ContactSend`: the recipient chat, the cards and the message to reply to. The hook hands it to the
 connection's dialect, which builds the request (and refuses what that dialect cannot carry, still before
-anything is sent). Ledgers and errors speak of sends, so they never see which dialect runs.
+anything is sent), and the dialect reads the answer into a :class:`SendResult`. Ledgers and errors speak
+of sends, so they never see which dialect runs.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi.protocol.cards import Card, card_for_number, card_whatsapp_ids, normalize_contacts
-from airflow_provider_chatapi.protocol.errors import FanOutError, InvalidInputError
-from airflow_provider_chatapi.protocol.whatsapp import (
+from airflow_provider_chatapi._protocol.cards import Card, card_for_number, card_whatsapp_ids, normalize_contacts
+from airflow_provider_chatapi._protocol.whatsapp import (
     PRIVATE_SUFFIX,
     normalize_chat_id,
     normalize_contact_ids,
@@ -23,11 +23,23 @@ from airflow_provider_chatapi.protocol.whatsapp import (
     normalize_quoted_message_id,
     normalize_recipients,
 )
+from airflow_provider_chatapi.exceptions import FanOutError, InvalidInputError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["ContactSend", "build_send_contact", "build_send_to_many", "fan_out_failure"]
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "ContactSend",
+    "SendResult",
+    "build_send_contact",
+    "build_send_to_many",
+    "checked_max_in_flight",
+    "fan_out_failure",
+]
+
+DEFAULT_MAX_IN_FLIGHT = 10
+"""Requests one batch keeps in flight at once by default."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,23 @@ class ContactSend:
             "contacts": sorted(json.dumps(card, sort_keys=True) for card in self.contacts),
             "quoted_message_id": self.quoted_message_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The gateway's answer to an accepted send: the message is in the instance's outbound queue.
+
+    ``sent`` true means *queued*, not delivered (a refusal raises).
+    """
+
+    id: str
+    sent: bool
+    message: str
+    queue_number: int | None
+    job_id: str | None = None
+    """1msg only: set when 1msg took the send as a queued job (``sent: false`` with a ``jobId``). Such a
+    send has no message id yet, so ``id`` holds the job id: the one handle there is. It is queued, and
+    never to be sent again."""
 
 
 def build_send_contact(
@@ -100,7 +129,7 @@ def checked_max_in_flight(max_in_flight: Any) -> int:
 def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:
     """The error for a batch whose ``outcomes`` (one per send, in order) hold any error; None if none do."""
     if any(isinstance(outcome, BaseException) for outcome in outcomes):
-        return FanOutError(outcomes, sends)
+        return FanOutError(outcomes, [send.chat_id for send in sends])
     return None
 
 
