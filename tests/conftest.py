@@ -38,9 +38,9 @@ os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_AIRFLOW_HOME / "logs")
 os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(32)
 os.environ.pop("AIRFLOW_CONN_CHATAPI_DEFAULT", None)
 
-from airflow_provider_chatapi.protocol.classic import CLASSIC  # noqa: E402
-from airflow_provider_chatapi.protocol.sends import build_send_contact  # noqa: E402
-from airflow_provider_chatapi.protocol.wire import ApiRequest  # noqa: E402
+from airflow_provider_chatapi._protocol.classic import CLASSIC  # noqa: E402
+from airflow_provider_chatapi._protocol.http import ApiRequest  # noqa: E402
+from airflow_provider_chatapi._protocol.sends import build_send_contact  # noqa: E402
 from airflow_provider_chatapi.testing import StandInGateway  # noqa: E402
 
 

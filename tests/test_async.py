@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
+from airflow_provider_chatapi.exceptions import FanOutError, InvalidInputError, RejectedError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-from airflow_provider_chatapi.protocol import FanOutError, InvalidInputError, RejectedError
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 from .conftest import load_dag, run_results

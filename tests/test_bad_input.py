@@ -6,8 +6,9 @@ import json
 from typing import Any, NamedTuple
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactOperator
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
 from airflow_provider_chatapi.testing import StandInGateway
 
 VALID = {"contact_ids": ["79001111111"], "phone": "79002222222"}

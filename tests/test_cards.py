@@ -7,11 +7,12 @@ import json
 from typing import Any, NamedTuple
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactOperator
-from airflow_provider_chatapi.protocol.cards import normalize_contacts
-from airflow_provider_chatapi.protocol.errors import InvalidInputError
-from airflow_provider_chatapi.protocol.sends import build_send_contact
+from airflow_provider_chatapi._protocol.cards import normalize_contacts
+from airflow_provider_chatapi._protocol.sends import build_send_contact
+from airflow_provider_chatapi.exceptions import InvalidInputError
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
 from airflow_provider_chatapi.testing import StandInGateway
 
 ANN = {

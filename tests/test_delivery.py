@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_chatapi.delivery import BatchLedger, DeliveryLedger
-from airflow_provider_chatapi.protocol import classic
-from airflow_provider_chatapi.protocol.errors import GatewayError
-from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, pick_card
-from airflow_provider_chatapi.protocol.sends import build_send_contact, build_send_to_many
-from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, read_response
+from airflow_provider_chatapi._protocol import classic
+from airflow_provider_chatapi._protocol.http import read_response
+from airflow_provider_chatapi._protocol.ledger import BatchLedger, DeliveryLedger
+from airflow_provider_chatapi._protocol.reconcile import CLOCK_SKEW, HISTORY_LIMIT, history_request, pick_card
+from airflow_provider_chatapi._protocol.sends import build_send_contact, build_send_to_many
+from airflow_provider_chatapi.exceptions import GatewayError
 
 from .conftest import DictStore
 
@@ -40,7 +40,7 @@ def card(**changes: Any) -> dict[str, Any]:
 
 
 def test_the_chat_history_query() -> None:
-    request = classic.build_message_history("17472822486@c.us", since=SINCE)
+    request = history_request("17472822486@c.us", since=SINCE)
     assert (request.method, request.endpoint) == ("GET", "messages")
     assert dict(request.params) == {
         "chatId": "17472822486@c.us",
@@ -187,8 +187,8 @@ def test_set_input_gives_the_same_request_in_every_process() -> None:
     import sys
 
     script = (
-        "from airflow_provider_chatapi.protocol.classic import CLASSIC;"
-        "from airflow_provider_chatapi.protocol.sends import build_send_to_many as b;"
+        "from airflow_provider_chatapi._protocol.classic import CLASSIC;"
+        "from airflow_provider_chatapi._protocol.sends import build_send_to_many as b;"
         "import json;"
         "sends = b({'79001111111', '79002222222', '79003333333', '447911123456'}, {'17472822486', '4915112345678'});"
         "print(json.dumps([CLASSIC.send_request(s).json for s in sends]))"

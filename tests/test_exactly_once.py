@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
+from airflow_provider_chatapi._protocol.ledger import BatchLedger
+from airflow_provider_chatapi.exceptions import FanOutError, InvalidInputError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactToManyOperator
-from airflow_provider_chatapi.protocol.errors import InvalidInputError
-from airflow_provider_chatapi.protocol.sends import build_send_contact
+from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 from .conftest import console_text, load_dag, rerun_after_clear, run_results
@@ -97,26 +98,45 @@ def test_max_in_flight_is_checked_when_the_dag_is_parsed(bad: Any) -> None:
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
 def test_the_hook_checks_max_in_flight_as_the_operator_does(bad: Any) -> None:
     with pytest.raises(InvalidInputError, match=f"max_in_flight={bad!r}: must be a whole number of at least 1"):
-        asyncio.run(ChatApiHook().arun_many([], max_in_flight=bad))
+        asyncio.run(ChatApiHook().asend_to_many(["79001111111"], ["79002222222"], max_in_flight=bad))
+
+
+class _BrokenForOneChat(BatchLedger):
+    """A ledger with a bug that shows for one recipient only."""
+
+    def __init__(self, broken_chat: str) -> None:
+        super().__init__(_MemoryStore(), first_try=True)
+        self._broken_chat = broken_chat
+
+    def record_intent(self, send: Any) -> Any:
+        if send.chat_id == self._broken_chat:
+            raise RuntimeError("a bug in one send")
+        return super().record_intent(send)
+
+
+class _MemoryStore(dict[str, Any]):
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
 
 
 def test_a_fan_out_waits_for_every_send_it_started(chatapi_default: StandInGateway) -> None:
     hook = ChatApiHook()
-    send = build_send_contact(["79001111111"], phone="79002222222")
 
-    def broken() -> Any:
-        raise RuntimeError("a bug in one plan")
-        yield  # a generator, like every plan
-
-    async def fan_out() -> list[Any]:
+    async def fan_out() -> tuple[FanOutError, float]:
         started = time.monotonic()
         chatapi_default.inject(Fault.slow(0.4))
-        outcomes = await hook.arun_many([broken(), hook.dialect.send_plan(send)], max_in_flight=2)
-        assert time.monotonic() - started >= 0.4  # the slow send was waited for, not abandoned
-        await hook.aclose()
-        return outcomes
+        try:
+            with pytest.raises(FanOutError) as caught:
+                await hook.asend_to_many(
+                    ["79001111111"], ["79003333333", "79002222222"], ledger=_BrokenForOneChat("79003333333@c.us")
+                )
+            return caught.value, time.monotonic() - started
+        finally:
+            await hook.aclose()
 
-    error, result = asyncio.run(fan_out())
+    failure, waited = asyncio.run(fan_out())
+    assert waited >= 0.4  # the slow send was waited for, not abandoned
+    error, result = failure.outcomes
     assert isinstance(error, RuntimeError) and result.id == chatapi_default.messages[0].id
 
 
@@ -125,22 +145,21 @@ def test_sessions_and_clients_are_closed_when_the_operators_finish(chatapi_defau
 
     single = SendContactOperator(task_id="one", contact_ids=["79001111111"], phone="79002222222")
     single.execute({})  # type: ignore[arg-type]
-    assert "session" not in vars(single.hook)
+    assert "_session" not in vars(single.hook)
     many = SendContactToManyOperator(task_id="many", contact_ids=["79001111111"], recipients=["79002222222"])
     many.execute({})  # type: ignore[arg-type]
     assert many.hook._async_client is None
 
 
 def test_one_async_client_serves_every_call_of_a_hook(chatapi_default: StandInGateway) -> None:
-    async def two_sends() -> set[int]:
+    async def two_sends() -> None:
         hook = ChatApiHook()
         for phone in ("79002222222", "79003333333"):
             await hook.asend_contact(["79001111111"], phone=phone)
-        clients = {id(await hook.aclient())}
         await hook.aclose()
-        return clients
 
-    assert len(asyncio.run(two_sends())) == 1
+    asyncio.run(two_sends())
+    assert len(chatapi_default.requests) == 2
     assert len({request.client_port for request in chatapi_default.requests}) == 1  # one kept-alive connection
 
 
@@ -160,7 +179,7 @@ def test_test_connection_probes_once_and_speaks_of_the_probe(chatapi_default: St
 def test_test_connection_gives_up_quickly(chatapi_default: StandInGateway, monkeypatch: pytest.MonkeyPatch) -> None:
     import airflow_provider_chatapi.hooks.chatapi as hooks
 
-    monkeypatch.setattr(hooks, "PROBE_TIMEOUT", 0.3)
+    monkeypatch.setattr(hooks, "_PROBE_TIMEOUT", 0.3)
     chatapi_default.inject(Fault.slow(2.0), endpoint="status")
     started = time.monotonic()
     ok, message = ChatApiHook().test_connection()

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
-from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-from airflow_provider_chatapi.protocol import (
+from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     DeliveryUnknownError,
     RateLimitedError,
     RejectedError,
     WindowClosedError,
 )
+from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 from .conftest import console_text, load_dag, run_results

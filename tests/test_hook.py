@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-from airflow_provider_chatapi.protocol import (
+from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
     DeliveryUnknownError,
@@ -18,6 +17,7 @@ from airflow_provider_chatapi.protocol import (
     RateLimitedError,
     RejectedError,
 )
+from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.testing import DEFAULT_TOKEN, Fault, StandInGateway
 
 

@@ -6,17 +6,17 @@ from typing import Any
 
 import phonenumbers
 import pytest
+from airflow_provider_chatapi.testing._checks import check_classic_send
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_chatapi._stand_in_checks import check_classic_send
-from airflow_provider_chatapi.protocol.errors import InvalidInputError
-from airflow_provider_chatapi.protocol.whatsapp import (
+from airflow_provider_chatapi._protocol.whatsapp import (
     normalize_chat_id,
     normalize_contact_ids,
     normalize_phone,
     normalize_quoted_message_id,
 )
+from airflow_provider_chatapi.exceptions import InvalidInputError
 
 from .conftest import classic_request
 

@@ -10,28 +10,29 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow_provider_chatapi.testing._checks import check_onemsg_send
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_chatapi._stand_in_checks import check_onemsg_send
-from airflow_provider_chatapi.hooks.chatapi import BACKOFF_FACTOR, ChatApiHook
-from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactOperator
-from airflow_provider_chatapi.protocol import (
+from airflow_provider_chatapi._protocol.connection import settings_from_connection
+from airflow_provider_chatapi._protocol.http import ApiResponse, read_response
+from airflow_provider_chatapi._protocol.onemsg import CARD_TYPES, ONEMSG
+from airflow_provider_chatapi._protocol.onemsg import parse_message_history as parse_history
+from airflow_provider_chatapi._protocol.reconcile import CLOCK_SKEW, HISTORY_LIMIT, history_request, pick_card
+from airflow_provider_chatapi._protocol.sends import build_send_contact
+from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
     DeliveryUnknownError,
     GatewayError,
     RateLimitedError,
     RejectedError,
-    SendResult,
     WindowClosedError,
 )
-from airflow_provider_chatapi.protocol.connection import settings_from_connection
-from airflow_provider_chatapi.protocol.onemsg import CARD_TYPES, ONEMSG, build_message_history
-from airflow_provider_chatapi.protocol.onemsg import parse_message_history as parse_history
-from airflow_provider_chatapi.protocol.reconcile import HISTORY_LIMIT, pick_card
-from airflow_provider_chatapi.protocol.sends import build_send_contact
-from airflow_provider_chatapi.protocol.wire import CLOCK_SKEW, ApiResponse, read_response
+from airflow_provider_chatapi.hooks._http import BACKOFF_FACTOR
+from airflow_provider_chatapi.hooks.chatapi import ChatApiHook, SendResult
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 TOKEN = "1msg-s3cr3t+token"
@@ -118,7 +119,7 @@ def test_a_1msg_host_with_no_dialect_posts_cards_to_the_1msg_url(monkeypatch: py
     )
     hook = ChatApiHook("live")
     recorder = Recorder()
-    hook.session.mount("https://", recorder)
+    hook.get_conn().mount("https://", recorder)
 
     result = hook.send_contact(["+7 900 111-11-11"], phone="+1 747 282 2486")
 
@@ -290,7 +291,7 @@ def find_contact_card(send: Any, entries: list[dict[str, Any]], *, since: float,
 
 
 def test_the_history_query_is_bounded_by_time() -> None:
-    params = dict(build_message_history(SEND.chat_id, since=SINCE).params)
+    params = dict(history_request(SEND.chat_id, since=SINCE).params)
     assert params["chatId"] == SEND.chat_id and params["min_time"] == str(int(SINCE - CLOCK_SKEW))
 
 

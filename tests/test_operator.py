@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
-from airflow_provider_chatapi.operators.chatapi import AirflowFailException, SendContactOperator
-from airflow_provider_chatapi.protocol import DeliveryUnknownError, GatewayUnavailableError, RateLimitedError
+from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayUnavailableError, RateLimitedError
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 
 from .conftest import DictStore

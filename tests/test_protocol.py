@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_chatapi import protocol
-from airflow_provider_chatapi.protocol import (
+from airflow_provider_chatapi._protocol.answers import connection_failed, parse_retry_after, response_lost
+from airflow_provider_chatapi._protocol.classic import CLASSIC
+from airflow_provider_chatapi._protocol.connection import settings_from_connection
+from airflow_provider_chatapi._protocol.http import ApiResponse, read_response
+from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
     DeliveryUnknownError,
@@ -20,11 +23,8 @@ from airflow_provider_chatapi.protocol import (
     NotSentError,
     RateLimitedError,
     RejectedError,
-    wire,
 )
-from airflow_provider_chatapi.protocol.classic import CLASSIC
-from airflow_provider_chatapi.protocol.connection import settings_from_connection
-from airflow_provider_chatapi.protocol.wire import ApiResponse, connection_failed, parse_retry_after, read_response
+from airflow_provider_chatapi.hooks.chatapi import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, SendResult
 
 from .conftest import classic_request
 
@@ -81,7 +81,7 @@ def test_accepted_send() -> None:
     result = CLASSIC.parse_send(
         response(200, {"sent": True, "message": "Sent to 17472822486@c.us", "id": "true_1_ABC", "queueNumber": 4})
     )
-    assert result == protocol.SendResult(id="true_1_ABC", sent=True, message="Sent to 17472822486@c.us", queue_number=4)
+    assert result == SendResult(id="true_1_ABC", sent=True, message="Sent to 17472822486@c.us", queue_number=4)
 
 
 def test_accepted_send_without_queue_number() -> None:
@@ -200,8 +200,8 @@ def test_account_statuses_are_explained() -> None:
 def test_transport_failures_say_whether_the_message_may_be_queued() -> None:
     send = classic_request("79001111111", phone="79002222222")
     assert isinstance(connection_failed(send, "refused"), GatewayUnavailableError)
-    assert isinstance(wire.response_lost(send, "read timeout"), DeliveryUnknownError)
-    assert isinstance(wire.response_lost(CLASSIC.status_request(), "read timeout"), GatewayUnavailableError)
+    assert isinstance(response_lost(send, "read timeout"), DeliveryUnknownError)
+    assert isinstance(response_lost(CLASSIC.status_request(), "read timeout"), GatewayUnavailableError)
 
 
 # ---- connection ----------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ def test_extra_fields_new_and_legacy_names() -> None:
     )
     assert (settings.timeout, settings.max_retries) == (2.5, 0)
     default = settings_from_connection(conn_id="c", host=None, login="1", password="t", extra={"timeout": ""})
-    assert (default.timeout, default.max_retries) == (protocol.DEFAULT_TIMEOUT, protocol.DEFAULT_MAX_RETRIES)
+    assert (default.timeout, default.max_retries) == (DEFAULT_TIMEOUT, DEFAULT_MAX_RETRIES)
 
 
 def test_settings_repr_hides_the_token() -> None:

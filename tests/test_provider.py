@@ -11,8 +11,7 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_2_PLUS
 
 import airflow_provider_chatapi
-from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-from airflow_provider_chatapi.protocol import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from airflow_provider_chatapi.hooks.chatapi import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ChatApiHook
 
 
 def test_entry_point_of_the_installed_distribution() -> None:

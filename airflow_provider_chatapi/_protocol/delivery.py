@@ -22,14 +22,13 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.plans import Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["EARLIER_TRY", "Log", "send_plan"]
-
-EARLIER_TRY = "queued by an earlier try"
-"""The ``message`` of a result taken from the record or the gateway rather than from a new request."""
+__all__ = ["Log", "send_plan"]
 
 
 class Log(Protocol):
     """What :func:`send_plan` needs of a logger (a stdlib or an Airflow logger)."""
+
+    def debug(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
     def info(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
@@ -47,7 +46,9 @@ def send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log
     if ledger is not None:
         earlier = yield from _earlier_card(send, request, dialect=dialect, ledger=ledger, log=log)
         if earlier is not None:
-            return SendResult(id=earlier, sent=True, message=EARLIER_TRY, queue_number=None)
+            return SendResult(
+                id=earlier, sent=True, message="queued by an earlier try", queue_number=None, earlier_try=True
+            )
         record = ledger.record_intent(send)
     try:
         result: SendResult = yield Call(request, dialect.parse_send)
@@ -59,8 +60,8 @@ def send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log
         ledger.record(record.sent(result.id))
     if result.job_id is not None:
         log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
-    else:
-        log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
+    else:  # at DEBUG: a caller of the hook has the result; the operators log it for the task log
+        log.debug("Chat API queued message %s (%s)", result.id, result.message or "no message")
     return result
 
 

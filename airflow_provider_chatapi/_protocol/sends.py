@@ -89,6 +89,9 @@ class SendResult:
     """1msg only: set when 1msg took the send as a queued job (``sent: false`` with a ``jobId``). Such a
     send has no message id yet, so ``id`` holds the job id: the one handle there is. It is queued, and
     never to be sent again."""
+    earlier_try: bool = False
+    """Set when no request was made: an earlier try of the task queued this card (from its record, or found
+    at the gateway after a lost answer); ``message`` then says so."""
 
 
 def build_send_contact(

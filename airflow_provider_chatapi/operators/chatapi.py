@@ -59,6 +59,11 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
             store, first_try=_first_try(context), generation=_generation(context), at_least_once=self.at_least_once
         )
 
+    def _log_queued(self, result: SendResult) -> None:
+        """One line in the task log for a card this try queued (the plan has already said anything else)."""
+        if result.job_id is None and not result.earlier_try:
+            self.log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
+
     def _may_retry(self, error: BaseException, *, resumable: bool) -> bool:
         """Whether another try can help without sending a card twice (``resumable``: a ledger keeps what
         this try sent)."""
@@ -139,6 +144,7 @@ class SendContactOperator(_ChatApiOperator):
             raise
         finally:
             self.hook.close()
+        self._log_queued(result)
         return result.id
 
 
@@ -191,6 +197,9 @@ class SendContactToManyOperator(_ChatApiOperator):
     def execute(self, context: Context) -> list[str]:
         ledger = self._ledger(context, BatchLedger)
         try:
+            # Read before the event loop starts, as the single send does: in a task process that is one
+            # plain request to the supervisor, and the connection is then read once for the whole batch.
+            self.hook.settings  # noqa: B018
             results = asyncio.run(self._send_all(ledger))
         except FanOutError as fan_out:
             self._fail_fan_out(fan_out, resumable=ledger is not None)
@@ -200,6 +209,8 @@ class SendContactToManyOperator(_ChatApiOperator):
             raise
         finally:
             self.hook.close()
+        for result in results:
+            self._log_queued(result)
         return [result.id for result in results]
 
     async def _send_all(self, ledger: BatchLedger | None) -> list[SendResult]:
@@ -218,7 +229,7 @@ class SendContactToManyOperator(_ChatApiOperator):
     def _fail_fan_out(self, fan_out: FanOutError, *, resumable: bool) -> None:
         """Fail the task without retries unless another try can finish the batch without a duplicate."""
         for chat, result in fan_out.queued.items():
-            self.log.info("Queued for %s: %s", chat, result.id)
+            self.log.info("Queued for %s: %s", chat, result.id)  # the ids that a failed task returns nowhere
         # Without a ledger a retry sends to every recipient again: never after a card was queued.
         retry = resumable or not fan_out.queued
         if not (retry and all(self._may_retry(failure, resumable=resumable) for failure in fan_out.failures.values())):
