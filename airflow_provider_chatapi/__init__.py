@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["DEFAULT_CONN_ID", "__version__", "get_provider_info"]
+
 __version__ = "0.1.0"
 
 DEFAULT_CONN_ID = "chatapi_default"

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "SendResult"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 _PROBE_TIMEOUT = 10.0  # Test connection's probe is never retried, and a button must not hang
 
@@ -295,7 +295,7 @@ class ChatApiHook(BaseHook):
         probe.__dict__["settings"] = settings.replace(timeout=min(settings.timeout, _PROBE_TIMEOUT), max_retries=0)
         return probe
 
-    def _drive(self, plan: Plan[T]) -> T:
+    def _drive(self, plan: Plan[_T]) -> _T:
         """Run a protocol plan over this hook's HTTP session."""
         steps = PlanSteps(plan)
         for call in steps:
@@ -305,7 +305,7 @@ class ChatApiHook(BaseHook):
                 steps.fail(error)
         return steps.result
 
-    async def _adrive(self, plan: Plan[T]) -> T:
+    async def _adrive(self, plan: Plan[_T]) -> _T:
         """Run a protocol plan over this hook's ``httpx`` client for the running event loop."""
         client = await self._aclient()
         steps = PlanSteps(plan)
@@ -316,7 +316,7 @@ class ChatApiHook(BaseHook):
                 steps.fail(error)
         return steps.result
 
-    def _call(self, call: Call[T]) -> T:
+    def _call(self, call: Call[_T]) -> _T:
         settings = self.settings
         try:
             return _http.call_with_requests(self._session, settings, call)
@@ -327,7 +327,7 @@ class ChatApiHook(BaseHook):
         retrying = tenacity.Retrying(**_http.retry_policy(settings.max_retries, self.log))
         return retrying(_http.replaying(first, _http.call_with_requests), self._session, settings, call)
 
-    async def _acall(self, call: Call[T], client: httpx.AsyncClient) -> T:
+    async def _acall(self, call: Call[_T], client: httpx.AsyncClient) -> _T:
         settings = await self.asettings()
         try:
             return await _http.call_with_httpx(client, settings, call)
