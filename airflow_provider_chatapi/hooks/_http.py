@@ -24,6 +24,7 @@ from airflow_provider_chatapi.exceptions import ChatApiError, NotSentError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from airflow_provider_chatapi._protocol.delivery import Log
     from airflow_provider_chatapi._protocol.plans import Call
     from airflow_provider_chatapi._protocol.settings import GatewaySettings
 
@@ -79,7 +80,7 @@ def _wait(state: tenacity.RetryCallState) -> float:
     return min(BACKOFF_FACTOR * 2 ** (state.attempt_number - 1), MAX_BACKOFF)
 
 
-def retry_policy(max_retries: int, log: logging.Logger | logging.LoggerAdapter[Any]) -> dict[str, Any]:
+def retry_policy(max_retries: int, log: Log) -> dict[str, Any]:
     """tenacity's arguments for retrying a call: connect failures, 429 and 503 only, honouring ``Retry-After``."""
 
     def log_retry(state: tenacity.RetryCallState) -> None:
