@@ -35,6 +35,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.operators.chatapi"]}
         ],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.sensors.chatapi"]}],
+        "triggers": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.triggers.chatapi"]}
+        ],
         "notifications": ["airflow_provider_chatapi.notifications.chatapi.ChatApiNotifier"],
         "connection-types": [
             {

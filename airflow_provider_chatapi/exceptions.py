@@ -13,7 +13,9 @@
     │   │   ├── RateLimitedError               429 (transient); .retry_after, as for 503
     │   │   └── GatewayUnavailableError        503, or no connection could be made (transient)
     │   └── DeliveryUnknownError               the message may have been queued: never resend blindly
-    └── FanOutError                            some sends of a batch failed; .outcomes holds each one's
+    ├── FanOutError                            some sends of a batch failed; .outcomes holds each one's
+    ├── DeliveryFailedError                    WhatsApp reported a message failed; .reason, .code, .meaning
+    └── DeliveryReportUnavailableError         the channel cannot report delivery by message id
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
     "AuthenticationError",
     "ChatApiError",
     "ConnectionConfigError",
+    "DeliveryFailedError",
+    "DeliveryReportUnavailableError",
     "DeliveryUnknownError",
     "FanOutError",
     "GatewayError",
@@ -171,3 +175,31 @@ class FanOutError(ChatApiError):
         shown = "; ".join(f"{recipient}: {error}" for recipient, error in list(self.failures.items())[:3])
         more = f"; and {len(self.failures) - 3} more" if len(self.failures) > 3 else ""
         super().__init__(f"{len(self.failures)} of {len(self.outcomes)} sends failed: {shown}{more}")
+
+
+class DeliveryFailedError(ChatApiError):
+    """WhatsApp reported that a queued message failed. Retrying the wait cannot help; sending it again may not
+    either (see ``meaning``).
+
+    ``reason`` is what the gateway said, ``code`` Meta's error code where known (from ``errors[]``, or
+    recognised in 1msg's text), and ``meaning`` what that code means to the sender.
+    """
+
+    def __init__(self, message_id: str, reason: str, *, code: int | None = None, meaning: str | None = None) -> None:
+        self.message_id = message_id
+        self.reason = reason
+        self.code = code
+        self.meaning = meaning
+        known = f" (code {code}: {meaning})" if code is not None and meaning else f" (code {code})" if code else ""
+        super().__init__(f"WhatsApp message {message_id} failed: {reason}{known}")
+
+
+class DeliveryReportUnavailableError(ChatApiError):
+    """The channel's API cannot report delivery by message id: 1msg without its Check ACKs endpoint (a 404, or
+    an answer without ``hooks``), or a classic gateway, which reports acks only by webhook. Waiting cannot help."""
+
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        self.detail = detail
+        self.status_code = status_code
+        answer = f"HTTP {status_code}: " if status_code is not None else ""
+        super().__init__(f"Chat API cannot report delivery by message id: {answer}{detail}")

@@ -24,14 +24,12 @@ from airflow_provider_chatapi._protocol.plans import Call
 from airflow_provider_chatapi._protocol.reconcile import history_page, history_request, pick_card
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi._protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
-from airflow_provider_chatapi.exceptions import (
-    InvalidInputError,
-    RejectedError,
-)
+from airflow_provider_chatapi.exceptions import DeliveryReportUnavailableError, InvalidInputError, RejectedError
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
+    from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiResponse
     from airflow_provider_chatapi._protocol.plans import Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
@@ -118,6 +116,12 @@ class ClassicDialect(Dialect):
     def describe_status(self, status: str) -> tuple[bool, str]:
         meaning = _ACCOUNT_STATUSES.get(status, "an account status this provider does not know")
         return status == "authenticated", f"Token accepted; account status {status!r}: {meaning}."
+
+    def delivery_plan(self, message_id: str) -> Plan[Delivery]:
+        raise DeliveryReportUnavailableError(
+            "the classic Chat API reports delivery acks only by webhook; it has no endpoint to ask about a message"
+        )
+        yield  # a plan, like every other: the error comes when it is driven
 
     def find_card_plan(
         self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import re
     from collections.abc import Collection, Iterable
 
+    from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse
     from airflow_provider_chatapi._protocol.plans import Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend, SendResult
@@ -74,6 +75,15 @@ class Dialect(ABC):
     def status_plan(self) -> Plan[str]:
         """Read the instance's status."""
         return (yield Call(self.status_request(), self.parse_status))
+
+    # ---- delivery -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def delivery_plan(self, message_id: str) -> Plan[Delivery]:
+        """How far the message got, from the gateway's acks.
+
+        Raises ``DeliveryReportUnavailableError`` where the dialect or the channel cannot say.
+        """
 
     # ---- reconciliation -----------------------------------------------------------------------
 

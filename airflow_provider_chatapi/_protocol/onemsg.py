@@ -18,9 +18,11 @@ How an outgoing contact card appears in 1msg's history (its ``type`` and ``body`
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_chatapi._protocol.acks import delivery_request, parse_delivery
 from airflow_provider_chatapi._protocol.answers import checked_payload, quote_gateway, status_word, unreadable_send
 from airflow_provider_chatapi._protocol.dialect import Dialect
 from airflow_provider_chatapi._protocol.http import ApiRequest
@@ -37,6 +39,7 @@ from airflow_provider_chatapi.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Collection
 
+    from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiResponse
     from airflow_provider_chatapi._protocol.plans import Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
@@ -108,6 +111,9 @@ class OneMsgDialect(Dialect):
     def describe_status(self, status: str) -> tuple[bool, str]:
         meaning = _STATUSES.get(status, "a channel status this provider does not know")
         return status in _HEALTHY, f"Token accepted; channel status {status!r}: {meaning}."
+
+    def delivery_plan(self, message_id: str) -> Plan[Delivery]:
+        return (yield Call(delivery_request(message_id), functools.partial(parse_delivery, message_id)))
 
     def find_card_plan(
         self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False

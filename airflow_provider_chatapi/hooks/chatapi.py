@@ -18,6 +18,7 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi._protocol.acks import Delivery, checked_message_id
 from airflow_provider_chatapi._protocol.connection import settings_from_connection
 from airflow_provider_chatapi._protocol.delivery import send_plan
 from airflow_provider_chatapi._protocol.plans import PlanSteps
@@ -42,6 +43,8 @@ from airflow_provider_chatapi.hooks import _http
 from airflow_provider_chatapi.hooks._form import field_label, legacy_field_behaviour, legacy_form_widgets
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     import httpx
     from airflow.providers.common.compat.sdk import Connection
 
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.sends import ContactSend
     from airflow_provider_chatapi._protocol.settings import GatewaySettings
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "SendResult"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "Delivery", "SendResult"]
 
 _T = TypeVar("_T")
 
@@ -233,18 +236,17 @@ class ChatApiHook(BaseHook):
             recipient's result or error, in order.
         """
         sends = build_send_to_many(contact_ids, recipients, contacts=contacts, quoted_message_id=quoted_message_id)
-        in_flight = asyncio.Semaphore(checked_max_in_flight(max_in_flight))
+        bound = checked_max_in_flight(max_in_flight)
         settings = await self.asettings()
         settings.dialect.check(sends)  # a batch fails whole before its first record or request
 
-        async def send_one(send: ContactSend) -> SendResult:
-            async with in_flight:
-                return await self._adrive(self._send_plan(send, settings, ledger))
+        def send_one(send: ContactSend) -> Plan[SendResult]:
+            return self._send_plan(send, settings, ledger)
 
         if ledger is not None:
             ledger.begin(sends)
         try:
-            outcomes = await asyncio.gather(*map(send_one, sends), return_exceptions=True)
+            outcomes = await self._adrive_many(map(send_one, sends), max_in_flight=bound)
         finally:
             if ledger is not None:
                 ledger.flush()
@@ -252,6 +254,28 @@ class ChatApiHook(BaseHook):
         if failure is not None:
             raise failure
         return outcomes  # type: ignore[return-value]
+
+    def get_delivery(self, message_id: str) -> Delivery:
+        """How far a message got, from the gateway's delivery acks: ``state`` is ``sent``, ``delivered``,
+        ``read``, ``failed`` (with ``reason`` and ``code``), or None before any ack.
+
+        :raises DeliveryReportUnavailableError: the channel cannot report delivery by message id (a classic
+            gateway never can; 1msg only where its Check ACKs endpoint answers).
+        """
+        return self._drive(self.settings.dialect.delivery_plan(checked_message_id(message_id)))
+
+    async def aget_delivery(self, message_id: str) -> Delivery:
+        """:meth:`get_delivery`, asynchronously."""
+        return await self._adrive((await self.asettings()).dialect.delivery_plan(checked_message_id(message_id)))
+
+    async def aget_deliveries(
+        self, message_ids: Sequence[str], *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ) -> list[Delivery | BaseException]:
+        """:meth:`aget_delivery` of each message, at most ``max_in_flight`` at a time; each error is returned in
+        its message's place, in order."""
+        dialect = (await self.asettings()).dialect
+        plans = [dialect.delivery_plan(checked_message_id(message_id)) for message_id in message_ids]
+        return await self._adrive_many(plans, max_in_flight=checked_max_in_flight(max_in_flight))
 
     def get_account_status(self) -> str:
         """The instance's status word (``authenticated``, ``connected``, ...), read without side effects."""
@@ -315,6 +339,17 @@ class ChatApiHook(BaseHook):
             except ChatApiError as error:
                 steps.fail(error)
         return steps.result
+
+    async def _adrive_many(self, plans: Iterable[Plan[_T]], *, max_in_flight: int) -> list[_T | BaseException]:
+        """Run plans concurrently, at most ``max_in_flight`` at a time. Every plan started runs to its end,
+        whatever the others do; a plan's error, of any kind, is returned in its place."""
+        in_flight = asyncio.Semaphore(max_in_flight)
+
+        async def run_one(plan: Plan[_T]) -> _T:
+            async with in_flight:
+                return await self._adrive(plan)
+
+        return list(await asyncio.gather(*map(run_one, plans), return_exceptions=True))
 
     def _call(self, call: Call[_T]) -> _T:
         settings = self.settings

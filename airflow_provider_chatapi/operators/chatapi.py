@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi._lazy_hook import SEND_TEMPLATE_FIELDS, LazyHookMixin
+from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, SEND_TEMPLATE_FIELDS, LazyHookMixin
 from airflow_provider_chatapi._protocol.ledger import BatchLedger, DeliveryLedger
 from airflow_provider_chatapi._protocol.sends import DEFAULT_MAX_IN_FLIGHT, checked_max_in_flight
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryUnknownError, FanOutError, NotSentError
@@ -59,10 +59,16 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
             store, first_try=_first_try(context), generation=_generation(context), at_least_once=self.at_least_once
         )
 
-    def _log_queued(self, result: SendResult) -> None:
-        """One line in the task log for a card this try queued (the plan has already said anything else)."""
-        if result.job_id is None and not result.earlier_try:
-            self.log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
+    def _report(self, context: Context, results: list[SendResult]) -> None:
+        """One line in the task log for each card this try queued (the plan has already said anything else),
+        and the job ids among the results where a delivery sensor downstream finds them."""
+        for result in results:
+            if result.job_id is None and not result.earlier_try:
+                self.log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
+        jobs = [result.job_id for result in results if result.job_id is not None]
+        ti = context.get("ti")
+        if jobs and ti is not None:
+            ti.xcom_push(key=JOB_IDS_XCOM_KEY, value=jobs)
 
     def _may_retry(self, error: BaseException, *, resumable: bool) -> bool:
         """Whether another try can help without sending a card twice (``resumable``: a ledger keeps what
@@ -144,7 +150,7 @@ class SendContactOperator(_ChatApiOperator):
             raise
         finally:
             self.hook.close()
-        self._log_queued(result)
+        self._report(context, [result])
         return result.id
 
 
@@ -209,8 +215,7 @@ class SendContactToManyOperator(_ChatApiOperator):
             raise
         finally:
             self.hook.close()
-        for result in results:
-            self._log_queued(result)
+        self._report(context, results)
         return [result.id for result in results]
 
     async def _send_all(self, ledger: BatchLedger | None) -> list[SendResult]:

@@ -1,0 +1,241 @@
+"""Delivery acks, with no I/O: asking 1msg how far a message got, and reading the answer.
+
+1msg's ``GET hookInfo?messageId=…`` ("Check ACKs", contract 2.39.0 only) answers ``{"hooks": [...]}``, one
+entry per WhatsApp status event of the message, in Meta's status shape (``status``, ``timestamp``, and
+``errors[]`` on a failure) or 1msg's own (``error`` as text). Events come in any order, so a message's state
+is the furthest one seen: ``sent`` < ``delivered`` < ``read`` (``played`` and ``viewed`` count as read), and a
+``failed`` counts only while nothing was delivered. A channel whose API lacks the endpoint (a 404, or an
+answer with no ``hooks``) cannot report delivery by message id at all; the classic protocol never can.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_chatapi._protocol.answers import checked_payload, object_list
+from airflow_provider_chatapi._protocol.http import ApiRequest
+from airflow_provider_chatapi._protocol.whatsapp import parse_literal
+from airflow_provider_chatapi.exceptions import (
+    DeliveryFailedError,
+    DeliveryReportUnavailableError,
+    GatewayError,
+    InvalidInputError,
+    NotSentError,
+    RejectedError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from airflow_provider_chatapi._protocol.http import ApiResponse
+
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "READ",
+    "SENT",
+    "WAIT_FOR",
+    "Delivery",
+    "DeliveryWatch",
+    "checked_message_id",
+    "checked_message_ids",
+    "checked_wait_for",
+    "delivery_request",
+    "parse_delivery",
+    "reached",
+]
+
+SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
+WAIT_FOR = (DELIVERED, READ)
+"""What a caller may wait for."""
+_RANK = {SENT: 1, DELIVERED: 2, READ: 3}
+_ALIASES = {"viewed": READ, "played": READ, "seen": READ}
+ENDPOINT = "hookInfo"
+_MESSAGE_ID = re.compile(r"[^\s]{1,500}")
+_NOT_A_REPORT = "this channel's API cannot report delivery by message id (no Check ACKs endpoint)"
+
+ERROR_MEANINGS = {
+    131047: "the 24-hour customer-service window was closed: send a template message to open a conversation",
+    131026: "the number cannot receive it (not on WhatsApp, terms not accepted, or an outdated app)",
+    131049: "WhatsApp held it back to keep a healthy ecosystem (a marketing limit for this user)",
+    130472: "the user's number is part of a WhatsApp experiment and does not receive such messages",
+}
+"""What Meta's error codes in a failed ack mean to the sender."""
+# 1msg's own failed acks carry text only: the code is recognised from WhatsApp's words.
+_CODES_BY_TEXT = (
+    (re.compile(r"experiment", re.IGNORECASE), 130472),
+    (re.compile(r"healthy ecosystem|marketing.*limit|frequency cap", re.IGNORECASE), 131049),
+    (re.compile(r"outside.*window|dialog window is closed|re-?engagement|24-hour|requires a template", re.I), 131047),
+    (re.compile(r"undeliverable|not (?:a )?(?:valid )?whatsapp", re.IGNORECASE), 131026),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How far one message got: its furthest ``state`` (None before any event), and why it failed."""
+
+    message_id: str
+    state: str | None
+    reason: str | None = None
+    code: int | None = None
+
+    @property
+    def meaning(self) -> str | None:
+        """What the failure's code means to the sender, where it is known."""
+        return ERROR_MEANINGS.get(self.code) if self.code is not None else None
+
+
+def checked_wait_for(wait_for: Any) -> str:
+    """``delivered`` or ``read``, as a sensor may wait for."""
+    if wait_for not in WAIT_FOR:
+        raise InvalidInputError("wait_for", wait_for, f"must be one of {', '.join(WAIT_FOR)}")
+    return str(wait_for)
+
+
+def checked_message_id(value: Any, *, field: str = "message_id") -> str:
+    """A message id as the gateway gave it: a non-empty string without spaces."""
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or not _MESSAGE_ID.fullmatch(text):
+        raise InvalidInputError(
+            field, value, "a message id is a non-empty string without spaces, as a send returned it"
+        )
+    return text
+
+
+def checked_message_ids(value: Any, *, field: str = "message_ids") -> list[str]:
+    """The ids to wait for, however they arrived: one id, a list (a fan-out's XCom), or a rendered list."""
+    if isinstance(value, str) and value.strip()[:1] in ("[", "("):
+        value = parse_literal(value.strip())  # a list rendered by a non-native template arrives as its repr
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise InvalidInputError(field, value, "give one message id or a non-empty list of them")
+    ids = [checked_message_id(item, field=f"{field}[{index}]") for index, item in enumerate(items)]
+    return list(dict.fromkeys(ids))
+
+
+def reached(state: str | None, wait_for: str) -> bool:
+    """Whether a message in ``state`` is as far as ``wait_for`` (``read`` also satisfies ``delivered``)."""
+    return state in _RANK and _RANK[state] >= _RANK[wait_for]
+
+
+def delivery_request(message_id: str) -> ApiRequest:
+    """The request for the acks of one message."""
+    return ApiRequest("GET", ENDPOINT, params={"messageId": message_id})
+
+
+def parse_delivery(message_id: str, response: ApiResponse) -> Delivery:
+    """The state the acks in ``response`` show for ``message_id``.
+
+    :raises DeliveryReportUnavailableError: the channel has no such endpoint (404, or no ``hooks``).
+    """
+    try:
+        payload = checked_payload(response, ENDPOINT, has_side_effect=False)
+    except RejectedError as error:
+        if error.status_code != 404:
+            raise
+        raise DeliveryReportUnavailableError(f"{error.gateway_message}; {_NOT_A_REPORT}", status_code=404) from None
+    if "hooks" not in payload:
+        raise DeliveryReportUnavailableError(f"hookInfo answered without 'hooks': {_NOT_A_REPORT}", status_code=200)
+    return furthest(message_id, object_list(payload, "hooks", ENDPOINT), shown=response.shown)
+
+
+def furthest(message_id: str, events: Iterable[Mapping[str, Any]], *, shown: Any = str) -> Delivery:
+    """The furthest state among ``events`` (any order); a failure only when nothing was delivered."""
+    best: str | None = None
+    failure: Delivery | None = None
+    for event in events:
+        if event.get("id") not in (None, "", message_id):
+            continue  # another message's event
+        status = str(event.get("status") or "").strip().lower()
+        status = _ALIASES.get(status, status)
+        if status in _RANK and (best is None or _RANK[status] > _RANK[best]):
+            best = status
+        elif status == FAILED and failure is None:
+            reason, code = _failure(event)
+            failure = Delivery(message_id, FAILED, shown(reason), code)
+    if failure is not None and not reached(best, DELIVERED):
+        return failure
+    return Delivery(message_id, best)
+
+
+def _failure(event: Mapping[str, Any]) -> tuple[str, int | None]:
+    """A failed event's reason and code: Meta's ``errors[]`` objects, or 1msg's ``error`` (text or an object)."""
+    details: list[Mapping[str, Any]] = [e for e in event.get("errors") or () if isinstance(e, dict)]
+    error = event.get("error")
+    if isinstance(error, dict):
+        details.append(error)
+    code: int | None = None
+    words: list[str] = []
+    for detail in details:
+        text = detail.get("title") or detail.get("message") or ""
+        extra = (detail.get("error_data") or {}).get("details") if isinstance(detail.get("error_data"), dict) else None
+        extra = extra or detail.get("details")
+        words.append(f"{text}: {extra}" if text and extra and extra != text else str(text or extra or ""))
+        if code is None and isinstance(detail.get("code"), int) and not isinstance(detail.get("code"), bool):
+            code = detail["code"]
+    if isinstance(error, str) and error.strip():
+        words.append(error.strip())
+    reason = "; ".join(word for word in words if word) or "the gateway gave no reason"
+    if code is None:
+        code = next((known for pattern, known in _CODES_BY_TEXT if pattern.search(reason)), None)
+    return reason, code
+
+
+class DeliveryWatch:
+    """The wait for a set of messages to reach ``wait_for``, one poll at a time; no I/O.
+
+    Each poll's results go to :meth:`absorb`, which says whether the wait is over (and how) and whether the
+    gateway asked to back off. States only move forward. What ends it, as a JSON-ready event: every message
+    reached ``wait_for`` (``success``, with each message's state); one failed (``failed``); the channel cannot
+    report (``unavailable``); a permanent error (``error``).
+    """
+
+    def __init__(self, message_ids: Sequence[str], wait_for: str) -> None:
+        self.wait_for = wait_for
+        self.states: dict[str, str | None] = dict.fromkeys(message_ids)
+
+    def pending(self) -> list[str]:
+        """The messages not yet as far as ``wait_for``."""
+        return [message_id for message_id, state in self.states.items() if not reached(state, self.wait_for)]
+
+    def absorb(self, results: Sequence[Delivery | BaseException]) -> tuple[dict[str, Any] | None, bool]:
+        """Take one poll of :meth:`pending` (results in that order); return the event that ends the wait, if
+        any, and whether to back off before the next poll (a 429, a 5xx, no answer)."""
+        back_off = False
+        for message_id, result in zip(self.pending(), results, strict=True):
+            if isinstance(result, Delivery):
+                if result.state == FAILED:
+                    failed = DeliveryFailedError(
+                        message_id, result.reason or "", code=result.code, meaning=result.meaning
+                    )
+                    return {"status": "failed", "error": str(failed), **self._event(failed)}, False
+                if result.state in _RANK and not reached(self.states[message_id], result.state):
+                    self.states[message_id] = result.state
+            elif isinstance(result, DeliveryReportUnavailableError):
+                return {"status": "unavailable", "error": str(result)}, False
+            elif _transient(result):
+                back_off = True
+            else:
+                return {"status": "error", "error": str(result)}, False
+        if not self.pending():
+            return {"status": "success", "states": dict(self.states)}, False
+        return None, back_off
+
+    def short_of_goal(self) -> str:
+        """The messages still short of ``wait_for``, with their last state, for a timeout's message."""
+        shown = ", ".join(f"{message_id} ({self.states[message_id] or 'no ack yet'})" for message_id in self.pending())
+        return f"still short of {self.wait_for!r}: {shown}"
+
+    def _event(self, failed: DeliveryFailedError) -> dict[str, Any]:
+        return {"message_id": failed.message_id, "reason": failed.reason, "code": failed.code, "states": self.states}
+
+
+def _transient(error: BaseException) -> bool:
+    """A failure of one poll that waiting may cure: a rate limit, an unavailable gateway, a 5xx, a lost answer."""
+    if isinstance(error, NotSentError):
+        return error.transient
+    if isinstance(error, GatewayError):
+        return error.status_code is None or error.status_code >= 500
+    return False  # a bug, or an error of another kind: waiting cannot cure it

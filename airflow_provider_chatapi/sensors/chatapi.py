@@ -1,0 +1,175 @@
+"""A sensor that waits until WhatsApp messages sent through 1msg are delivered (or read)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, LazyHookMixin
+from airflow_provider_chatapi._protocol.acks import DELIVERED, DeliveryWatch, checked_message_ids, checked_wait_for
+from airflow_provider_chatapi._protocol.sends import DEFAULT_MAX_IN_FLIGHT, checked_max_in_flight
+from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryFailedError, InvalidInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+
+__all__ = ["DEFAULT_DELIVERY_TIMEOUT", "ChatApiDeliverySensor"]
+
+DEFAULT_DELIVERY_TIMEOUT = 3600.0
+"""Seconds a delivery sensor waits by default (Airflow's own sensor default is seven days)."""
+_DEFER_MARGIN = 60.0  # Airflow's own deferral timeout, past our deadline: only a backstop
+
+
+class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
+    """Wait until messages sent through 1msg reach a phone (``delivered``) or are ``read``, or fail.
+
+    Reads 1msg's delivery acks of each message (its Check ACKs endpoint, ``hookInfo``). States only move
+    forward (sent < delivered < read; ``played`` and ``viewed`` count as read), whatever order acks come in.
+
+    :param message_ids: one message id or a list (templated): typically the XCom of
+        ``SendContactOperator`` or ``SendContactToManyOperator``.
+    :param wait_for: ``"delivered"`` (default; ``read`` satisfies it too) or ``"read"``. WhatsApp reports
+        ``read`` only for recipients with read receipts on: for others the wait ends at the deadline.
+    :param chatapi_conn_id: the ``chatapi`` connection (templated); a 1msg one.
+    :param poke_interval: seconds between polls.
+    :param timeout: seconds to wait in all (default one hour); then the task fails without retrying, naming
+        the messages still short of ``wait_for``.
+    :param deferrable: wait in the triggerer instead of a worker slot (default: ``[operators]
+        default_deferrable``).
+    :param max_in_flight: requests in flight at once when polling many messages.
+
+    Returns (XCom ``return_value``) each message id's state (``"delivered"`` or ``"read"``). A ``failed`` ack
+    fails the task without retrying, with a ``DeliveryFailedError`` naming the message, the gateway's reason
+    and, where known, Meta's error code and what it means. A classic gateway, which reports acks only by
+    webhook, and a 1msg channel without the endpoint fail at once, without retrying. A 429 or 5xx while
+    polling only slows the polls down.
+    """
+
+    template_fields: Sequence[str] = ("message_ids", "chatapi_conn_id")
+    ui_color = "#25d366"
+
+    def __init__(
+        self,
+        *,
+        message_ids: Any,
+        wait_for: str = DELIVERED,
+        chatapi_conn_id: str = DEFAULT_CONN_ID,
+        poke_interval: float = 30.0,
+        timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.message_ids = message_ids
+        self.wait_for = checked_wait_for(wait_for)  # when the DAG is parsed
+        self.chatapi_conn_id = chatapi_conn_id
+        self.deferrable = deferrable
+        self.max_in_flight = checked_max_in_flight(max_in_flight)
+        self.timeout_seconds = float(timeout)
+        self._watch: DeliveryWatch | None = None
+
+    def _http_policy(self) -> dict[str, Any]:
+        return {}  # ``timeout`` is the whole wait here, not one request's: the connection's own applies
+
+    def execute(self, context: Context) -> Any:
+        ids = self._checked_ids(context)
+        self._watch = DeliveryWatch(ids, self.wait_for)
+        if not self.deferrable:
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as timed_out:
+                raise AirflowSensorTimeout(f"{timed_out}; {self._watch.short_of_goal()}") from timed_out
+        self.defer(
+            trigger=self._trigger(ids),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout_seconds + _DEFER_MARGIN),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        assert self._watch is not None
+        watch = self._watch
+        event, _ = watch.absorb(asyncio.run(self._poll(watch.pending())))
+        if event is None:
+            self.log.info("Waiting for %s", watch.short_of_goal())
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._outcome(event))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
+        """Where a deferred wait resumes on a worker, with the trigger's event."""
+        if event.get("status") == "timeout":
+            raise AirflowSensorTimeout(f"Gave up after {self.timeout_seconds:.0f} s: {event['error']}")
+        return self._outcome(event)
+
+    def _outcome(self, event: dict[str, Any]) -> dict[str, str]:
+        """The states of a wait that succeeded; any other end fails the task without retrying."""
+        if event.get("status") == "success":
+            states: dict[str, str] = event["states"]
+            self.log.info("Every message reached %r: %s", self.wait_for, states)
+            return states
+        if event.get("status") == "failed":
+            failed = DeliveryFailedError(event["message_id"], event["reason"], code=event.get("code"))
+            raise AirflowFailException(event["error"]) from failed
+        raise AirflowFailException(event.get("error", f"the wait ended with {event!r}"))
+
+    def _checked_ids(self, context: Context) -> list[str]:
+        """The ids to watch, refused before any request where they cannot be watched."""
+        try:
+            ids = checked_message_ids(self.message_ids)
+            jobs = sorted(set(ids) & self._job_ids(context))
+            if jobs:
+                raise InvalidInputError(
+                    "message_ids",
+                    jobs,
+                    "these are 1msg job ids (the send was queued as a job, with no message id yet): a job's "
+                    "delivery cannot be watched",
+                )
+            self.hook.settings.dialect.delivery_plan(ids[0]).send(None)  # a dialect that cannot report raises
+        except StopIteration:
+            pass
+        except ChatApiError as error:
+            raise AirflowFailException(str(error)) from error
+        return ids
+
+    def _job_ids(self, context: Context) -> set[str]:
+        """What the upstream sending tasks listed as job ids (they push them under :data:`JOB_IDS_XCOM_KEY`)."""
+        ti = context.get("ti")
+        if ti is None or not self.upstream_task_ids:
+            return set()
+        pulled = ti.xcom_pull(task_ids=sorted(self.upstream_task_ids), key=JOB_IDS_XCOM_KEY)
+        found: set[str] = set()
+        for value in pulled if isinstance(pulled, list) else [pulled]:
+            if isinstance(value, list):
+                found.update(item for item in value if isinstance(item, str))
+        return found
+
+    async def _poll(self, message_ids: list[str]) -> list[Any]:
+        try:
+            return await self.hook.aget_deliveries(message_ids, max_in_flight=self.max_in_flight)
+        finally:
+            await self.hook.aclose()
+
+    def _trigger(self, ids: list[str]) -> Any:
+        from airflow_provider_chatapi.triggers.chatapi import ChatApiDeliveryTrigger
+
+        return ChatApiDeliveryTrigger(
+            message_ids=ids,
+            wait_for=self.wait_for,
+            deadline=time.time() + self.timeout_seconds,
+            chatapi_conn_id=self.chatapi_conn_id,
+            poke_interval=self.poke_interval,
+            max_in_flight=self.max_in_flight,
+        )
