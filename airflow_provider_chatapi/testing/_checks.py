@@ -1,16 +1,20 @@
-"""The stand-in gateway's own checks of a ``sendContact`` body, one function per dialect.
+"""The stand-in gateway's own checks of what it receives: a ``sendContact`` body, one function per
+dialect, and a ``messages`` query.
 
-They are written apart from :mod:`airflow_provider_chatapi.protocol` on purpose: a bug there cannot hide
-itself by passing a check it wrote. Each returns a problem text naming the field, or what to queue.
+They are written apart from :mod:`airflow_provider_chatapi._protocol` on purpose: a bug there cannot hide
+itself by passing a check it wrote. Each returns a problem text naming the field, or what to act on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["check_classic_send", "check_onemsg_send"]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["check_classic_send", "check_history_query", "check_onemsg_send"]
 
 WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 _CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
@@ -92,6 +96,22 @@ def check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any],
     if quoted is not None and (not isinstance(quoted, str) or not quoted):
         return "quotedMsgId must be a message id", "", ()
     return None, chat_id, tuple(cards)
+
+
+def check_history_query(query: Mapping[str, str]) -> str | None:
+    """The gateway's checks of a ``messages`` query: a problem naming the parameter, or None.
+
+    A malformed number is the client's mistake, to be answered 400, not an error inside the stand-in.
+    """
+    for name in ("min_time", "max_time", "limit"):
+        value = query.get(name)
+        # isdigit alone passes digits such as "²" that int() refuses
+        if value and not (value.isascii() and value.isdigit()):
+            return f"{name} must be a whole number, got {value!r}"
+    if query.get("limit") and int(query["limit"]) < 1:
+        # a history page of ``matching[-0:]`` is the whole list: a zero limit would quietly mean no limit
+        return "limit must be at least 1"
+    return None
 
 
 def _card_problem(card: Any, field: str) -> str | None:

@@ -1,0 +1,71 @@
+"""What the stand-in keeps: each request as received, and each contact card it accepted."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["QueuedMessage", "RecordedRequest", "as_delivered"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the stand-in received it (the token included, as sent)."""
+
+    method: str
+    path: str
+    endpoint: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    json: Any
+    client_port: int
+    """The client's TCP port: the same port on two requests means the connection was reused."""
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A contact card the stand-in accepted."""
+
+    id: str
+    chat_id: str
+    contact_ids: tuple[str, ...]
+    """Each contact's WhatsApp id; on 1msg, each card's first ``wa_id`` (a card without one adds none)."""
+    time: int
+    message_number: int
+    quoted_message_id: str | None = None
+    delivered: bool = False
+    contacts: tuple[dict[str, Any], ...] = ()
+    """1msg: the contact cards exactly as received."""
+
+    @property
+    def type(self) -> str:
+        if self.contacts:
+            return "contacts"
+        return "vcard" if len(self.contact_ids) == 1 else "multi_vcard"
+
+    @property
+    def vcards(self) -> str:
+        """The message's text as the gateway's history stores a contact card: vCards, a ``waid=`` per number."""
+        if not self.contacts:
+            return "\n".join(_vcard(f"+{contact[:-5]}", [contact[:-5]]) for contact in self.contact_ids)
+        return "\n".join(
+            _vcard(
+                card["name"]["formatted_name"], [phone["wa_id"] for phone in card.get("phones", []) if "wa_id" in phone]
+            )
+            for card in self.contacts
+        )
+
+
+def as_delivered(message: QueuedMessage) -> QueuedMessage:
+    """The message, delivered."""
+    return dataclasses.replace(message, delivered=True)
+
+
+def _vcard(name: str, numbers: list[str]) -> str:
+    phones = "".join(f"TEL;type=CELL;waid={number}:+{number}\n" for number in numbers)
+    return f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\n{phones}END:VCARD"
