@@ -28,6 +28,7 @@ from __future__ import annotations
 # clock with ``monkeypatch.setattr(airflow_provider_chatapi.testing, "time", ...)``.
 import time  # noqa: F401
 
+from airflow_provider_chatapi.testing._acks import Ack
 from airflow_provider_chatapi.testing._faults import Fault
 from airflow_provider_chatapi.testing._gateway import (
     DEFAULT_INSTANCE_ID,
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_TOKEN",
     "DIALECTS",
     "LOOPBACK",
+    "Ack",
     "Fault",
     "QueuedMessage",
     "RecordedRequest",

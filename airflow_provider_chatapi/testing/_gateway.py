@@ -9,13 +9,14 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_chatapi.testing._acks import DEFAULT_ACKS, Ack, AckScripts
 from airflow_provider_chatapi.testing._checks import check_classic_send, check_history_query, check_onemsg_send
 from airflow_provider_chatapi.testing._connections import Connections
 from airflow_provider_chatapi.testing._records import QueuedMessage, RecordedRequest, as_delivered
 from airflow_provider_chatapi.testing._server import _Handler, _Server
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from airflow_provider_chatapi.testing._faults import Fault
 
@@ -60,6 +61,10 @@ class StandInGateway:
     :param refuse_chats: chat ids the gateway refuses to send to, each with its refusal text (a number
         not on WhatsApp, a group the instance left): a valid send there is answered ``sent: false`` with
         that text and queues nothing.
+    :param acks: 1msg: the delivery acks ``hookInfo`` reports for cards to each chat id, as :class:`Ack`
+        events in the order listed (out of order, read without delivered, failed, none at all: as scripted);
+        ``default_acks`` for the other chats (sent and delivered at once).
+    :param hook_info: 1msg: whether the channel's API has ``hookInfo``; without, it answers 404.
 
     It counts its clients' TCP connections (:attr:`open_connections`, :attr:`connections_accepted`), so a
     test can see that a client closed them: ``assert gateway.wait_until_no_open_connections() == 0``.
@@ -78,6 +83,9 @@ class StandInGateway:
         history: bool = True,
         queue_chat_ids: bool = True,
         refuse_chats: Mapping[str, str] | None = None,
+        acks: Mapping[str, Sequence[Ack]] | None = None,
+        default_acks: Sequence[Ack] = DEFAULT_ACKS,
+        hook_info: bool = True,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect={dialect!r}: the stand-in speaks {' or '.join(DIALECTS)}")
@@ -90,6 +98,8 @@ class StandInGateway:
         self.history = history
         self.queue_chat_ids = queue_chat_ids
         self.refuse_chats = dict(refuse_chats or {})
+        self.hook_info = hook_info
+        self._acks = AckScripts(acks, default_acks)
         self.errors: list[str] = []
         """Errors raised inside the stand-in while handling a request: a bug here, not a client's doing."""
         self._requested_port = port
@@ -253,7 +263,9 @@ class StandInGateway:
         onemsg = self.dialect == "1msg"
         if request.query.get("token") != self.token:
             return 401, {"error": self._wrong_token(request.query.get("token"))}
-        known = (request.method, request.endpoint) in _ENDPOINTS[self.dialect]
+        known = (request.method, request.endpoint) in _ENDPOINTS[self.dialect] or (
+            onemsg and self.hook_info and (request.method, request.endpoint) == ("GET", "hookInfo")
+        )
         if not request.path.startswith(f"{self._instance_path}/") or not known:
             return 404, {"error": f"Unknown method {request.method} {request.path}"}
         if request.endpoint == "sendContact":
@@ -262,6 +274,10 @@ class StandInGateway:
             return 200, {"status" if onemsg else "accountStatus": self.account_status}
         if request.endpoint == "showMessagesQueue":
             return 200, self._queue_listing()
+        if request.endpoint == "hookInfo":
+            if not request.query.get("messageId"):
+                return 400, {"error": "messageId is required"}
+            return 200, self._acks.answer(next((m for m in self.messages if m.id == request.query["messageId"]), None))
         if onemsg and not self.history:
             return 200, {"notice": "Message history storage is disabled for this channel"}
         # A malformed number is the client's mistake: answer it, rather than fail inside the stand-in (which
@@ -295,6 +311,7 @@ class StandInGateway:
             delivered=True,  # 1msg has no outbound queue: an accepted card is in the history at once
             contacts=cards,
         )
+        self._acks.queued(message.id)
         answer = {"sent": True, "id": message.id, "message": f"Sent to {chat_id}"}
         return 200, {**answer, "description": "Message has been sent to the provider"}
 

@@ -15,14 +15,28 @@ import time
 import traceback
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_chatapi.testing._records import RecordedRequest
 
 if TYPE_CHECKING:
+    from airflow_provider_chatapi.testing._connections import Connections
     from airflow_provider_chatapi.testing._faults import Fault
-    from airflow_provider_chatapi.testing._gateway import StandInGateway
+
+
+class StandInGateway(Protocol):
+    """What the server needs of the gateway it serves (the gateway imports the server, not the reverse)."""
+
+    delay: float
+    errors: list[str]
+    _connections: Connections
+
+    def _record(self, request: RecordedRequest) -> Fault | None: ...
+
+    def _answer(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]: ...
+
+    def _done(self) -> None: ...
 
 
 class _Server(ThreadingHTTPServer):
