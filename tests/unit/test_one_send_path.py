@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ from airflow_provider_chatapi.testing import StandInGateway
 PACKAGE = str(Path(airflow_provider_chatapi.__file__).parent)
 CARDS = ["79001111111"]
 Frames = list[tuple[str, str]]
-
-
-@pytest.fixture
-def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInGateway]:
-    with StandInGateway() as gateway:
-        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
-        yield gateway
 
 
 @pytest.fixture

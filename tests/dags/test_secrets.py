@@ -11,34 +11,24 @@ mask, stands in for the log files: a stricter check.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from functools import partial
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_chatapi.testing import Fault, StandInGateway
-
-from .conftest import load_dag, plain_text, run_results
+from tests.helpers import free_port, load_dag, plain_text, run_results
 
 pytestmark = pytest.mark.dag
 REAL_LOG_FILES = AIRFLOW_V_3_0_PLUS
 TRUE_STATES = AIRFLOW_V_3_3_PLUS or not REAL_LOG_FILES  # see above: Airflow 3.0's executor path of dag.test
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +62,6 @@ def execution_api(airflow_db: Path) -> Iterator[None]:
         del os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
 
 
-def connection(monkeypatch: pytest.MonkeyPatch, name: str, host: str, token: str, **extra: object) -> None:
-    conn = {"conn_type": "chatapi", "host": host, "password": token, "extra": extra}  # extra names the dialect
-    monkeypatch.setenv(f"AIRFLOW_CONN_CHATAPI_{name.upper()}", json.dumps(conn))
-
-
 WRONG_TOKEN_ECHOED = {  # what each dialect's 401 says about the token it got, once scrubbed
     "chatapi": "HTTP 401: the gateway said 'Wrong token. Please provide token as a GET parameter. Got: ***'",
     "1msg": """HTTP 401: the gateway said 'Wrong token "***" for channel "123456".""",
@@ -87,35 +72,37 @@ WRONG_TOKEN_ECHOED = {  # what each dialect's 401 says about the token it got, o
 def test_no_token_in_logs_errors_rendered_fields_or_xcom(
     airflow_db: Path,
     execution_api: None,
-    monkeypatch: pytest.MonkeyPatch,
+    stand_in: Callable[..., StandInGateway],
+    connect: Callable[..., None],
     capfd: pytest.CaptureFixture[str],
     dialect: str,
 ) -> None:
     tokens = {name: f"leak-check-{name}-5f1c9a" for name in ("wrong_token", "server_error", "read_timeout", "refused")}
     tokens["sent"] = "leak-check-sent-5f1c9a"
-    with (
-        StandInGateway(dialect=dialect, echo_token=True) as echoing,
-        StandInGateway(dialect=dialect) as failing,
-        StandInGateway(dialect=dialect, delay=2.0) as slow,
-        StandInGateway(dialect=dialect, token=tokens["sent"]) as healthy,
-    ):
-        failing.token = tokens["server_error"]
-        failing.inject(Fault.server_error(500))
-        slow.token = tokens["read_timeout"]
-        connect = partial(connection, monkeypatch, dialect=dialect)
-        connect("wrong_token", echoing.api_url, tokens["wrong_token"])
-        connect("server_error", failing.api_url, tokens["server_error"])
-        connect("read_timeout", slow.api_url, tokens["read_timeout"], timeout=0.3)
-        connect("refused", f"http://127.0.0.1:{free_port()}/instance1", tokens["refused"])
-        connect("sent", healthy.api_url, tokens["sent"])
-        dag = load_dag("chatapi_secret_drill")
+    echoing = stand_in(dialect, connection=None, echo_token=True)
+    failing = stand_in(dialect, connection=None)
+    slow = stand_in(dialect, connection=None, delay=2.0)
+    healthy = stand_in(dialect, connection=None, token=tokens["sent"])
+    failing.token = tokens["server_error"]
+    failing.inject(Fault.server_error(500))
+    slow.token = tokens["read_timeout"]
 
-        run = dag.test(use_executor=REAL_LOG_FILES)
+    def connection(name: str, host: str, **extra: object) -> None:  # each its own token; extra names the dialect
+        connect(f"chatapi_{name}", host=host, password=tokens[name], extra={"dialect": dialect, **extra})
 
-        # Every token did travel to its gateway, and the echoing gateway echoed it back.
-        assert echoing.requests[0].query["token"] == tokens["wrong_token"]
-        assert [request.query["token"] for request in failing.requests] == [tokens["server_error"]]
-        assert len(healthy.messages) == 3
+    connection("wrong_token", echoing.api_url)
+    connection("server_error", failing.api_url)
+    connection("read_timeout", slow.api_url, timeout=0.3)
+    connection("refused", f"http://127.0.0.1:{free_port()}/instance1")
+    connection("sent", healthy.api_url)
+    dag = load_dag("chatapi_secret_drill")
+
+    run = dag.test(use_executor=REAL_LOG_FILES)
+
+    # Every token did travel to its gateway, and the echoing gateway echoed it back.
+    assert echoing.requests[0].query["token"] == tokens["wrong_token"]
+    assert [request.query["token"] for request in failing.requests] == [tokens["server_error"]]
+    assert len(healthy.messages) == 3
 
     states, xcom = run_results(dag.dag_id, run.run_id)
     if TRUE_STATES:

@@ -1,4 +1,5 @@
-"""The example DAGs, run for real with dag.test() on a migrated SQLite DB against the stand-in gateway."""
+"""The example DAGs, run for real (``dag.test()``, ``airflow dags test``) on a migrated SQLite DB against the
+stand-in gateway."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import json
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_chatapi.testing import StandInGateway
-
-from .conftest import EXAMPLE_DAGS, latest_run_id, load_dag, run_results
+from tests.helpers import EXAMPLE_DAGS, latest_run_id, load_dag, run_results
 
 pytestmark = pytest.mark.dag
 CONTACTS = ["79001111111@c.us", "79002222222@c.us"]
@@ -38,7 +39,8 @@ def test_example_dags_import_without_errors(airflow_db: Path) -> None:
     }
 
 
-def test_send_contact_example_end_to_end(airflow_db: Path, chatapi_default: StandInGateway) -> None:
+def test_send_contact_example_end_to_end(airflow_db: Path, stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
     dag = load_dag("example_chatapi_send_contact")
 
     run = dag.test()
@@ -46,47 +48,47 @@ def test_send_contact_example_end_to_end(airflow_db: Path, chatapi_default: Stan
     assert run.state == "success"
     bodies = {
         request.json.get("quotedMsgId", request.json.get("chatId", "phone")): request.json
-        for request in chatapi_default.requests
+        for request in gateway.requests
     }
     _, xcom = run_results(dag.dag_id, run.run_id)
     first_id = xcom[("send_via_template", -1)]
-    assert len(chatapi_default.requests) == 3
+    assert len(gateway.requests) == 3
     assert bodies == {
         "phone": {"phone": "17472822486", "contactId": CONTACTS},
         "17680561234-1479621234@g.us": {"chatId": "17680561234-1479621234@g.us", "contactId": CONTACTS},
         first_id: {"phone": "17472822486", "contactId": ["79003333333@c.us"], "quotedMsgId": first_id},
     }
-    by_chat = {(m.chat_id, m.quoted_message_id): m.id for m in chatapi_default.messages}
+    by_chat = {(m.chat_id, m.quoted_message_id): m.id for m in gateway.messages}
     assert first_id == by_chat[("17472822486@c.us", None)]
     assert xcom[("send_via_output", -1)] == by_chat[("17680561234-1479621234@g.us", None)]
     assert xcom[("reply_in_thread", -1)] == by_chat[("17472822486@c.us", first_id)]
     assert xcom[("report", -1)] == [first_id, xcom[("send_via_output", -1)], xcom[("reply_in_thread", -1)]]
 
 
-def test_mapped_example_sends_once_per_recipient(airflow_db: Path, chatapi_default: StandInGateway) -> None:
+def test_mapped_example_sends_once_per_recipient(airflow_db: Path, stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
     dag = load_dag("example_chatapi_mapped")
 
     run = dag.test()
 
     assert run.state == "success"
-    assert sorted(json.dumps(request.json, sort_keys=True) for request in chatapi_default.requests) == sorted(
+    assert sorted(json.dumps(request.json, sort_keys=True) for request in gateway.requests) == sorted(
         json.dumps({"phone": phone, "contactId": ["79009999999@c.us"]}, sort_keys=True)
         for phone in ("79001111111", "79002222222", "447911123456")
     )
     _, xcom = run_results(dag.dag_id, run.run_id)
-    by_chat = {message.chat_id: message.id for message in chatapi_default.messages}
+    by_chat = {message.chat_id: message.id for message in gateway.messages}
     mapped = [xcom[("send_to_each", index)] for index in range(3)]
     assert mapped == [by_chat["79001111111@c.us"], by_chat["79002222222@c.us"], by_chat["447911123456@c.us"]]
     assert xcom[("report", -1)] == mapped
     assert dag.get_task("send_to_each").max_active_tis_per_dagrun == 2
 
 
-def test_1msg_cards_example_end_to_end(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with StandInGateway(dialect="1msg") as gateway:
-        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_1MSG", gateway.connection_json())
-        dag = load_dag("example_chatapi_1msg_cards")
+def test_1msg_cards_example_end_to_end(airflow_db: Path, stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in("1msg", connection="chatapi_1msg")
+    dag = load_dag("example_chatapi_1msg_cards")
 
-        run = dag.test()
+    run = dag.test()
 
     assert run.state == "success"
     ann = {
@@ -123,18 +125,19 @@ def test_1msg_cards_example_end_to_end(airflow_db: Path, monkeypatch: pytest.Mon
     assert len(xcom[("report", -1)]) == 3
 
 
-def test_airflow2_style_example_under_airflow_dags_test(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_airflow2_style_example_under_airflow_dags_test(
+    airflow_db: Path, stand_in: Callable[..., StandInGateway]
+) -> None:
     """The DAG of example (5), written the Airflow 2 way, through the real CLI on whichever release runs."""
     token = f"cli-drill-{secrets.token_hex(8)}"
     refusal = "Chat not found: the instance is not in this group"
-    with StandInGateway(token=token, refuse_chats={ESCALATION_CHAT: refusal}) as gateway:
-        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
-        finished = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", "example_chatapi_airflow2_style"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    gateway = stand_in(token=token, refuse_chats={ESCALATION_CHAT: refusal})
+    finished = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "example_chatapi_airflow2_style"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = finished.stdout + finished.stderr
     assert finished.returncode == 0, output[-5000:]
 
@@ -157,3 +160,17 @@ def test_airflow2_style_example_under_airflow_dags_test(airflow_db: Path, monkey
         # included, whatever the provider: what this provider's code writes is checked, not Airflow's own.
         leaks = [line for line in leaks if "Sending request" not in line or "MaskSecret(value=" not in line]
     assert leaks == []
+
+
+def test_example_fan_out_and_notifier(airflow_db: Path, stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
+    dag = load_dag("example_chatapi_notify_and_fan_out")
+
+    run = dag.test(run_conf={"fail": True})
+
+    states, xcom = run_results(dag.dag_id, run.run_id)
+    assert states == {"subscribers": "success", "send_to_all": "success", "load_data": "failed"}
+    by_chat = {message.chat_id: message.id for message in gateway.messages}
+    assert xcom[("send_to_all", -1)] == [by_chat[f"7900200{n:04d}@c.us"] for n in range(25)]
+    assert "120363041234567890@g.us" in by_chat  # the failure callback's card
+    assert len(gateway.messages) == 26

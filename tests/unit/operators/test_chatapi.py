@@ -1,8 +1,10 @@
-"""SendContactOperator: templating of every input form, execution against the stand-in, failure modes."""
+"""SendContactOperator: templating of every input form, execution against the stand-in, the failure policy
+(fail at once, or leave the retry to Airflow), and a retry that finds its card through the task state store."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -10,10 +12,9 @@ import pytest
 from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayUnavailableError, RateLimitedError
-from airflow_provider_chatapi.operators.chatapi import SendContactOperator
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
-
-from .conftest import DictStore
+from tests.helpers import ANN_CARD, DictStore
 
 UPSTREAM = {
     "contacts": ["79001111111", "+7 900 222-22-22", "79001111111@c.us"],
@@ -57,8 +58,9 @@ def test_template_fields() -> None:
     ],
 )
 def test_contact_ids_render_and_send_in_every_form(
-    chatapi_default: StandInGateway, template: Any, native: bool, rendered_type: type
+    stand_in: Callable[..., StandInGateway], template: Any, native: bool, rendered_type: type
 ) -> None:
+    gateway = stand_in()
     operator = rendered(
         native,
         contact_ids=template,
@@ -71,29 +73,31 @@ def test_contact_ids_render_and_send_in_every_form(
 
     message_id = operator.execute({})  # type: ignore[arg-type]
 
-    (request,) = chatapi_default.requests
+    (request,) = gateway.requests
     assert json.loads(request.body) == {
         "phone": "17472822486",
         "contactId": EXPECTED_CONTACTS,
         "quotedMsgId": UPSTREAM["quote"],
     }
-    assert message_id == chatapi_default.messages[0].id
+    assert message_id == gateway.messages[0].id
 
 
-def test_chat_id_renders(chatapi_default: StandInGateway) -> None:
+def test_chat_id_renders(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
     operator = rendered(contact_ids=79001111111, chat_id="{{ upstream.group }}")
     operator.execute({})  # type: ignore[arg-type]
-    assert json.loads(chatapi_default.requests[0].body) == {
+    assert json.loads(gateway.requests[0].body) == {
         "chatId": UPSTREAM["group"],
         "contactId": ["79001111111@c.us"],
     }
 
 
-def test_int_phone_rendered_natively(chatapi_default: StandInGateway) -> None:
+def test_int_phone_rendered_natively(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
     operator = rendered(True, contact_ids="{{ [79001111111] }}", phone="{{ 17472822486 }}")
     assert operator.phone == 17472822486 and operator.contact_ids == [79001111111]
     operator.execute({})  # type: ignore[arg-type]
-    assert json.loads(chatapi_default.requests[0].body)["phone"] == "17472822486"
+    assert json.loads(gateway.requests[0].body)["phone"] == "17472822486"
 
 
 @pytest.mark.parametrize(
@@ -110,28 +114,31 @@ def test_int_phone_rendered_natively(chatapi_default: StandInGateway) -> None:
     ],
 )
 def test_bad_input_fails_the_task_without_retries_and_sends_nothing(
-    chatapi_default: StandInGateway, arguments: dict[str, Any], named: str
+    stand_in: Callable[..., StandInGateway], arguments: dict[str, Any], named: str
 ) -> None:
+    gateway = stand_in()
     operator = rendered(**arguments)
     with pytest.raises(AirflowFailException) as error:
         operator.execute({})  # type: ignore[arg-type]
     assert named in str(error.value)
-    assert chatapi_default.requests == []
+    assert gateway.requests == []
 
 
 def test_permanent_gateway_refusal_fails_without_retries(
-    gateway: StandInGateway, monkeypatch: pytest.MonkeyPatch
+    stand_in: Callable[..., StandInGateway], connect: Callable[..., None]
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json().replace(gateway.token, "bad-token"))
+    gateway = stand_in()
+    connect("chatapi_default", gateway, password="bad-token")
     with pytest.raises(AirflowFailException, match="HTTP 401"):
         rendered(contact_ids="79001111111", phone="79002222222").execute({})  # type: ignore[arg-type]
 
 
-def test_possible_delivery_fails_without_retries(chatapi_default: StandInGateway) -> None:
-    chatapi_default.inject(Fault.server_error(500))
+def test_possible_delivery_fails_without_retries(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
+    gateway.inject(Fault.server_error(500))
     with pytest.raises(AirflowFailException, match="MAY HAVE BEEN QUEUED"):
         rendered(contact_ids="79001111111", phone="79002222222").execute({})  # type: ignore[arg-type]
-    assert len(chatapi_default.messages) == 1
+    assert len(gateway.messages) == 1
 
 
 @pytest.mark.parametrize(
@@ -139,21 +146,40 @@ def test_possible_delivery_fails_without_retries(chatapi_default: StandInGateway
     [([Fault.rate_limited(retry_after=0)] * 4, RateLimitedError), ([Fault.unavailable()] * 4, GatewayUnavailableError)],
 )
 def test_transient_refusal_leaves_the_task_retries_to_airflow(
-    chatapi_default: StandInGateway, faults: list[Fault], error_class: type[Exception]
+    stand_in: Callable[..., StandInGateway], faults: list[Fault], error_class: type[Exception]
 ) -> None:
-    chatapi_default.inject(*faults)
+    gateway = stand_in()
+    gateway.inject(*faults)
     operator = rendered(contact_ids="79001111111", phone="79002222222")
     operator.hook.max_retries = 0  # type: ignore[attr-defined]
     with pytest.raises(error_class):
         operator.execute({})  # type: ignore[arg-type]
-    assert chatapi_default.messages == []
+    assert gateway.messages == []
 
 
-def test_construction_does_no_io(chatapi_default: StandInGateway) -> None:
+def test_construction_does_no_io(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
     operator = SendContactOperator(task_id="send", contact_ids="79001111111", phone="79002222222")
-    assert "hook" not in vars(operator) and chatapi_default.requests == []
+    assert "hook" not in vars(operator) and gateway.requests == []
     operator.execute({})  # type: ignore[arg-type]
-    assert len(chatapi_default.requests) == 1  # the same operator does reach the stand-in when it runs
+    assert len(gateway.requests) == 1  # the same operator does reach the stand-in when it runs
+
+
+def test_sessions_and_clients_are_closed_when_the_operators_finish(stand_in: Callable[..., StandInGateway]) -> None:
+    stand_in()  # chatapi_default leads to a running stand-in
+    single = SendContactOperator(task_id="one", contact_ids=["79001111111"], phone="79002222222")
+    single.execute({})  # type: ignore[arg-type]
+    assert "_session" not in vars(single.hook)
+    many = SendContactToManyOperator(task_id="many", contact_ids=["79001111111"], recipients=["79002222222"])
+    many.execute({})  # type: ignore[arg-type]
+    assert many.hook._async_client is None
+
+
+def test_a_send_taken_as_a_job_returns_the_job_and_queues_once(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in("1msg")
+    gateway.inject(Fault.queued_as_job())
+    job = SendContactOperator(task_id="send", contacts=[ANN_CARD], phone="17472822486").execute({})  # type: ignore[arg-type]
+    assert job.startswith("job_") and len(gateway.messages) == 1 and len(gateway.requests) == 1
 
 
 def two_tries(gateway: StandInGateway, *, at_least_once: bool, second_try_faults: list[Fault]) -> Any:
@@ -167,25 +193,29 @@ def two_tries(gateway: StandInGateway, *, at_least_once: bool, second_try_faults
     return rendered(contact_ids="79001111111", phone="79002222222", at_least_once=at_least_once).execute(context)  # type: ignore[arg-type]
 
 
-def test_a_retry_returns_the_card_the_gateway_has(chatapi_default: StandInGateway) -> None:
-    assert two_tries(chatapi_default, at_least_once=False, second_try_faults=[]) == chatapi_default.messages[0].id
-    assert len(chatapi_default.messages) == 1
-    assert [r.endpoint for r in chatapi_default.requests] == ["sendContact", "messages", "showMessagesQueue"]
+def test_a_retry_returns_the_card_the_gateway_has(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
+    assert two_tries(gateway, at_least_once=False, second_try_faults=[]) == gateway.messages[0].id
+    assert len(gateway.messages) == 1
+    assert [r.endpoint for r in gateway.requests] == ["sendContact", "messages", "showMessagesQueue"]
 
 
-def test_a_retry_that_cannot_ask_the_gateway_does_not_send(chatapi_default: StandInGateway) -> None:
+def test_a_retry_that_cannot_ask_the_gateway_does_not_send(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
     with pytest.raises(DeliveryUnknownError, match="asking the gateway about it failed"):
-        two_tries(chatapi_default, at_least_once=False, second_try_faults=[Fault.server_error(500)])
-    assert len(chatapi_default.messages) == 1
+        two_tries(gateway, at_least_once=False, second_try_faults=[Fault.server_error(500)])
+    assert len(gateway.messages) == 1
 
 
-def test_at_least_once_sends_when_the_gateway_cannot_be_asked(chatapi_default: StandInGateway) -> None:
-    message_id = two_tries(chatapi_default, at_least_once=True, second_try_faults=[Fault.server_error(500)])
-    assert len(chatapi_default.messages) == 2 and message_id == chatapi_default.messages[1].id
+def test_at_least_once_sends_when_the_gateway_cannot_be_asked(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
+    message_id = two_tries(gateway, at_least_once=True, second_try_faults=[Fault.server_error(500)])
+    assert len(gateway.messages) == 2 and message_id == gateway.messages[1].id
 
 
-def test_at_least_once_without_a_store_lets_the_task_retry(chatapi_default: StandInGateway) -> None:
-    chatapi_default.inject(Fault.server_error(500))
+def test_at_least_once_without_a_store_lets_the_task_retry(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
+    gateway.inject(Fault.server_error(500))
     operator = rendered(contact_ids="79001111111", phone="79002222222", at_least_once=True)
     with pytest.raises(DeliveryUnknownError):  # not AirflowFailException: Airflow's retries apply
         operator.execute({})  # type: ignore[arg-type]

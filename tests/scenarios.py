@@ -1,19 +1,16 @@
-"""Fault injection, end to end: every failure the gateway shows, through the hook and through a real task.
+"""The fault table: every failure the gateway shows, and what comes of it through the hook and through a
+real task, for each dialect (classic and 1msg), plus what only 1msg shows.
 
-One table drives both, for each dialect (classic and 1msg), plus a table of what only 1msg shows. For
-each scenario it states how many cards the stand-in queued and how many sendContact requests it
-received: a card is queued once where the send succeeds, and never twice.
+For each scenario it states how many cards the stand-in queued and how many sendContact requests it
+received: a card is queued once where the send succeeds, and never twice. The hook's side runs in
+``tests/unit/hooks/test_faults.py``, the task's in ``tests/dags/test_faults.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
@@ -22,14 +19,8 @@ from airflow_provider_chatapi.exceptions import (
     RejectedError,
     WindowClosedError,
 )
-from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-from airflow_provider_chatapi.testing import Fault, StandInGateway
-
-from .conftest import console_text, load_dag, run_results
-
-# Airflow 3.3 gives each task instance a state store that outlives its tries; before it, a send whose
-# outcome is unknown fails the task instead of being retried.
-HAS_STATE_STORE = AIRFLOW_V_3_3_PLUS
+from airflow_provider_chatapi.testing import Fault
+from tests.helpers import HAS_STATE_STORE
 
 
 @dataclass(frozen=True)
@@ -98,73 +89,3 @@ CASES = [
       for scenario in SCENARIOS),
     *(pytest.param("1msg", scenario, id=f"1msg: {scenario.name}") for scenario in ONEMSG_ONLY),
 ]  # fmt: skip
-
-
-@pytest.fixture
-def stand_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInGateway]:
-    """``chatapi_default`` points at a stand-in speaking the dialect the test is parametrized with."""
-    with StandInGateway(dialect=request.param) as gateway:
-        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
-        yield gateway
-
-
-@pytest.mark.parametrize("transport", ["sync", "async"])
-@pytest.mark.parametrize(("stand_in", "scenario"), CASES, indirect=["stand_in"])
-def test_hook(stand_in: StandInGateway, scenario: Scenario, transport: str) -> None:
-    stand_in.inject(*scenario.faults)
-    hook = ChatApiHook(timeout=0.5, max_retries=2)
-    arguments = {"contact_ids": ["79001111111"], "phone": "79002222222"}
-    try:
-        if transport == "sync":
-            hook.send_contact(**arguments)
-        else:
-            asyncio.run(hook.asend_contact(**arguments))
-        state = "success"
-    except Exception as error:
-        state = type(error).__name__
-        assert scenario.says in str(error)
-        assert stand_in.token not in str(error)
-    outcome = Outcome(state, len(stand_in.messages), len(stand_in.requests_to("sendContact")))
-    assert outcome == scenario.hook
-
-
-@pytest.mark.dag
-@pytest.mark.parametrize(("stand_in", "scenario"), CASES, indirect=["stand_in"])
-def test_task(
-    airflow_db: Path, stand_in: StandInGateway, scenario: Scenario, capfd: pytest.CaptureFixture[str]
-) -> None:
-    stand_in.inject(*scenario.faults)
-    dag = load_dag("chatapi_fault_drill")
-
-    run = dag.test()
-
-    states, xcom = run_results(dag.dag_id, run.run_id)
-    messages = stand_in.messages
-    expected = scenario.task()
-    assert Outcome(states["send"], len(messages), len(stand_in.requests_to("sendContact"))) == expected
-    output = console_text(capfd)
-    assert scenario.says in output
-    if expected.state == "success":
-        assert xcom[("send", -1)] == messages[0].id
-    if scenario.hook.state == UNKNOWN and HAS_STATE_STORE:
-        reconciled = "the gateway has its card" if scenario.hook.cards else "the gateway shows no such card"
-        assert reconciled in output
-
-
-@pytest.mark.dag
-def test_a_lost_answer_on_a_1msg_channel_without_history_is_not_resent(
-    airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    with StandInGateway(dialect="1msg", history=False) as gateway:
-        monkeypatch.setenv("AIRFLOW_CONN_CHATAPI_DEFAULT", gateway.connection_json())
-        gateway.inject(Fault.reset_after_queueing())
-        dag = load_dag("chatapi_fault_drill")
-
-        run = dag.test()
-
-    states, _ = run_results(dag.dag_id, run.run_id)
-    assert (states["send"], len(gateway.messages), len(gateway.requests_to("sendContact"))) == ("failed", 1, 1)
-    output = console_text(capfd)
-    if HAS_STATE_STORE:  # the retry asked, and 1msg could not say: at most once holds
-        assert len(gateway.requests_to("messages")) == 1
-        assert "keeps no message history" in output

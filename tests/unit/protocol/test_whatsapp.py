@@ -6,7 +6,6 @@ from typing import Any
 
 import phonenumbers
 import pytest
-from airflow_provider_chatapi.testing._checks import check_classic_send
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +16,8 @@ from airflow_provider_chatapi._protocol.whatsapp import (
     normalize_quoted_message_id,
 )
 from airflow_provider_chatapi.exceptions import InvalidInputError
-
-from .conftest import classic_request
+from airflow_provider_chatapi.testing._checks import check_classic_send
+from tests.helpers import classic_request
 
 
 def assert_names(error: pytest.ExceptionInfo[InvalidInputError], field: str, value: Any) -> None:

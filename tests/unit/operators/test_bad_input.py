@@ -1,0 +1,242 @@
+"""Bad input of every kind fails the task with an error naming the field and value, and sends nothing:
+arguments, contact cards and connections."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator
+from airflow_provider_chatapi.testing import StandInGateway
+
+VALID = {"contact_ids": ["79001111111"], "phone": "79002222222"}
+
+
+class Case(NamedTuple):
+    arguments: dict[str, Any]
+    field: str
+    value: Any
+
+
+def phone(value: Any) -> Case:
+    return Case({"contact_ids": ["79001111111"], "phone": value}, "phone", value)
+
+
+def chat(value: Any) -> Case:
+    return Case({"contact_ids": ["79001111111"], "chat_id": value}, "chat_id", value)
+
+
+def contacts(value: Any, field: str = "contact_ids", shown: Any = ...) -> Case:
+    return Case({**VALID, "contact_ids": value}, field, value if shown is ... else shown)
+
+
+def quote(value: Any) -> Case:
+    return Case({**VALID, "quoted_message_id": value}, "quoted_message_id", value)
+
+
+CASES = [
+    phone(""),
+    phone("   "),
+    phone("08001234567"),  # national format
+    phone("8 (800) 123"),  # too short
+    phone("abc"),
+    phone("+7 900 abc"),
+    phone("+7 (900) 111-11-11 ext 5"),
+    phone("123456"),
+    phone("1234567890123456"),  # over-long
+    phone(True),
+    phone(7.9e10),
+    phone(-79001111111),
+    phone(["79001111111"]),
+    chat("17633123456"),
+    chat(17633123456),
+    chat(""),
+    chat(" \t "),
+    chat("abc@c.us"),
+    chat("17680561234-14796@g.us"),
+    chat("group@g.us"),
+    chat("17633123456@s.whatsapp.net"),
+    Case(
+        {"contact_ids": None, "phone": "79002222222"},
+        "contact_ids/contacts",
+        {"contact_ids": None, "contacts": None},
+    ),
+    Case(
+        {"contact_ids": ["79001111111"], "contacts": [{"name": "Ann", "phone": "79001111111"}], "phone": "79002222222"},
+        "contact_ids/contacts",
+        {"contact_ids": ["79001111111"], "contacts": [{"name": "Ann", "phone": "79001111111"}]},
+    ),
+    contacts([]),
+    contacts(""),
+    contacts("   "),  # whitespace only
+    contacts("[]"),
+    contacts([None], "contact_ids[0]", None),
+    contacts(["79001111111", None], "contact_ids[1]", None),  # None inside a list
+    contacts([["79001111111"]], "contact_ids[0]", ["79001111111"]),  # nested list
+    contacts("[79001111111, [79002222222]]", "contact_ids[1]", [79002222222]),
+    contacts([True], "contact_ids[0]", True),
+    contacts(3.5),
+    contacts({"79001111111": "Ann"}),
+    contacts(b"79001111111"),
+    contacts("{'a': 1}"),  # a rendered dict
+    contacts("[not a list"),
+    contacts("None", "contact_ids[0]"),  # a Jinja string that is not a list
+    contacts("120363123456789012@g.us", "contact_ids[0]"),  # a group id given as a contact
+    contacts(["17680561234-1479621234@g.us"], "contact_ids[0]", "17680561234-1479621234@g.us"),
+    contacts("79001111111,,79002222222", "contact_ids[1]", ""),
+    contacts("79001111111@s.whatsapp.net", "contact_ids[0]"),
+    contacts(["08001234567"], "contact_ids[0]", "08001234567"),
+    contacts(["Ann Smith"], "contact_ids[0]", "Ann Smith"),  # letters
+    contacts(["1234567890123456"], "contact_ids[0]", "1234567890123456"),
+    quote(""),
+    quote("   "),
+    quote("DF38E6A25B42CC8CCE57EC40F"),
+    quote("true_17472822486_ABC"),
+    quote(42),
+    Case({"contact_ids": ["79001111111"]}, "phone/chat_id", {"phone": None, "chat_id": None}),
+    Case(
+        {"contact_ids": ["79001111111"], "phone": "79002222222", "chat_id": "79002222222@c.us"},
+        "phone/chat_id",
+        {"phone": "79002222222", "chat_id": "79002222222@c.us"},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{case.field}={case.value!r}" for case in CASES])
+def test_bad_argument(stand_in: Callable[..., StandInGateway], case: Case) -> None:
+    gateway = stand_in()
+    operator = SendContactOperator(task_id="send", **case.arguments)
+    with pytest.raises(AirflowFailException) as error:
+        operator.execute({})  # type: ignore[arg-type]
+    assert f"{case.field}={case.value!r}: " in str(error.value)
+    assert gateway.requests == []
+
+
+# ---- contact cards -------------------------------------------------------------------------------
+
+
+class Bad(NamedTuple):
+    contacts: Any
+    field: str
+    value: Any
+
+
+OK = {"name": "Ann Lee", "phone": "+7 900 111-11-11"}
+BAD_CARDS = [
+    Bad([], "contacts", []),
+    Bad("", "contacts", ""),
+    Bad("not a list", "contacts", "not a list"),
+    Bad(42, "contacts", 42),
+    Bad(["Ann Lee"], "contacts[0]", "Ann Lee"),
+    Bad([OK, None], "contacts[1]", None),
+    Bad([{"phone": "79001111111"}], "contacts[0].name", None),
+    Bad([{**OK, "name": ""}], "contacts[0].name", ""),
+    Bad([{**OK, "name": 7}], "contacts[0].name", 7),
+    Bad([{**OK, "name": {}}], "contacts[0].name", {}),
+    Bad([{**OK, "name": {"formatted_name": "  "}}], "contacts[0].name.formatted_name", "  "),
+    Bad([{**OK, "name": {"first": "Ann"}}], "contacts[0].name.first", "Ann"),
+    Bad([{**OK, "nickname": "Annie"}], "contacts[0].nickname", "Annie"),
+    Bad([{**OK, "phone": "89001111111"}], "contacts[0].phone", "89001111111"),
+    Bad([{**OK, "phone": "+7 900 abc"}], "contacts[0].phone", "+7 900 abc"),
+    Bad([{**OK, "phone": True}], "contacts[0].phone", True),
+    Bad([{"name": "Ann", "phones": []}], "contacts[0].phones", []),
+    Bad([{"name": "Ann", "phones": [{"type": "CELL"}]}], "contacts[0].phones[0]", {"type": "CELL"}),
+    Bad([{"name": "Ann", "phones": [{"wa_id": "123"}]}], "contacts[0].phones[0].wa_id", "123"),
+    Bad([{"name": "Ann", "phones": [{"wa_id": "79001111111", "type": "FAX"}]}], "contacts[0].phones[0].type", "FAX"),
+    Bad([{"name": "Ann", "phones": [{"number": "79001111111"}]}], "contacts[0].phones[0].number", "79001111111"),
+    Bad([{**OK, "phones": ["79002222222"]}], "contacts[0].phone", "+7 900 111-11-11"),  # phone and phones
+    Bad([{**OK, "email": "ann.example.com"}], "contacts[0].email", "ann.example.com"),
+    Bad([{**OK, "emails": [{"email": "ann@example.com", "type": "OFFICE"}]}], "contacts[0].emails[0].type", "OFFICE"),
+    Bad([{**OK, "url": "example.com"}], "contacts[0].url", "example.com"),
+    Bad([{**OK, "url": "ftp://example.com"}], "contacts[0].url", "ftp://example.com"),
+    Bad([{**OK, "org": {"name": "Acme"}}], "contacts[0].org.name", "Acme"),
+    Bad([{**OK, "org": {}}], "contacts[0].org", {}),
+    Bad([{**OK, "org": ["Acme"]}], "contacts[0].org", ["Acme"]),
+    Bad([{**OK, "addresses": "Berlin"}], "contacts[0].addresses", "Berlin"),
+    Bad([{**OK, "addresses": [{"town": "Berlin"}]}], "contacts[0].addresses[0].town", "Berlin"),
+    Bad([{**OK, "addresses": [{"city": 5}]}], "contacts[0].addresses[0].city", 5),
+    Bad([{**OK, "birthday": "28.02.1990"}], "contacts[0].birthday", "28.02.1990"),
+    Bad([{**OK, "birthday": "1990-02-30"}], "contacts[0].birthday", "1990-02-30"),
+    Bad([OK, {**OK, "birthday": 19900228}], "contacts[1].birthday", 19900228),
+]
+
+
+def test_the_operator_reaches_the_stand_in_with_a_good_card(stand_in: Callable[..., StandInGateway]) -> None:
+    """The control for the table below: the same setting does send, so its "no request" can fail."""
+    gateway = stand_in("1msg")
+    SendContactOperator(task_id="send", contacts=[OK], phone="79002222222").execute({})  # type: ignore[arg-type]
+    assert len(gateway.requests) == 1
+
+
+@pytest.mark.parametrize("bad", BAD_CARDS, ids=[f"{bad.field}={bad.value!r}" for bad in BAD_CARDS])
+def test_a_bad_card_is_refused_before_any_request(stand_in: Callable[..., StandInGateway], bad: Bad) -> None:
+    gateway = stand_in("1msg")
+    operator = SendContactOperator(task_id="send", contacts=bad.contacts, phone="79002222222")
+    with pytest.raises(AirflowFailException) as error:
+        operator.execute({})  # type: ignore[arg-type]
+    assert f"{bad.field}={bad.value!r}: " in str(error.value)
+    assert gateway.requests == []
+
+
+def test_on_a_classic_gateway_cards_go_out_as_ids_and_a_card_without_a_number_is_refused(
+    stand_in: Callable[..., StandInGateway],
+) -> None:
+    gateway = stand_in()
+    two = [OK, {"name": "Bob", "phone": "79003333333"}]
+    SendContactOperator(task_id="send", contacts=two, phone="79002222222").execute({})  # type: ignore[arg-type]
+    (request,) = gateway.requests
+    assert json.loads(request.body) == {"phone": "79002222222", "contactId": ["79001111111@c.us", "79003333333@c.us"]}
+
+    no_number = [OK, {"name": "Bob", "email": "bob@example.com"}]
+    with pytest.raises(AirflowFailException, match=r"contacts\[1\]=.*classic gateway sends a contact by its WhatsApp"):
+        SendContactOperator(task_id="send", contacts=no_number, phone="79002222222").execute({})  # type: ignore[arg-type]
+    assert len(gateway.requests) == 1
+
+
+def test_a_bool_zip_fails_the_task_before_any_request(stand_in: Callable[..., StandInGateway]) -> None:
+    """A postal code may arrive as a number, but a bool is none (the function: tests/unit/protocol/test_cards.py)."""
+    gateway = stand_in("1msg")
+    riga = {**OK, "addresses": [{"city": "Riga", "zip": True}]}
+    with pytest.raises(AirflowFailException, match=r"contacts\[0\]\.addresses\[0\]\.zip=True"):
+        SendContactOperator(task_id="send", contacts=[riga], phone="79002222222").execute({})  # type: ignore[arg-type]
+    assert gateway.requests == []
+    # The control: the same card with a real postal code reaches this gateway.
+    riga = {**OK, "addresses": [{"city": "Riga", "zip": "LV-1050"}]}
+    SendContactOperator(task_id="send", contacts=[riga], phone="79002222222").execute({})  # type: ignore[arg-type]
+    assert [message.contacts[0]["addresses"] for message in gateway.messages] == [[{"city": "Riga", "zip": "LV-1050"}]]
+
+
+# ---- connections ---------------------------------------------------------------------------------
+
+CONNECTIONS = [
+    ({"password": None}, "password", None),
+    ({"password": "   "}, "password", None),
+    ({"host": "ftp://127.0.0.1/instance1"}, "host", "ftp://127.0.0.1/instance1"),
+    ({"host": "http://127.0.0.1:1/instance1?token=oops"}, "host", "http://127.0.0.1:1/instance1"),
+    ({"host": "http://127.0.0.1:99999"}, "host", "http://127.0.0.1:99999"),
+    ({"login": "abc"}, "login", "abc"),
+    ({"login": "999"}, "login", "999"),  # differs from the instance in the host
+    ({"extra": {"timeout": "soon"}}, "extra 'timeout'", "soon"),
+    ({"extra": {"max_retries": -1}}, "extra 'max_retries'", -1),
+]
+
+
+@pytest.mark.parametrize(("fields", "field", "value"), CONNECTIONS, ids=[f"{c[1]}={c[2]!r}" for c in CONNECTIONS])
+def test_bad_connection(
+    stand_in: Callable[..., StandInGateway],
+    connect: Callable[..., None],
+    fields: dict[str, Any],
+    field: str,
+    value: Any,
+) -> None:
+    gateway = stand_in()
+    connect("chatapi_default", gateway, **fields)
+    with pytest.raises(AirflowFailException) as error:
+        SendContactOperator(task_id="send", **VALID).execute({})  # type: ignore[arg-type]
+    assert f"connection 'chatapi_default' {field}={value!r}: " in str(error.value)
+    assert "oops" not in str(error.value)
+    assert gateway.requests == []
