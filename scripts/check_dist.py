@@ -26,7 +26,12 @@ from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "airflow_provider_chatapi"
-FAST_TESTS = ["tests/test_protocol.py", "tests/test_cards.py", "tests/test_provider.py", "tests/test_stand_in.py"]
+FAST_TESTS = [
+    "tests/unit/protocol",
+    "tests/unit/hooks/test_form.py",
+    "tests/unit/test_provider_info.py",
+    "tests/unit/testing/test_stand_in.py",
+]
 """Run from the unpacked sdist: no DAG runs, so a few seconds; the rest of the suite is only collected."""
 SDIST_MUST_HOLD = [
     "README.md",
@@ -36,7 +41,9 @@ SDIST_MUST_HOLD = [
     "pyproject.toml",
     "tests/__init__.py",
     "tests/conftest.py",
-    *(path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "tests" / "dags").glob("*.py"))),
+    "tests/helpers.py",
+    "tests/scenarios.py",
+    *(path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "tests" / "dags" / "drills").glob("*.py"))),
     *(path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "example_dags").glob("*.py"))),
 ]
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
