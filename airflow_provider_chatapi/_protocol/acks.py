@@ -229,7 +229,13 @@ class DeliveryWatch:
         return f"still short of {self.wait_for!r}: {shown}"
 
     def _event(self, failed: DeliveryFailedError) -> dict[str, Any]:
-        return {"message_id": failed.message_id, "reason": failed.reason, "code": failed.code, "states": self.states}
+        return {
+            "message_id": failed.message_id,
+            "reason": failed.reason,
+            "code": failed.code,
+            "meaning": failed.meaning,
+            "states": self.states,
+        }
 
 
 def _transient(error: BaseException) -> bool:

@@ -121,7 +121,9 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
             self.log.info("Every message reached %r: %s", self.wait_for, states)
             return states
         if event.get("status") == "failed":
-            failed = DeliveryFailedError(event["message_id"], event["reason"], code=event.get("code"))
+            failed = DeliveryFailedError(
+                event["message_id"], event["reason"], code=event.get("code"), meaning=event.get("meaning")
+            )
             raise AirflowFailException(event["error"]) from failed
         raise AirflowFailException(event.get("error", f"the wait ended with {event!r}"))
 
