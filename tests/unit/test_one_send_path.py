@@ -99,7 +99,48 @@ def test_a_fan_out_crosses_the_same_frames_from_the_operator_and_the_hook(
             await hook.aclose()
 
     asyncio.run(fan_out())
-    paths = [below(frames, "send_one") for frames in requests_made]
+    paths = [below(frames, "run_one") for frames in requests_made]
     assert len(paths) == 4 and all(path == paths[0] for path in paths)
     assert ("delivery.py", "send_plan") in paths[0] and paths[0][-1] == ("chatapi.py", "_acall")
     assert len(gateway.messages) == 4
+
+
+def test_operators_and_the_notifier_leave_no_connection_open(stand_in: Any) -> None:
+    """Closed, not merely dropped: each test keeps a reference to the HTTP session (as a user who called
+    ``hook.get_conn()`` would), so a session that is let go without ``close()`` stays connected and shows."""
+    gateway = stand_in()
+
+    def left_open() -> int:
+        return gateway.wait_until_no_open_connections(timeout=2.0)
+
+    single = SendContactOperator(task_id="send", contact_ids=CARDS, phone="79002222222")
+    kept = [single.hook.get_conn()]
+    single.execute({})  # type: ignore[arg-type]
+    assert (gateway.connections_accepted, left_open()) == (1, 0)
+    SendContactToManyOperator(task_id="many", contact_ids=CARDS, recipients=["79003333333"]).execute({})  # type: ignore[arg-type]
+    assert (gateway.connections_accepted, left_open()) == (2, 0)
+    notifier = ChatApiNotifier(contact_ids=CARDS, phone="79004444444")
+    kept.append(notifier.hook.get_conn())
+    notifier.notify({})  # type: ignore[arg-type]
+    assert (gateway.connections_accepted, left_open()) == (3, 0)
+    asyncio.run(ChatApiNotifier(contact_ids=CARDS, phone="79005555555").async_notify({}))  # type: ignore[arg-type]
+    assert (gateway.connections_accepted, left_open()) == (4, 0)
+    assert len(gateway.messages) == 4 and len(kept) == 2
+
+
+def test_a_hook_keeps_its_connection_until_closed(stand_in: Any) -> None:
+    """The control for the test above: a connection left open does show."""
+    gateway = stand_in()
+    hook = ChatApiHook()
+    hook.send_contact(CARDS, phone="79002222222")
+    assert gateway.wait_until_no_open_connections(timeout=0.3) == 1
+    hook.close()
+    assert gateway.wait_until_no_open_connections(timeout=2.0) == 0
+
+    async def send_and_keep() -> Any:
+        await hook.asend_contact(CARDS, phone="79003333333")
+        assert gateway.wait_until_no_open_connections(timeout=0.3) == 1
+        await hook.aclose()
+
+    asyncio.run(send_and_keep())
+    assert gateway.wait_until_no_open_connections(timeout=2.0) == 0
