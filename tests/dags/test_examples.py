@@ -36,6 +36,7 @@ def test_example_dags_import_without_errors(airflow_db: Path) -> None:
         "example_chatapi_notify_and_fan_out",
         "example_chatapi_1msg_cards",
         "example_chatapi_airflow2_style",
+        "example_chatapi_delivery",
     }
 
 
