@@ -16,7 +16,9 @@ __all__ = ["DEFAULT_ACKS", "Ack", "AckScripts"]
 
 @dataclass(frozen=True)
 class Ack:
-    """One WhatsApp status event of a card, ``after`` seconds after the stand-in queued it.
+    """One WhatsApp status event of a card, ``after`` seconds after the stand-in queued it and from the
+    ``hookInfo`` answer that follows ``after_polls`` earlier ones about that card (a delay that does not
+    depend on when a test's sensor starts).
 
     ``status`` is ``sent``, ``delivered``, ``read``, ``played``, ``failed``, ... A failure carries 1msg's text
     (``error``) or Meta's ``errors[]`` (``code`` and ``title``), or both.
@@ -24,6 +26,7 @@ class Ack:
 
     status: str
     after: float = 0.0
+    after_polls: int = 0
     error: str | None = None
     code: int | None = None
     title: str | None = None
@@ -55,6 +58,7 @@ class AckScripts:
         self._scripts = {chat: tuple(acks) for chat, acks in (scripts or {}).items()}
         self._default = tuple(default)
         self._queued_at: dict[str, float] = {}
+        self._polls: dict[str, int] = {}
 
     def queued(self, message_id: str) -> None:
         self._queued_at[message_id] = time.time()
@@ -66,5 +70,7 @@ class AckScripts:
             return {"hooks": []}
         queued_at = self._queued_at[message.id]
         elapsed = time.time() - queued_at
+        polls = self._polls[message.id] = self._polls.get(message.id, 0) + 1
         acks = self._scripts.get(message.chat_id, self._default)
-        return {"hooks": [ack.event(message, queued_at) for ack in acks if ack.after <= elapsed]}
+        due = [ack for ack in acks if ack.after <= elapsed and ack.after_polls < polls]
+        return {"hooks": [ack.event(message, queued_at) for ack in due]}
