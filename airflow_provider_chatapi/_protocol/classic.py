@@ -117,10 +117,13 @@ class ClassicDialect(Dialect):
         meaning = _ACCOUNT_STATUSES.get(status, "an account status this provider does not know")
         return status == "authenticated", f"Token accepted; account status {status!r}: {meaning}."
 
-    def delivery_plan(self, message_id: str) -> Plan[Delivery]:
+    def check_delivery_reports(self) -> None:
         raise DeliveryReportUnavailableError(
             "the classic Chat API reports delivery acks only by webhook; it has no endpoint to ask about a message"
         )
+
+    def delivery_plan(self, message_id: str) -> Plan[Delivery]:
+        self.check_delivery_reports()
         yield  # a plan, like every other: the error comes when it is driven
 
     def find_card_plan(

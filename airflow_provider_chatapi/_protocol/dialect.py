@@ -78,6 +78,9 @@ class Dialect(ABC):
 
     # ---- delivery -------------------------------------------------------------------------------
 
+    def check_delivery_reports(self) -> None:
+        """Raise ``DeliveryReportUnavailableError`` if this dialect can never report delivery by message id."""
+
     @abstractmethod
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
         """How far the message got, from the gateway's acks.

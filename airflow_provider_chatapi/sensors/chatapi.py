@@ -139,9 +139,7 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
                     "these are 1msg job ids (the send was queued as a job, with no message id yet): a job's "
                     "delivery cannot be watched",
                 )
-            self.hook.settings.dialect.delivery_plan(ids[0]).send(None)  # a dialect that cannot report raises
-        except StopIteration:
-            pass
+            self.hook.settings.dialect.check_delivery_reports()
         except ChatApiError as error:
             raise AirflowFailException(str(error)) from error
         return ids
