@@ -80,6 +80,7 @@ class Dialect(ABC):
 
     def check_delivery_reports(self) -> None:
         """Raise ``DeliveryReportUnavailableError`` if this dialect can never report delivery by message id."""
+        return  # it can: whether a given channel does is known only once it is asked
 
     @abstractmethod
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
