@@ -8,7 +8,7 @@ answer is looked for in the chat's ``messages`` and in ``showMessagesQueue``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_chatapi._protocol.answers import (
     checked_payload,
@@ -117,14 +117,13 @@ class ClassicDialect(Dialect):
         meaning = _ACCOUNT_STATUSES.get(status, "an account status this provider does not know")
         return status == "authenticated", f"Token accepted; account status {status!r}: {meaning}."
 
-    def check_delivery_reports(self) -> None:
+    def check_delivery_reports(self) -> NoReturn:
         raise DeliveryReportUnavailableError(
             "the classic Chat API reports delivery acks only by webhook; it has no endpoint to ask about a message"
         )
 
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
         self.check_delivery_reports()
-        yield  # a plan, like every other: the error comes when it is driven
 
     def find_card_plan(
         self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
