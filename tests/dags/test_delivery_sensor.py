@@ -75,3 +75,25 @@ def test_the_sensor_waits_for_each_outcome_and_never_retries(
         # Airflow 3.0 prints a debug line with every secret it masks, whatever the provider (see test_examples).
         leaks = [line for line in leaks if "Sending request" not in line or "MaskSecret(value=" not in line]
     assert leaks == [] and TOKEN not in repr(xcom)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["delivered", "one failed"])
+def test_example_send_then_wait_for_delivery(
+    airflow_db: Path, stand_in: Callable[..., StandInGateway], fails: bool
+) -> None:
+    last = [Ack("sent"), Ack("failed", code=131026, title="Undeliverable")] if fails else [Ack("read", after_polls=1)]
+    gateway = stand_in("1msg", connection="chatapi_1msg", acks={"17472822487@c.us": last})
+    dag = load_dag("example_chatapi_delivery")
+
+    run = dag.test()
+
+    states, xcom = run_results(dag.dag_id, run.run_id)
+    ids = xcom[("send_card", -1)]
+    assert sorted(ids) == sorted(message.id for message in gateway.messages) and len(ids) == 2
+    if fails:
+        assert (states["wait_for_delivery"], states["report"], states["fall_back_to_email"]) == (
+            "failed", "upstream_failed", "success"
+        )  # fmt: skip
+    else:
+        assert xcom[("wait_for_delivery", -1)] == {ids[0]: "delivered", ids[1]: "read"}
+        assert (states["report"], states["fall_back_to_email"]) == ("success", "skipped")
