@@ -2,18 +2,25 @@
 
 The gateway has no idempotency key, so a try whose answer was lost cannot know whether its card was
 queued. On Airflow 3.3+ each task instance has a ``task_state_store`` that outlives its tries (and its
-clears); this module keeps a small record there: the request about to be sent, when, and the run's
-clear generation (written *before* the POST), then the message id the gateway gave it, or the mark that
-the gateway certainly queued nothing. A later try reads it back:
+clears); this module keeps a small record there: the request about to be sent, when, and the task
+instance's clear generation (written *before* the POST), then the message id the gateway gave it, or the
+mark that the gateway certainly queued nothing; and, once the task succeeds, that its job is done. A later
+try reads it back:
 
 - an id on record: the card was sent; return the id without sending;
 - an intent without an id: ask the gateway (the chat's history, and the classic gateway's outbound
   queue) for a card matching the request since the intent; return its id if found, send again only if not;
 - no record, a not-sent mark, or a record of a different request (the inputs changed): send.
 
-A clear is the user asking to run again: a record from an earlier clear generation counts as absent, so
-the card is sent anew, except an intent without an id (an unknown outcome that failed the earlier run),
-which is still reconciled first, so that clearing a failed task does not duplicate a card that arrived.
+A clear of *this* task instance starts a new generation (the caller derives it from the instance's
+``max_tries``, which a clear raises and a retry leaves alone; clearing other tasks of the run changes
+nothing). What it means depends on how the last generation ended:
+
+- it succeeded (the job was done): the user asks to do it again, so what was sent before counts as absent;
+- it failed: the user asks to finish the job, so cards on record still count and are not sent again, and
+  only the recipients not served are sent to (after reconciling any unknown outcome).
+
+An intent without an id (an unknown outcome) is always reconciled first, in any generation.
 
 :func:`~.delivery.send_plan` reads and writes these records around the one request of a send.
 """
@@ -89,10 +96,14 @@ class Ledger(Protocol):
         """Note what became of a send: its id, or that nothing was queued."""
         ...
 
+    def complete(self) -> None:
+        """Note that the task did its job in this generation: a later clear asks for it again."""
+        ...
+
 
 class DeliveryLedger:
     """The record of one send, kept in its task instance's state store under ``key``; every change is
-    written at once. ``generation`` is the run's clear number."""
+    written at once. ``generation`` is the task instance's clear generation."""
 
     shared = False
 
@@ -112,7 +123,10 @@ class DeliveryLedger:
         self._generation = generation
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        return None if self._first_try else _still_counts(send, self._store.get(self._key), self._generation)
+        if self._first_try:
+            return None
+        done = _done_through(self._store, self._key)
+        return _still_counts(send, self._store.get(self._key), self._generation, done)
 
     def claimed(self, send: ContactSend) -> frozenset[str]:
         return frozenset()
@@ -124,6 +138,9 @@ class DeliveryLedger:
 
     def record(self, record: DeliveryRecord) -> None:
         self._store.set(self._key, replace(record, generation=self._generation).to_json())
+
+    def complete(self) -> None:
+        _mark_done(self._store, self._key, self._generation)
 
 
 class BatchLedger:
@@ -150,6 +167,7 @@ class BatchLedger:
         self._store = store
         self._key = key
         self._generation = generation
+        self._done = -1 if first_try else _done_through(store, key)
         self._records: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         self._fresh: set[str] = set()
 
@@ -161,7 +179,7 @@ class BatchLedger:
         """Record, in one write, the intent of every send that no earlier try left a record of that counts."""
         now = time.time()
         for send in sends:
-            if _still_counts(send, self._records.get(send.chat_id), self._generation) is None:
+            if _still_counts(send, self._records.get(send.chat_id), self._generation, self._done) is None:
                 self._records[send.chat_id] = DeliveryRecord(send.identity(), now, self._generation).to_json()
                 self._fresh.add(send.chat_id)
         self._store.set(self._key, self._records)
@@ -173,7 +191,7 @@ class BatchLedger:
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
         if send.chat_id in self._fresh:
             return None
-        return _still_counts(send, self._records.get(send.chat_id), self._generation)
+        return _still_counts(send, self._records.get(send.chat_id), self._generation, self._done)
 
     def claimed(self, send: ContactSend) -> frozenset[str]:
         return frozenset(
@@ -184,15 +202,33 @@ class BatchLedger:
 
     def record_intent(self, send: ContactSend) -> DeliveryRecord:
         self._fresh.discard(send.chat_id)
-        earlier = _still_counts(send, self._records[send.chat_id], self._generation)
+        earlier = _still_counts(send, self._records[send.chat_id], self._generation, self._done)
         return earlier or DeliveryRecord(send.identity(), time.time(), self._generation)
 
     def record(self, record: DeliveryRecord) -> None:
         self._records[record.request["chat_id"]] = replace(record, generation=self._generation).to_json()
 
+    def complete(self) -> None:
+        _mark_done(self._store, self._key, self._generation)
 
-def _still_counts(send: ContactSend, raw: Any, generation: int) -> DeliveryRecord | None:
-    """The stored record ``raw`` if it is of this very request and still says something about it."""
+
+def _done_key(key: str) -> str:
+    return f"{key}:done"
+
+
+def _done_through(store: StateStore, key: str) -> int:
+    """The last generation in which the task did its job (-1: none)."""
+    done = store.get(_done_key(key))
+    return done if isinstance(done, int) and not isinstance(done, bool) else -1
+
+
+def _mark_done(store: StateStore, key: str, generation: int) -> None:
+    store.set(_done_key(key), generation)
+
+
+def _still_counts(send: ContactSend, raw: Any, generation: int, done_through: int) -> DeliveryRecord | None:
+    """The stored record ``raw`` if it is of this very request and still says something about it in
+    ``generation``, the task's job having been done last in ``done_through``."""
     if not isinstance(raw, dict) or raw.get("request") != send.identity() or raw.get("not_sent"):
         return None
     message_id = raw.get("message_id")
@@ -202,6 +238,6 @@ def _still_counts(send: ContactSend, raw: Any, generation: int) -> DeliveryRecor
         generation=int(raw.get("generation") or 0),
         message_id=message_id if isinstance(message_id, str) and message_id else None,
     )
-    if record.generation < generation and record.message_id:
-        return None  # sent before the task was cleared: the clear asks for it again
+    if record.message_id and record.generation <= done_through < generation:
+        return None  # sent by a job that was done before this clear: the clear asks for it again
     return record

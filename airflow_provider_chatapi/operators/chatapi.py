@@ -56,12 +56,20 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
             self.log.warning(_NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
             return None
         return kind(
-            store, first_try=_first_try(context), generation=_generation(context), at_least_once=self.at_least_once
+            store,
+            first_try=_first_try(context),
+            generation=_clear_generation(context, self.retries or 0),
+            at_least_once=self.at_least_once,
         )
 
-    def _report(self, context: Context, results: list[SendResult]) -> None:
-        """One line in the task log for each card this try queued (the plan has already said anything else),
-        and the job ids among the results where a delivery sensor downstream finds them."""
+    def _succeeded(
+        self, context: Context, results: list[SendResult], ledger: DeliveryLedger | BatchLedger | None
+    ) -> None:
+        """The job is done: one line in the task log for each card this try queued (the plan has already said
+        anything else), the job ids among the results where a delivery sensor downstream finds them, and
+        the mark in the ledger that a later clear asks for the job again."""
+        if ledger is not None:
+            ledger.complete()
         for result in results:
             if result.job_id is None and not result.earlier_try:
                 self.log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
@@ -150,7 +158,7 @@ class SendContactOperator(_ChatApiOperator):
             raise
         finally:
             self.hook.close()
-        self._report(context, [result])
+        self._succeeded(context, [result], ledger)
         return result.id
 
 
@@ -215,7 +223,7 @@ class SendContactToManyOperator(_ChatApiOperator):
             raise
         finally:
             self.hook.close()
-        self._report(context, results)
+        self._succeeded(context, results, ledger)
         return [result.id for result in results]
 
     async def _send_all(self, ledger: BatchLedger | None) -> list[SendResult]:
@@ -241,9 +249,18 @@ class SendContactToManyOperator(_ChatApiOperator):
             raise AirflowFailException(str(fan_out)) from fan_out
 
 
-def _generation(context: Context) -> int:
-    """How many times the run was cleared: a clear is the user asking to send again."""
-    return int(getattr(context.get("dag_run"), "clear_number", 0) or 0)
+def _clear_generation(context: Context, retries: int) -> int:
+    """Which clear of this task instance the try belongs to: 0 until the first clear.
+
+    A clear sets the instance's ``max_tries`` to ``try_number + retries`` and a retry leaves it alone, so
+    ``max_tries - retries`` is the try after which it was last cleared (Airflow's task runtime finds the
+    first try since a clear the same way). The run's ``clear_number`` would not do: Airflow raises it on a
+    clear of any task in the run.
+    """
+    max_tries = getattr(context.get("ti"), "max_tries", None)
+    if isinstance(max_tries, bool) or not isinstance(max_tries, int):
+        return 0
+    return max(0, max_tries - retries)
 
 
 def _first_try(context: Context) -> bool:

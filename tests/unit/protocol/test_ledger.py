@@ -79,12 +79,13 @@ def test_a_not_sent_mark_leaves_nothing_to_reconcile() -> None:
     assert DeliveryLedger(store).recorded(SEND) is None
 
 
-def test_a_clear_sends_again_but_still_reconciles_a_lost_answer() -> None:
+def test_a_clear_after_a_success_sends_again_but_still_reconciles_a_lost_answer() -> None:
     store = DictStore()
     first_run = DeliveryLedger(store, generation=0)
     first_run.record(first_run.record_intent(SEND).sent("true_id"))
     assert DeliveryLedger(store, generation=0).recorded(SEND) is not None  # a retry: not again
-    assert DeliveryLedger(store, generation=1).recorded(SEND) is None  # after a clear: send anew
+    first_run.complete()
+    assert DeliveryLedger(store, generation=1).recorded(SEND) is None  # a clear after a success: send anew
 
     lost = DictStore()
     DeliveryLedger(lost, generation=0).record_intent(SEND)  # the earlier run's answer was lost
@@ -92,6 +93,23 @@ def test_a_clear_sends_again_but_still_reconciles_a_lost_answer() -> None:
     assert intent is not None and intent.message_id is None  # reconciled before any new send
     DeliveryLedger(lost, generation=1).record(intent.sent("true_found"))
     assert DeliveryLedger(lost, generation=1).recorded(SEND).message_id == "true_found"  # type: ignore[union-attr]
+
+
+def test_a_clear_after_a_failure_finishes_the_job() -> None:
+    store = DictStore()
+    failed = BatchLedger(store, generation=0)
+    sends = build_send_to_many("79009999999", ["79001111111", "79002222222"])
+    failed.begin(sends)
+    failed.record(failed.record_intent(sends[0]).sent("true_served"))  # the other send failed: no complete()
+    failed.flush()
+    cleared = BatchLedger(store, generation=3)
+    assert cleared.recorded(sends[0]).message_id == "true_served"  # type: ignore[union-attr]
+    assert cleared.recorded(sends[1]) is not None and cleared.recorded(sends[1]).message_id is None  # type: ignore[union-attr]
+    cleared.record(cleared.record_intent(sends[1]).sent("true_second"))
+    cleared.flush()
+    cleared.complete()
+    again = BatchLedger(store, generation=5)  # cleared once more, after that success: everyone again
+    assert [again.recorded(send) for send in sends] == [None, None]
 
 
 def test_the_same_cards_in_another_order_are_the_same_send() -> None:
