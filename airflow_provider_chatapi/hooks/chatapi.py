@@ -397,4 +397,4 @@ def _probe_failure(error: ChatApiError) -> str:
         hint = "no such instance at this address: check the API URL, the Instance ID and the Dialect"
     else:
         hint = "check the API URL and the Dialect"
-    return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint.capitalize()}."
+    return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint[0].upper()}{hint[1:]}."

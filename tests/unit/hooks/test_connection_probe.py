@@ -88,3 +88,22 @@ def test_test_connection(stand_in: Callable[..., StandInGateway], status: str, o
     assert healthy is ok and f"channel status {status!r}" in message and meaning in message
     (request,) = gateway.requests
     assert (request.method, request.endpoint) == ("GET", "status")
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "hint"),
+    [
+        ("999999", "No such instance at this address: check the API URL, the Instance ID and the Dialect."),
+        (None, "Check the API token (and, on 1msg, that the channel may use the API)."),
+    ],
+)
+def test_test_connection_keeps_the_capitals_of_what_it_names(
+    stand_in: Callable[..., StandInGateway], connect: Callable[..., None], instance_id: str | None, hint: str
+) -> None:
+    gateway = stand_in()
+    if instance_id is None:
+        connect("chatapi_default", gateway, password="a-wrong-token")
+    else:
+        connect("chatapi_default", gateway, host=f"http://127.0.0.1:{gateway.port}/instance{instance_id}")
+    ok, message = ChatApiHook().test_connection()
+    assert not ok and message.endswith(hint)
