@@ -2,29 +2,66 @@
 
 It prints two lines, each flushed at once: the API URL, then ``AIRFLOW_CONN_CHATAPI_DEFAULT='{...}'``.
 With ``--port 0`` the port is a free one, which another process (the benchmarks) reads from those lines.
-It serves until interrupted.
+It serves until interrupted. ``--state FILE`` keeps its state across a restart (``_state.py``); the
+control API (``_control.py``, under ``/_standin/``) lets a test in another process read and script it.
+See ``docs/staging.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
+from airflow_provider_chatapi.testing._acks import DEFAULT_ACKS, Ack
+from airflow_provider_chatapi.testing._control import FAULT_KINDS, PREFIX
 from airflow_provider_chatapi.testing._gateway import DEFAULT_INSTANCE_ID, DEFAULT_TOKEN, DIALECTS, StandInGateway
+from airflow_provider_chatapi.testing._state import FLUSH_INTERVAL, State
+
+_EPILOG = f"""\
+control API (loopback only, no token, JSON; not recorded as gateway requests):
+  GET  {PREFIX}requests[?endpoint=sendContact]   the requests received, as received
+  GET  {PREFIX}messages                          every card accepted, delivered or queued
+  GET  {PREFIX}stats                             requests per endpoint, cards, connections
+  POST {PREFIX}faults   {{"endpoint": "sendContact", "faults": [{{"kind": "rate_limited", "retry_after": 1}}],
+                        "times": 1}}  answer the next requests with these faults
+  POST {PREFIX}reset                             forget requests, cards and pending faults
+  POST {PREFIX}deliver_queue                     classic: deliver every queued card
+fault kinds: {", ".join(FAULT_KINDS)}
+"""
 
 
 def _serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_chatapi.testing", description="Run a stand-in Chat API gateway on 127.0.0.1."
+        prog="python -m airflow_provider_chatapi.testing",
+        description="Run a stand-in Chat API gateway on 127.0.0.1 until interrupted.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dialect", choices=DIALECTS, default="chatapi")
+    parser.add_argument("--dialect", choices=DIALECTS, default="chatapi", help="the protocol (default: chatapi)")
     parser.add_argument("--no-history", action="store_true", help="1msg: answer messages with a notice")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--token", default=DEFAULT_TOKEN)
-    parser.add_argument("--instance-id", default=DEFAULT_INSTANCE_ID)
+    parser.add_argument("--port", type=int, default=8080, help="the port on 127.0.0.1; 0 for a free one")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the token it accepts (default: %(default)s)")
+    parser.add_argument("--instance-id", default=DEFAULT_INSTANCE_ID, help="the instance id (default: %(default)s)")
     parser.add_argument("--account-status", help="what status reports (default: the dialect's healthy one)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the requests, cards and ack clock in FILE (JSON, with FILE.journal) across a restart, a "
+        f"killed process's included; loaded at start, snapshot every {FLUSH_INTERVAL:g} s while it changes",
+    )
+    parser.add_argument(
+        "--acks-json",
+        metavar="FILE",
+        help='1msg: hookInfo\'s acks per chat, as JSON {"79001111111@c.us": [{"status": "sent", "after": 0}, '
+        '...], "*": [...]} (fields of Ack; "*": every other chat)',
+    )
     args = parser.parse_args(argv)
+    acks: dict[str, list[Ack]] = {}
+    if args.acks_json:
+        with open(args.acks_json, encoding="utf-8") as file:
+            acks = {chat: [Ack(**fields) for fields in script] for chat, script in json.load(file).items()}
     gateway = StandInGateway(
         dialect=args.dialect,
         history=not args.no_history,
@@ -33,7 +70,11 @@ def _serve(argv: list[str] | None = None) -> None:
         port=args.port,
         account_status=args.account_status,
         delay=args.delay,
-    ).start()
+        acks=acks,
+        default_acks=acks.pop("*", DEFAULT_ACKS),
+    )
+    state = State(args.state).attach(gateway) if args.state else None
+    gateway.start()
     print(f"Stand-in Chat API gateway ({args.dialect}) at {gateway.api_url}", flush=True)
     print(f"AIRFLOW_CONN_CHATAPI_DEFAULT='{gateway.connection_json()}'", flush=True)
     try:
@@ -41,6 +82,8 @@ def _serve(argv: list[str] | None = None) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         gateway.stop()
+        if state is not None:
+            state.close()
 
 
 if __name__ == "__main__":

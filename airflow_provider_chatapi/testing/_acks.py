@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow_provider_chatapi.testing._records import QueuedMessage
 
@@ -59,9 +59,12 @@ class AckScripts:
         self._default = tuple(default)
         self._queued_at: dict[str, float] = {}
         self._polls: dict[str, int] = {}
+        self.journal: Callable[[str, Any], None] = _unjournaled
+        """Told each change (``--state``: :mod:`airflow_provider_chatapi.testing._state` writes it down)."""
 
     def queued(self, message_id: str) -> None:
-        self._queued_at[message_id] = time.time()
+        at = self._queued_at[message_id] = time.time()
+        self.journal("queued_at", (message_id, at))
 
     def answer(self, message: QueuedMessage | None) -> dict[str, Any]:
         """``hookInfo``'s answer: the events of the card due by now, in the script's order; none for an id it
@@ -71,6 +74,11 @@ class AckScripts:
         queued_at = self._queued_at[message.id]
         elapsed = time.time() - queued_at
         polls = self._polls[message.id] = self._polls.get(message.id, 0) + 1
+        self.journal("polls", (message.id, polls))
         acks = self._scripts.get(message.chat_id, self._default)
         due = [ack for ack in acks if ack.after <= elapsed and ack.after_polls < polls]
         return {"hooks": [ack.event(message, queued_at) for ack in due]}
+
+
+def _unjournaled(event: str, value: Any) -> None:
+    """No state file: changes are kept in memory only."""

@@ -16,7 +16,7 @@ from airflow_provider_chatapi.testing._records import QueuedMessage, RecordedReq
 from airflow_provider_chatapi.testing._server import _Handler, _Server
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow_provider_chatapi.testing._faults import Fault
 
@@ -100,6 +100,8 @@ class StandInGateway:
         self.refuse_chats = dict(refuse_chats or {})
         self.hook_info = hook_info
         self._acks = AckScripts(acks, default_acks)
+        # Told each change, under the lock (``--state``: _state.py writes it down); acks tell their own.
+        self._journal: Callable[[str, Any], None] = self._acks.journal
         self.errors: list[str] = []
         """Errors raised inside the stand-in while handling a request: a bug here, not a client's doing."""
         self._requested_port = port
@@ -201,6 +203,7 @@ class StandInGateway:
         """Deliver every queued message, as an instance does once its phone is linked."""
         with self._lock:
             self._messages = [as_delivered(message) for message in self._messages]
+            self._journal("deliver", None)
 
     def reset(self) -> None:
         """Forget requests, messages, pending faults, the peak of requests in flight and the count of
@@ -215,6 +218,7 @@ class StandInGateway:
             self._messages.clear()
             self._faults.clear()
             self.peak_in_flight = self._in_flight
+            self._journal("reset", None)
         self._connections.forget_closed()
 
     # ---- connections --------------------------------------------------------------------------
@@ -249,6 +253,7 @@ class StandInGateway:
     def _record(self, request: RecordedRequest) -> Fault | None:
         with self._lock:
             self._requests.append(request)
+            self._journal("request", request)
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             pending = self._faults.get(request.endpoint)
@@ -319,6 +324,7 @@ class StandInGateway:
         with self._lock:
             message = QueuedMessage(time=_now(), message_number=len(self._messages) + 1, **fields)
             self._messages.append(message)
+            self._journal("message", message)
         return message
 
     def _send_contact(self, body: Any) -> dict[str, Any]:

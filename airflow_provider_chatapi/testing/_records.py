@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["QueuedMessage", "RecordedRequest", "as_delivered"]
+__all__ = [
+    "QueuedMessage",
+    "RecordedRequest",
+    "as_delivered",
+    "message_as_json",
+    "message_from_json",
+    "request_as_json",
+    "request_from_json",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,43 @@ class QueuedMessage:
 def as_delivered(message: QueuedMessage) -> QueuedMessage:
     """The message, delivered."""
     return dataclasses.replace(message, delivered=True)
+
+
+def request_as_json(request: RecordedRequest) -> dict[str, Any]:
+    """The request as JSON values (the state file, the control API); its body as text, any bytes kept."""
+    return {
+        "method": request.method,
+        "path": request.path,
+        "endpoint": request.endpoint,
+        "query": dict(request.query),
+        "headers": dict(request.headers),
+        "body": request.body.decode("utf-8", "surrogateescape"),
+        "json": request.json,
+        "client_port": request.client_port,
+    }
+
+
+def request_from_json(value: Mapping[str, Any]) -> RecordedRequest:
+    return RecordedRequest(**{**value, "body": value["body"].encode("utf-8", "surrogateescape")})
+
+
+def message_as_json(message: QueuedMessage) -> dict[str, Any]:
+    """The message as JSON values: every field, the cards as received."""
+    return {
+        "id": message.id,
+        "chat_id": message.chat_id,
+        "contact_ids": list(message.contact_ids),
+        "time": message.time,
+        "message_number": message.message_number,
+        "quoted_message_id": message.quoted_message_id,
+        "delivered": message.delivered,
+        "contacts": list(message.contacts),
+    }
+
+
+def message_from_json(value: Mapping[str, Any]) -> QueuedMessage:
+    fields = {**value, "contact_ids": tuple(value["contact_ids"]), "contacts": tuple(value["contacts"])}
+    return QueuedMessage(**fields)
 
 
 def _vcard(name: str, numbers: list[str]) -> str:

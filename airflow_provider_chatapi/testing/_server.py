@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from airflow_provider_chatapi.testing import _control
 from airflow_provider_chatapi.testing._records import RecordedRequest
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi.testing._faults import Fault
 
 
-class StandInGateway(Protocol):
+class StandInGateway(_control.ControlledGateway, Protocol):
     """What the server needs of the gateway it serves (the gateway imports the server, not the reverse)."""
 
     delay: float
@@ -95,6 +96,13 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed_json = None
         url = urlsplit(self.path)
+        if url.path.startswith(_control.PREFIX):  # not recorded, faulted nor delayed
+            if not self.client_address[0].startswith("127."):  # the server binds loopback only: never so
+                self._reply(403, {"error": "The control API answers loopback clients only"}, {})
+                return
+            answer = _control.answer(gateway, self.command, url.path, dict(parse_qsl(url.query)), parsed_json)
+            self._reply(*answer, {})
+            return
         request = RecordedRequest(
             method=self.command,
             path=url.path,
