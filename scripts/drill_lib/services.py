@@ -1,0 +1,282 @@
+"""The drill's services on 127.0.0.1: PostgreSQL, Redis and Airflow's processes, each with its own log file.
+
+Every process is started in a session of its own and remembered; :meth:`Services.stop_all` ends them and
+anything they left behind in those sessions (a task process whose worker died), so nothing outlives the drill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class DrillError(RuntimeError):
+    """A service did not come up, or a step did not finish in time: the message says which, with a log tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as error:
+        return f"(no log: {error})"
+    return "\n".join(f"    | {line}" for line in text)
+
+
+def wait_for(what: str, check, timeout: float, log: Path | None = None, interval: float = 0.25):
+    """Poll ``check()`` until it returns something truthy, at most ``timeout`` seconds; return that value."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except DrillError:
+            raise
+        except Exception as error:
+            last, value = error, None
+        if value:
+            return value
+        time.sleep(interval)
+    hint = f"\n  last error: {last!r}" if last else ""
+    if log is not None:
+        hint += f"\n  tail of {log}:\n{tail(log)}"
+    raise DrillError(f"{what}: not ready after {timeout:.0f} s{hint}")
+
+
+def _pg_tool(name: str) -> str:
+    found = PG_BIN / name
+    return str(found) if found.exists() else (shutil.which(name) or name)
+
+
+class Services:
+    """Owns the drill's temp dir, its ports and its processes."""
+
+    def __init__(self, root: Path, dags_folder: Path) -> None:
+        self.root = root
+        self.logs = root / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.dags_folder = dags_folder
+        self.pg_port, self.redis_port, self.api_port = free_port(), free_port(), free_port()
+        self.pg_data = root / "pgdata"
+        self.home = root / "airflow"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.sessions: set[int] = set()
+        self.pg_started = False
+        self.env: dict[str, str] = {}
+
+    # ---- PostgreSQL and Redis ---------------------------------------------------------------------
+
+    def _as_postgres(self, *command: str, log: Path) -> None:
+        """PostgreSQL refuses to run as root: its tools run as the ``postgres`` user when we are root."""
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        with log.open("a") as output:
+            done = subprocess.run([*prefix, *command], stdout=output, stderr=subprocess.STDOUT, timeout=120)
+        if done.returncode:
+            raise DrillError(f"`{' '.join(command)}` failed ({done.returncode}):\n{tail(log)}")
+
+    def start_postgres(self) -> None:
+        log = self.logs / "postgres.log"
+        self.pg_data.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            shutil.chown(self.pg_data, "postgres", "postgres")
+            os.chmod(self.root, 0o755)  # postgres must reach its data dir and log file
+            log.touch()
+            shutil.chown(log, "postgres", "postgres")
+        self._as_postgres(
+            _pg_tool("initdb"), "-D", str(self.pg_data), "-U", "airflow", "--auth=trust", "-E", "UTF8", log=log
+        )
+        options = f"-c listen_addresses={LOOPBACK} -p {self.pg_port} -c unix_socket_directories='' -c fsync=off"
+        options += " -c max_connections=200 -c synchronous_commit=off"
+        self._as_postgres(_pg_tool("pg_ctl"), "-D", str(self.pg_data), "-l", str(log), "-o", options, "start", log=log)
+        self.pg_started = True
+        isready = [_pg_tool("pg_isready"), "-h", LOOPBACK, "-p", str(self.pg_port), "-q"]
+        wait_for("PostgreSQL (pg_isready)", lambda: subprocess.run(isready).returncode == 0, 30, log)
+        createdb = [_pg_tool("createdb"), "-h", LOOPBACK, "-p", str(self.pg_port), "-U", "airflow", "airflow"]
+        self._as_postgres(*createdb, log=log)
+
+    def start_redis(self) -> None:
+        log = self.logs / "redis.log"
+        self.start(
+            "redis",
+            ["redis-server", "--bind", LOOPBACK, "--port", str(self.redis_port), "--save", "", "--appendonly", "no"],
+            log=log,
+            env=dict(os.environ),
+            cwd=self.root,
+        )
+        ping = ["redis-cli", "-h", LOOPBACK, "-p", str(self.redis_port), "ping"]
+        wait_for("Redis (redis-cli ping)", lambda: b"PONG" in subprocess.run(ping, capture_output=True).stdout, 30, log)
+
+    # ---- Airflow --------------------------------------------------------------------------------
+
+    def airflow_env(self, connections: dict[str, str]) -> dict[str, str]:
+        from cryptography.fernet import Fernet
+
+        db = f"airflow@{LOOPBACK}:{self.pg_port}/airflow"
+        api = f"http://{LOOPBACK}:{self.api_port}"
+        settings = {
+            "CORE__EXECUTOR": "CeleryExecutor",
+            "CORE__DAGS_FOLDER": str(self.dags_folder),
+            "CORE__LOAD_EXAMPLES": "False",
+            "CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+            "DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{db}",
+            "CELERY__BROKER_URL": f"redis://{LOOPBACK}:{self.redis_port}/0",
+            "CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
+            "CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            "CELERY__OPERATION_TIMEOUT": "5",
+            "API__HOST": LOOPBACK,
+            "API__PORT": str(self.api_port),
+            "API__BASE_URL": api,
+            "API__SECRET_KEY": secrets.token_hex(16),
+            "API__WORKERS": "1",
+            "API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "2",
+            "SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "12",
+            "SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            "SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+            "SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
+            "SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+            "DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "LOGGING__LOGGING_LEVEL": "INFO",
+        }
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        env.update({f"AIRFLOW__{key}": value for key, value in settings.items()})
+        env.update(connections)
+        env["AIRFLOW_HOME"] = str(self.home)
+        env["NO_PROXY"] = env["no_proxy"] = "*"  # every request of the drill goes to loopback
+        self.env = env
+        return env
+
+    def airflow(self, *args: str, timeout: float = 300) -> None:
+        log = self.logs / "airflow-cli.log"
+        with log.open("a") as output:
+            done = subprocess.run(
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                cwd=self.root,
+            )
+        if done.returncode:
+            raise DrillError(f"`airflow {' '.join(args)}` failed ({done.returncode}):\n{tail(log)}")
+
+    def start_airflow(self, name: str) -> None:
+        commands = {
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+            "triggerer": ["triggerer", "--skip-serve-logs"],
+            "api-server": ["api-server", "--host", LOOPBACK, "--port", str(self.api_port)],
+            "worker1": ["celery", "worker", "--concurrency", "2", "--celery-hostname", "w1@%h", "--skip-serve-logs"],
+            "worker2": ["celery", "worker", "--concurrency", "2", "--celery-hostname", "w2@%h", "--skip-serve-logs"],
+        }
+        self.start(name, [sys.executable, "-m", "airflow", *commands[name]], log=self.logs / f"{name}.log")
+
+    def start(self, name: str, command: list[str], *, log: Path, env: dict[str, str] | None = None, cwd=None) -> None:
+        with log.open("a") as output:
+            proc = subprocess.Popen(
+                command,
+                env=env or self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=cwd or self.root,
+            )
+        self.procs[name] = proc
+        self.sessions.add(proc.pid)
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise DrillError(f"{name} exited ({proc.returncode}):\n{tail(self.log(name))}")
+
+    # ---- killing ----------------------------------------------------------------------------------
+
+    def kill_tree(self, name: str) -> list[int]:
+        """SIGKILL a process and every process of its session (a machine losing it): the pids killed."""
+        proc = self.procs[name]
+        pids = session_members(proc.pid)
+        for pid in pids:
+            _kill(pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        return pids
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                _kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for session in self.sessions:  # whatever is left, its own children included
+            for pid in session_members(session):
+                _kill(pid, signal.SIGKILL)
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        if self.pg_started:
+            try:
+                self._as_postgres(
+                    _pg_tool("pg_ctl"), "-D", str(self.pg_data), "-m", "immediate", "stop", log=self.logs / "pg.log"
+                )
+            except (DrillError, subprocess.TimeoutExpired) as error:
+                print(f"stopping PostgreSQL: {error}", file=sys.stderr)
+            self.pg_started = False
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def session_members(session: int) -> list[int]:
+    """The pids whose session id is ``session`` (processes started with ``start_new_session``), leader first."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # after the name: state ppid pgrp session ...
+            members.append(int(entry.name))
+    return sorted(members, key=lambda pid: pid != session)
+
+
+def ancestors(pid: int) -> list[int]:
+    """``pid`` and its parents up to init."""
+    chain = []
+    while pid > 1:
+        chain.append(pid)
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+    return chain
