@@ -15,7 +15,9 @@ connections, and can be told to answer the next requests with any failure the re
         assert [m.contact_ids for m in gateway.messages] == [("79001111111@c.us",)]
         assert gateway.wait_until_no_open_connections() == 0  # the tasks closed their connections
 
-Run it by hand with ``python -m airflow_provider_chatapi.testing --port 8080 [--dialect 1msg]``.
+Run it by hand with ``python -m airflow_provider_chatapi.testing --port 8080 [--dialect 1msg]``; with
+``--state FILE`` it keeps its cards across a restart, and its control API under ``/_standin/`` lets a test
+in another process read and script it (``docs/staging.md``).
 
 It imports nothing but the standard library and never listens beyond loopback. Its checks of what it
 receives (:mod:`airflow_provider_chatapi.testing._checks`) are written independently of

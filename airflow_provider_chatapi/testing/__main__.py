@@ -58,6 +58,8 @@ def _serve(argv: list[str] | None = None) -> None:
         '...], "*": [...]} (fields of Ack; "*": every other chat)',
     )
     args = parser.parse_args(argv)
+    if args.dialect == "1msg" and f"/{args.instance_id}/".startswith(PREFIX):
+        parser.error(f"--instance-id {args.instance_id}: 1msg's paths would be the control API's ({PREFIX})")
     acks: dict[str, list[Ack]] = {}
     if args.acks_json:
         with open(args.acks_json, encoding="utf-8") as file:

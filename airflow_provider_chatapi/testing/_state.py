@@ -80,6 +80,8 @@ class State:
 
     def attach(self, gateway: StandInGateway) -> State:
         data = self.load()
+        if data.get("dialect", gateway.dialect) != gateway.dialect:
+            raise ValueError(f"{self.path} holds a {data['dialect']} gateway's state, not {gateway.dialect}'s")
         with gateway._lock:
             gateway._requests[:] = [request_from_json(value) for value in data["requests"]]
             gateway._messages[:] = [message_from_json(value) for value in data["messages"]]
@@ -134,6 +136,7 @@ class State:
             # scripts just before this copy and reaches the journal just after it does no harm.
             data = {
                 "version": VERSION,
+                "dialect": gateway.dialect,
                 "seq": self._seq,
                 "requests": [request_as_json(request) for request in requests],
                 "messages": [message_as_json(message) for message in messages],

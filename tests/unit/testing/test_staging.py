@@ -166,6 +166,13 @@ def test_a_torn_last_journal_line_is_left_out(tmp_path: Path) -> None:
     assert loaded["seq"] == 3
 
 
+def test_a_state_file_of_the_other_dialect_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "standin.json"
+    State(path).attach(StandInGateway()).close()
+    with pytest.raises(ValueError, match="chatapi gateway's state, not 1msg's"):
+        State(path).attach(StandInGateway(dialect="1msg"))
+
+
 # ---- the control API ---------------------------------------------------------------------------------
 
 
