@@ -197,6 +197,22 @@ def stand_in_process(delay: float = 0.0) -> Iterator[dict[str, Any]]:
         process.wait(timeout=10)
 
 
+def child_stdout(script: str, arguments: list[str], connection: dict[str, Any]) -> str:
+    """Run ``script`` (an item's own file) as a child process with ``chatapi_default`` set; its stdout.
+
+    ``subprocess.run`` kills the child on a timeout or any other error, so none is left behind.
+    """
+    finished = subprocess.run(
+        [sys.executable, script, *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, CONNECTION_VARIABLE: json.dumps(connection)},
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    return finished.stdout
+
+
 def chatapi_default(connection: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
     """Point the ``chatapi_default`` connection at a gateway while the block runs."""
     return mock.patch.dict(os.environ, {CONNECTION_VARIABLE: json.dumps(connection)})

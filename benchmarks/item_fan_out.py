@@ -40,6 +40,8 @@ from harness import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_provider_chatapi._protocol.ledger import BatchLedger
+
     Send = Callable[[list[str]], list[str]]  # recipients -> the ids of their queued cards
 
 FAN_OUT_RECIPIENTS = 200
@@ -68,12 +70,13 @@ def sequential_sends(phones: list[str]) -> list[str]:
     return [hook.send_contact(HUMAN_CONTACTS, phone=phone).id for phone in phones]
 
 
-def hook_fan_out(phones: list[str]) -> list[str]:
-    """One ``asend_to_many`` over ``phones``, with a hook built inside the timing."""
+def hook_fan_out(phones: list[str], ledger: BatchLedger | None = None) -> list[str]:
+    """One ``asend_to_many`` over ``phones`` (with ``ledger``, if given), with a hook built inside the timing."""
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
     async def send() -> list[str]:
-        results = await ChatApiHook().asend_to_many(HUMAN_CONTACTS, phones, max_in_flight=FAN_OUT_MAX_IN_FLIGHT)
+        hook = ChatApiHook()
+        results = await hook.asend_to_many(HUMAN_CONTACTS, phones, max_in_flight=FAN_OUT_MAX_IN_FLIGHT, ledger=ledger)
         return [result.id for result in results]
 
     return asyncio.run(send())

@@ -12,20 +12,15 @@ and ``harness`` before the provider, the same in both variants.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from harness import (
-    CONNECTION_VARIABLE,
     HUMAN_CONTACTS,
-    SUBPROCESS_TIMEOUT,
     Verdict,
+    child_stdout,
     column,
     expect_queued,
     heading,
@@ -63,15 +58,7 @@ def memory_child(sends: int) -> None:
 
 def child_rss(sends: int, connection: dict[str, Any]) -> tuple[float, float]:
     """Peak and final RSS in bytes of a child that imports the provider and sends ``sends`` cards."""
-    finished = subprocess.run(
-        [sys.executable, __file__, "--sends", str(sends)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, CONNECTION_VARIABLE: json.dumps(connection)},
-        timeout=SUBPROCESS_TIMEOUT,
-    )
-    peak, final = finished.stdout.split()[-2:]
+    peak, final = child_stdout(__file__, ["--sends", str(sends)], connection).split()[-2:]
     return int(peak) * 1024, int(final) * 1024  # ru_maxrss and VmRSS are in KiB on Linux
 
 
