@@ -1,4 +1,5 @@
-"""The ``chatapi`` connection form, as provider info declares it and as Airflow before 3.2 builds it.
+"""The ``chatapi`` connection form, as provider info declares it and as Airflow before 3.2 builds it, and
+what its Test connection button says when the probe fails.
 
 Airflow 3.2+ reads the form (``conn-fields``, ``ui-field-behaviour``) from provider info. Airflow 2.11 to
 3.1 ask the hook instead, for WTForms fields (``get_connection_form_widgets()``) and a behaviour dict
@@ -10,6 +11,14 @@ on 3.0/3.1); they are imported only when a form is built.
 from __future__ import annotations
 
 from typing import Any
+
+from airflow_provider_chatapi.exceptions import (
+    AuthenticationError,
+    ChatApiError,
+    ConnectionConfigError,
+    GatewayError,
+    NotSentError,
+)
 
 _NUMBER = r"^\s*\d+(\.\d*)?\s*$"
 
@@ -75,3 +84,22 @@ def legacy_form_widgets() -> dict[str, Any]:
             widget=BS3TextFieldWidget(),
         )
     return widgets
+
+
+def probe_failure(error: ChatApiError) -> str:
+    """What Test connection says when the probe fails: the form field to fix, or what the gateway said and
+    what to check (never what a send's failure would mean for a message)."""
+    if isinstance(error, ConnectionConfigError):
+        return f"{field_label(error.setting)}: {error.problem}"
+    if not isinstance(error, GatewayError):
+        return str(error)
+    answer = f"HTTP {error.status_code}" if error.status_code is not None else "no answer"
+    if isinstance(error, AuthenticationError):
+        hint = "check the API token (and, on 1msg, that the channel may use the API)"
+    elif isinstance(error, NotSentError) and error.transient:
+        hint = "the gateway is busy or unreachable; check the API URL, or try again later"
+    elif error.status_code == 404:
+        hint = "no such instance at this address: check the API URL, the Instance ID and the Dialect"
+    else:
+        hint = "check the API URL and the Dialect"
+    return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint[0].upper()}{hint[1:]}."

@@ -9,6 +9,7 @@ drives its plans over ``requests`` (sync) or ``httpx`` (async).
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +23,7 @@ from airflow_provider_chatapi._protocol.acks import Delivery, checked_message_id
 from airflow_provider_chatapi._protocol.connection import settings_from_connection
 from airflow_provider_chatapi._protocol.delivery import send_plan
 from airflow_provider_chatapi._protocol.plans import PlanSteps
+from airflow_provider_chatapi._protocol.progress import Progress
 from airflow_provider_chatapi._protocol.secrets import secret_forms
 from airflow_provider_chatapi._protocol.sends import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -32,18 +34,12 @@ from airflow_provider_chatapi._protocol.sends import (
     fan_out_failure,
 )
 from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from airflow_provider_chatapi.exceptions import (
-    AuthenticationError,
-    ChatApiError,
-    ConnectionConfigError,
-    GatewayError,
-    NotSentError,
-)
+from airflow_provider_chatapi.exceptions import ChatApiError
 from airflow_provider_chatapi.hooks import _http
-from airflow_provider_chatapi.hooks._form import field_label, legacy_field_behaviour, legacy_form_widgets
+from airflow_provider_chatapi.hooks._form import legacy_field_behaviour, legacy_form_widgets, probe_failure
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     import httpx
     from airflow.providers.common.compat.sdk import Connection
@@ -246,7 +242,8 @@ class ChatApiHook(BaseHook):
         if ledger is not None:
             ledger.begin(sends)
         try:
-            outcomes = await self._adrive_many(map(send_one, sends), max_in_flight=bound)
+            plans = [send_one(send) for send in sends]
+            outcomes = await self._adrive_many(plans, max_in_flight=bound, label="Chat API fan-out")
         finally:
             if ledger is not None:
                 ledger.flush()
@@ -295,7 +292,7 @@ class ChatApiHook(BaseHook):
             with self._prober(self.settings) as probe:
                 return probe.settings.dialect.describe_status(probe.get_account_status())
         except ChatApiError as error:
-            return False, _probe_failure(error)
+            return False, probe_failure(error)
 
     async def atest_connection(self) -> tuple[bool, str]:
         """:meth:`test_connection`, asynchronously."""
@@ -306,7 +303,7 @@ class ChatApiHook(BaseHook):
             finally:
                 await probe.aclose()
         except ChatApiError as error:
-            return False, _probe_failure(error)
+            return False, probe_failure(error)
 
     # ---- driving plans ---------------------------------------------------------------------------
 
@@ -340,16 +337,34 @@ class ChatApiHook(BaseHook):
                 steps.fail(error)
         return steps.result
 
-    async def _adrive_many(self, plans: Iterable[Plan[_T]], *, max_in_flight: int) -> list[_T | BaseException]:
+    async def _adrive_many(
+        self, plans: Sequence[Plan[_T]], *, max_in_flight: int, label: str | None = None
+    ) -> list[_T | BaseException]:
         """Run plans concurrently, at most ``max_in_flight`` at a time. Every plan started runs to its end,
-        whatever the others do; a plan's error, of any kind, is returned in its place."""
+        whatever the others do; a plan's error, of any kind, is returned in its place. With a ``label``, a
+        long batch logs its progress (at most every 10 s or tenth) and one summary line."""
         in_flight = asyncio.Semaphore(max_in_flight)
+        progress = Progress(len(plans), time.monotonic()) if label else None
+
+        def finished(ok: bool) -> None:
+            line = progress.finished(time.monotonic(), ok=ok) if progress else None
+            if line:
+                self.log.info("%s: %s", label, line)
 
         async def run_one(plan: Plan[_T]) -> _T:
             async with in_flight:
-                return await self._adrive(plan)
+                try:
+                    result = await self._adrive(plan)
+                except BaseException:
+                    finished(ok=False)
+                    raise
+                finished(ok=True)
+                return result
 
-        return list(await asyncio.gather(*map(run_one, plans), return_exceptions=True))
+        outcomes = list(await asyncio.gather(*map(run_one, plans), return_exceptions=True))
+        if progress:
+            self.log.info("%s: %s", label, progress.summary(time.monotonic()))
+        return outcomes
 
     def _call(self, call: Call[_T]) -> _T:
         settings = self.settings
@@ -379,22 +394,3 @@ class ChatApiHook(BaseHook):
         if self._async_client is None or self._async_client[0] is not loop:
             self._async_client = (loop, _http.new_async_client(await self.asettings()))
         return self._async_client[1]
-
-
-def _probe_failure(error: ChatApiError) -> str:
-    """What Test connection says when the probe fails: the form field to fix, or what the gateway said and
-    what to check (never what a send's failure would mean for a message)."""
-    if isinstance(error, ConnectionConfigError):
-        return f"{field_label(error.setting)}: {error.problem}"
-    if not isinstance(error, GatewayError):
-        return str(error)
-    answer = f"HTTP {error.status_code}" if error.status_code is not None else "no answer"
-    if isinstance(error, AuthenticationError):
-        hint = "check the API token (and, on 1msg, that the channel may use the API)"
-    elif isinstance(error, NotSentError) and error.transient:
-        hint = "the gateway is busy or unreachable; check the API URL, or try again later"
-    elif error.status_code == 404:
-        hint = "no such instance at this address: check the API URL, the Instance ID and the Dialect"
-    else:
-        hint = "check the API URL and the Dialect"
-    return f"The gateway's status probe failed ({answer}): {error.gateway_message}. {hint[0].upper()}{hint[1:]}."

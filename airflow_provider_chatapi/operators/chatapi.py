@@ -70,9 +70,11 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
         the mark in the ledger that a later clear asks for the job again."""
         if ledger is not None:
             ledger.complete()
+        # One line for a single send; a fan-out's lines per card go to DEBUG (the hook logged its progress).
+        log = self.log.info if len(results) == 1 else self.log.debug
         for result in results:
             if result.job_id is None and not result.earlier_try:
-                self.log.info("Chat API queued message %s (%s)", result.id, result.message or "no message")
+                log("Chat API queued message %s (%s)", result.id, result.message or "no message")
         jobs = [result.job_id for result in results if result.job_id is not None]
         ti = context.get("ti")
         if jobs and ti is not None:

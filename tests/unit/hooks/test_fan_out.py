@@ -4,6 +4,8 @@ before the first request, every outcome reported, every send it started waited f
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -91,3 +93,35 @@ def test_a_fan_out_waits_for_every_send_it_started(stand_in: Callable[..., Stand
     assert waited >= 0.4  # the slow send was waited for, not abandoned
     error, result = failure.outcomes
     assert isinstance(error, RuntimeError) and result.id == gateway.messages[0].id
+
+
+def test_a_long_fan_out_logs_progress_not_a_line_per_recipient(
+    stand_in: Callable[..., StandInGateway], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow_provider_chatapi.hooks.chatapi as hooks
+    from airflow_provider_chatapi._protocol.progress import Progress
+
+    monkeypatch.setattr(hooks, "Progress", functools.partial(Progress, every=0.0))  # every tenth, however quick
+    stand_in()
+    recipients = [f"7900{index:07d}" for index in range(300)]
+
+    log = logging.getLogger("test.chatapi.fan_out")
+
+    async def send() -> None:
+        hook = ChatApiHook()
+        hook._log = log  # Airflow's LoggingMixin logs through this logger once set
+        try:
+            await hook.asend_to_many(["79001111111"], recipients, max_in_flight=20)
+        finally:
+            await hook.aclose()
+
+    with caplog.at_level(logging.DEBUG, logger=log.name), caplog.at_level(logging.DEBUG, logger="httpx"):
+        asyncio.run(send())
+    ours = [record for record in caplog.records if record.name == log.name]
+    lines = [record.getMessage() for record in ours if record.levelno >= logging.INFO]
+    assert len(ours) > len(lines)  # the cards' own lines are there, at DEBUG
+    requests = [record for record in caplog.records if record.name == "httpx"]
+    assert len(requests) == 300 and {record.levelno for record in requests} == {logging.DEBUG}
+    fan_out = [line for line in lines if line.startswith("Chat API fan-out: ")]
+    assert fan_out[-1].startswith("Chat API fan-out: 300/300 done in")
+    assert 5 <= len(fan_out) <= 11 and len(lines) == len(fan_out)  # nothing per recipient
