@@ -111,6 +111,11 @@ def judge(claim: str, ok: bool) -> bool:
     return ok
 
 
+def judged(item: str, claim: str, ok: bool, *, measured: str, ratio: str, target: str) -> Verdict:
+    """:func:`judge` ``claim``, and the summary's row for it."""
+    return Verdict(item, measured, ratio, target, judge(claim, ok))
+
+
 def print_samples(*samples: Sample, suffix: str = "") -> None:
     for sample in samples:
         print(sample.line(suffix))
