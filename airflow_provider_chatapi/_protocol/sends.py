@@ -35,6 +35,7 @@ __all__ = [
     "build_send_contact",
     "build_send_to_many",
     "checked_max_in_flight",
+    "checked_max_per_second",
     "fan_out_failure",
 ]
 
@@ -127,6 +128,15 @@ def checked_max_in_flight(max_in_flight: Any) -> int:
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
         raise InvalidInputError("max_in_flight", max_in_flight, "must be a whole number of at least 1")
     return max_in_flight
+
+
+def checked_max_per_second(max_per_second: Any) -> float | None:
+    """A batch's bound on requests started a second: a positive number, or None for no bound."""
+    if max_per_second is None:
+        return None
+    if isinstance(max_per_second, bool) or not isinstance(max_per_second, (int, float)) or not max_per_second > 0:
+        raise InvalidInputError("max_per_second", max_per_second, "must be a positive number of requests a second")
+    return float(max_per_second)
 
 
 def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:

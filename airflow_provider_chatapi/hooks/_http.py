@@ -7,7 +7,9 @@ the call's parser. The token travels in every URL, so nothing either library say
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -18,14 +20,15 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
 from airflow_provider_chatapi._protocol.answers import connection_failed, response_lost
 from airflow_provider_chatapi._protocol.http import read_response
+from airflow_provider_chatapi._protocol.progress import Progress
 from airflow_provider_chatapi._protocol.secrets import scrub_secret
-from airflow_provider_chatapi.exceptions import ChatApiError, NotSentError
+from airflow_provider_chatapi.exceptions import ChatApiError, NotSentError, RateLimitedError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from airflow_provider_chatapi._protocol.delivery import Log
-    from airflow_provider_chatapi._protocol.plans import Call
+    from airflow_provider_chatapi._protocol.plans import Call, Plan
     from airflow_provider_chatapi._protocol.settings import GatewaySettings
 
 T = TypeVar("T")
@@ -123,6 +126,81 @@ def areplaying(first: ChatApiError, attempt: Callable[..., Awaitable[T]]) -> Cal
         return await attempt(*args)
 
     return call
+
+
+# ---- pacing a batch ----------------------------------------------------------------------------
+
+
+class Pacer:
+    """One batch's pace: at most ``per_second`` requests started a second, and one pause for the whole
+    batch when the gateway rate-limits (its ``Retry-After``, else an exponential backoff), rather than
+    each request backing off on its own. It wraps :func:`call_with_httpx` and takes the same arguments."""
+
+    def __init__(
+        self, per_second: float | None = None, *, transport: Callable[..., Awaitable[Any]] | None = None
+    ) -> None:
+        self._interval = 1.0 / per_second if per_second else 0.0
+        self._transport = transport
+        self._next_start = 0.0
+        self._paused_until = 0.0
+        self._rate_limited = 0  # 429s in a row
+
+    async def __call__(self, client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = max(now, self._next_start, self._paused_until)  # no await before this: the slot is ours
+        self._next_start = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
+        transport = self._transport or call_with_httpx
+        try:
+            result: T = await transport(client, settings, call)
+        except RateLimitedError as error:
+            self._rate_limited += 1
+            wait = error.retry_after
+            if wait is None:
+                wait = min(BACKOFF_FACTOR * 2 ** (self._rate_limited - 1), MAX_BACKOFF)
+            self._paused_until = max(self._paused_until, loop.time() + min(wait, MAX_RETRY_AFTER))
+            raise
+        self._rate_limited = 0
+        return result
+
+
+async def run_batch(
+    drive: Callable[[Plan[T], Pacer], Awaitable[T]],
+    plans: Sequence[Plan[T]],
+    *,
+    max_in_flight: int,
+    log: Log,
+    label: str | None = None,
+    max_per_second: float | None = None,
+) -> list[T | BaseException]:
+    """Drive plans concurrently, at most ``max_in_flight`` at a time, through one :class:`Pacer`. Every plan
+    started runs to its end, whatever the others do; a plan's error, of any kind, is returned in its place.
+    With a ``label``, a long batch logs its progress (at most every 10 s and every tenth) and one summary."""
+    in_flight = asyncio.Semaphore(max_in_flight)
+    pacer = Pacer(max_per_second)
+    progress = Progress(len(plans), time.monotonic()) if label else None
+
+    def finished(ok: bool) -> None:
+        line = progress.finished(time.monotonic(), ok=ok) if progress else None
+        if line:
+            log.info("%s: %s", label, line)
+
+    async def run_one(plan: Plan[T]) -> T:
+        async with in_flight:
+            try:
+                result = await drive(plan, pacer)
+            except BaseException:
+                finished(ok=False)
+                raise
+            finished(ok=True)
+            return result
+
+    outcomes = list(await asyncio.gather(*map(run_one, plans), return_exceptions=True))
+    if progress:
+        log.info("%s: %s", label, progress.summary(time.monotonic()))
+    return outcomes
 
 
 # ---- the transports ----------------------------------------------------------------------------

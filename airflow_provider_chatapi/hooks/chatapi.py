@@ -9,7 +9,6 @@ drives its plans over ``requests`` (sync) or ``httpx`` (async).
 from __future__ import annotations
 
 import asyncio
-import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +22,6 @@ from airflow_provider_chatapi._protocol.acks import Delivery, checked_message_id
 from airflow_provider_chatapi._protocol.connection import settings_from_connection
 from airflow_provider_chatapi._protocol.delivery import send_plan
 from airflow_provider_chatapi._protocol.plans import PlanSteps
-from airflow_provider_chatapi._protocol.progress import Progress
 from airflow_provider_chatapi._protocol.secrets import secret_forms
 from airflow_provider_chatapi._protocol.sends import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -31,6 +29,7 @@ from airflow_provider_chatapi._protocol.sends import (
     build_send_contact,
     build_send_to_many,
     checked_max_in_flight,
+    checked_max_per_second,
     fan_out_failure,
 )
 from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
@@ -217,6 +216,7 @@ class ChatApiHook(BaseHook):
         contacts: Any = None,
         quoted_message_id: str | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_per_second: float | None = None,
         ledger: BatchLedger | None = None,
     ) -> list[SendResult]:
         """Send the same cards to many recipients concurrently, at most ``max_in_flight`` at a time.
@@ -225,6 +225,8 @@ class ChatApiHook(BaseHook):
         ``contact_ids`` or ``contacts``, as for :meth:`send_contact`. Every argument is validated before
         the first request, and each send follows the rules of :meth:`send_contact`.
 
+        :param max_per_second: at most this many requests started a second (a WhatsApp channel's
+            messages-per-second limit); a 429 pauses the whole batch either way.
         :param ledger: the fan-out operator's record of the batch (written before the first request and
             after the last); leave it out to simply send.
         :return: the queued messages, in recipient order.
@@ -233,6 +235,7 @@ class ChatApiHook(BaseHook):
         """
         sends = build_send_to_many(contact_ids, recipients, contacts=contacts, quoted_message_id=quoted_message_id)
         bound = checked_max_in_flight(max_in_flight)
+        rate = checked_max_per_second(max_per_second)
         settings = await self.asettings()
         settings.dialect.check(sends)  # a batch fails whole before its first record or request
 
@@ -243,7 +246,9 @@ class ChatApiHook(BaseHook):
             ledger.begin(sends)
         try:
             plans = [send_one(send) for send in sends]
-            outcomes = await self._adrive_many(plans, max_in_flight=bound, label="Chat API fan-out")
+            outcomes = await _http.run_batch(
+                self._adrive, plans, max_in_flight=bound, log=self.log, label="Chat API fan-out", max_per_second=rate
+            )
         finally:
             if ledger is not None:
                 ledger.flush()
@@ -272,7 +277,9 @@ class ChatApiHook(BaseHook):
         its message's place, in order."""
         dialect = (await self.asettings()).dialect
         plans = [dialect.delivery_plan(checked_message_id(message_id)) for message_id in message_ids]
-        return await self._adrive_many(plans, max_in_flight=checked_max_in_flight(max_in_flight))
+        return await _http.run_batch(
+            self._adrive, plans, max_in_flight=checked_max_in_flight(max_in_flight), log=self.log
+        )
 
     def get_account_status(self) -> str:
         """The instance's status word (``authenticated``, ``connected``, ...), read without side effects."""
@@ -326,45 +333,17 @@ class ChatApiHook(BaseHook):
                 steps.fail(error)
         return steps.result
 
-    async def _adrive(self, plan: Plan[_T]) -> _T:
-        """Run a protocol plan over this hook's ``httpx`` client for the running event loop."""
+    async def _adrive(self, plan: Plan[_T], pacer: _http.Pacer | None = None) -> _T:
+        """Run a protocol plan over this hook's ``httpx`` client for the running event loop (each request
+        through the batch's ``pacer``, if any)."""
         client = await self._aclient()
         steps = PlanSteps(plan)
         for call in steps:
             try:
-                steps.answer(await self._acall(call, client))
+                steps.answer(await self._acall(call, client, pacer))
             except ChatApiError as error:
                 steps.fail(error)
         return steps.result
-
-    async def _adrive_many(
-        self, plans: Sequence[Plan[_T]], *, max_in_flight: int, label: str | None = None
-    ) -> list[_T | BaseException]:
-        """Run plans concurrently, at most ``max_in_flight`` at a time. Every plan started runs to its end,
-        whatever the others do; a plan's error, of any kind, is returned in its place. With a ``label``, a
-        long batch logs its progress (at most every 10 s or tenth) and one summary line."""
-        in_flight = asyncio.Semaphore(max_in_flight)
-        progress = Progress(len(plans), time.monotonic()) if label else None
-
-        def finished(ok: bool) -> None:
-            line = progress.finished(time.monotonic(), ok=ok) if progress else None
-            if line:
-                self.log.info("%s: %s", label, line)
-
-        async def run_one(plan: Plan[_T]) -> _T:
-            async with in_flight:
-                try:
-                    result = await self._adrive(plan)
-                except BaseException:
-                    finished(ok=False)
-                    raise
-                finished(ok=True)
-                return result
-
-        outcomes = list(await asyncio.gather(*map(run_one, plans), return_exceptions=True))
-        if progress:
-            self.log.info("%s: %s", label, progress.summary(time.monotonic()))
-        return outcomes
 
     def _call(self, call: Call[_T]) -> _T:
         settings = self.settings
@@ -377,16 +356,17 @@ class ChatApiHook(BaseHook):
         retrying = tenacity.Retrying(**_http.retry_policy(settings.max_retries, self.log))
         return retrying(_http.replaying(first, _http.call_with_requests), self._session, settings, call)
 
-    async def _acall(self, call: Call[_T], client: httpx.AsyncClient) -> _T:
+    async def _acall(self, call: Call[_T], client: httpx.AsyncClient, pacer: _http.Pacer | None = None) -> _T:
         settings = await self.asettings()
+        transport = pacer or _http.call_with_httpx
         try:
-            return await _http.call_with_httpx(client, settings, call)
+            return await transport(client, settings, call)
         except ChatApiError as error:
             if not (settings.max_retries > 0 and _http.retry_in_place(error)):
                 raise
             first = error
         retrying = tenacity.AsyncRetrying(**_http.retry_policy(settings.max_retries, self.log))
-        return await retrying(_http.areplaying(first, _http.call_with_httpx), client, settings, call)
+        return await retrying(_http.areplaying(first, transport), client, settings, call)
 
     async def _aclient(self) -> httpx.AsyncClient:
         """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""

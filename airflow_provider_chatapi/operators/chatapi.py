@@ -10,7 +10,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, SEND_TEMPLATE_FIELDS, LazyHookMixin
 from airflow_provider_chatapi._protocol.ledger import BatchLedger, DeliveryLedger
-from airflow_provider_chatapi._protocol.sends import DEFAULT_MAX_IN_FLIGHT, checked_max_in_flight
+from airflow_provider_chatapi._protocol.sends import (
+    DEFAULT_MAX_IN_FLIGHT,
+    checked_max_in_flight,
+    checked_max_per_second,
+)
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryUnknownError, FanOutError, NotSentError
 
 if TYPE_CHECKING:
@@ -177,6 +181,8 @@ class SendContactToManyOperator(_ChatApiOperator):
     :param contacts: full contact cards instead (templated); see :class:`SendContactOperator`.
     :param quoted_message_id: a message id to reply to (templated); rarely useful across chats.
     :param max_in_flight: how many sends may be in flight at once (a whole number of at least 1).
+    :param max_per_second: at most this many requests started a second (your channel's limit); a 429
+        pauses the whole batch, with the gateway's ``Retry-After`` or an exponential backoff.
     :param chatapi_conn_id: the ``chatapi`` connection to send through (templated).
     :param timeout: as for :class:`SendContactOperator`.
     :param max_retries: as for :class:`SendContactOperator`.
@@ -201,6 +207,7 @@ class SendContactToManyOperator(_ChatApiOperator):
         contacts: Any = None,
         quoted_message_id: str | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_per_second: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -209,6 +216,7 @@ class SendContactToManyOperator(_ChatApiOperator):
         self.recipients = recipients
         self.quoted_message_id = quoted_message_id
         self.max_in_flight = checked_max_in_flight(max_in_flight)  # when the DAG is parsed
+        self.max_per_second = checked_max_per_second(max_per_second)
 
     def execute(self, context: Context) -> list[str]:
         ledger = self._ledger(context, BatchLedger)
@@ -236,6 +244,7 @@ class SendContactToManyOperator(_ChatApiOperator):
                 contacts=self.contacts,
                 quoted_message_id=self.quoted_message_id,
                 max_in_flight=self.max_in_flight,
+                max_per_second=self.max_per_second,
                 ledger=ledger,
             )
         finally:

@@ -101,7 +101,8 @@ def test_a_fan_out_crosses_the_same_frames_from_the_operator_and_the_hook(
     asyncio.run(fan_out())
     paths = [below(frames, "run_one") for frames in requests_made]
     assert len(paths) == 4 and all(path == paths[0] for path in paths)
-    assert ("delivery.py", "send_plan") in paths[0] and paths[0][-1] == ("chatapi.py", "_acall")
+    assert ("delivery.py", "send_plan") in paths[0]
+    assert paths[0][-2:] == [("chatapi.py", "_acall"), ("_http.py", "__call__")]  # through the batch's Pacer
     assert len(gateway.messages) == 4
 
 

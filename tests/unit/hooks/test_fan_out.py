@@ -98,10 +98,10 @@ def test_a_fan_out_waits_for_every_send_it_started(stand_in: Callable[..., Stand
 def test_a_long_fan_out_logs_progress_not_a_line_per_recipient(
     stand_in: Callable[..., StandInGateway], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import airflow_provider_chatapi.hooks.chatapi as hooks
     from airflow_provider_chatapi._protocol.progress import Progress
+    from airflow_provider_chatapi.hooks import _http
 
-    monkeypatch.setattr(hooks, "Progress", functools.partial(Progress, every=0.0))  # every tenth, however quick
+    monkeypatch.setattr(_http, "Progress", functools.partial(Progress, every=0.0))  # every tenth, however quick
     stand_in()
     recipients = [f"7900{index:07d}" for index in range(300)]
 

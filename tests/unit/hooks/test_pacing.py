@@ -1,0 +1,72 @@
+"""A batch keeps its pace: at most ``max_per_second`` requests started a second, and one pause for the
+whole batch on a 429 instead of each request backing off alone."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from airflow_provider_chatapi.exceptions import InvalidInputError, RateLimitedError
+from airflow_provider_chatapi.hooks._http import Pacer
+from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator
+from airflow_provider_chatapi.testing import StandInGateway
+
+
+def started_at(pacer_args: dict[str, Any], calls: int, fail_first: float | None = None) -> list[float]:
+    """When each of ``calls`` concurrent requests reached the (fake) transport, from the batch's start."""
+    starts: list[float] = []
+
+    async def transport(client: Any, settings: Any, call: Any) -> str:
+        starts.append(time.monotonic())
+        if fail_first is not None and len(starts) == 1:
+            raise RateLimitedError("sendContact", "slow down", status_code=429, retry_after=fail_first)
+        return "ok"
+
+    async def batch() -> float:
+        pacer = Pacer(**pacer_args, transport=transport)
+        begun = time.monotonic()
+        await asyncio.gather(*(pacer(None, None, None) for _ in range(calls)), return_exceptions=True)  # type: ignore[arg-type]
+        return begun
+
+    begun = asyncio.run(batch())
+    return [start - begun for start in starts]
+
+
+def test_requests_start_at_most_per_second() -> None:
+    starts = started_at({"per_second": 20}, calls=6)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.045 and starts[-1] >= 0.24
+
+
+def test_without_a_bound_requests_start_at_once() -> None:
+    assert max(started_at({}, calls=6)) < 0.05
+
+
+def test_a_429_pauses_every_request_not_yet_started() -> None:
+    starts = started_at({"per_second": 100}, calls=5, fail_first=0.3)
+    assert starts[0] < 0.05 and min(starts[1:]) >= 0.3  # the others waited out the gateway's Retry-After
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "10"])
+def test_max_per_second_is_checked_when_the_dag_is_parsed(bad: Any) -> None:
+    with pytest.raises(InvalidInputError, match="max_per_second"):
+        SendContactToManyOperator(
+            task_id="many", contact_ids=["79001111111"], recipients=["79002222222"], max_per_second=bad
+        )
+
+
+def test_a_paced_fan_out_sends_every_card_at_its_pace(stand_in: Callable[..., StandInGateway]) -> None:
+    gateway = stand_in()
+    recipients = [f"7900{index:07d}" for index in range(10)]
+    operator = SendContactToManyOperator(
+        task_id="many", contact_ids=["79001111111"], recipients=recipients, max_in_flight=10, max_per_second=20
+    )
+    started = time.monotonic()
+    ids = operator.execute({})  # type: ignore[arg-type]
+    assert time.monotonic() - started >= 0.45  # nine gaps of 50 ms
+    assert sorted(ids) == sorted(message.id for message in gateway.messages) and len(ids) == 10
