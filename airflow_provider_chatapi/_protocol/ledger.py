@@ -28,10 +28,13 @@ An intent without an id (an unknown outcome) is always reconciled first, in any 
 from __future__ import annotations
 
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Iterator
+
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
 __all__ = ["LEDGER_KEY", "BatchLedger", "DeliveryLedger", "DeliveryRecord", "Ledger", "StateStore"]
@@ -79,7 +82,7 @@ class Ledger(Protocol):
         """What an earlier try of this very request left that still counts: an id, or an intent to reconcile."""
         ...
 
-    def claimed(self, send: ContactSend) -> frozenset[str]:
+    def claimed(self, send: ContactSend) -> Collection[str]:
         """Message ids on record for other sends: never to be taken for this one's card."""
         ...
 
@@ -128,7 +131,7 @@ class DeliveryLedger:
         done = _done_through(self._store, self._key)
         return _still_counts(send, self._store.get(self._key), self._generation, done)
 
-    def claimed(self, send: ContactSend) -> frozenset[str]:
+    def claimed(self, send: ContactSend) -> Collection[str]:
         return frozenset()
 
     def record_intent(self, send: ContactSend) -> DeliveryRecord:
@@ -170,6 +173,11 @@ class BatchLedger:
         self._done = -1 if first_try else _done_through(store, key)
         self._records: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         self._fresh: set[str] = set()
+        self._owners = {  # each message id on record, and the chat it went to
+            record["message_id"]: chat
+            for chat, record in self._records.items()
+            if isinstance(record, dict) and record.get("message_id")
+        }
 
     @property
     def shared(self) -> bool:
@@ -193,12 +201,8 @@ class BatchLedger:
             return None
         return _still_counts(send, self._records.get(send.chat_id), self._generation, self._done)
 
-    def claimed(self, send: ContactSend) -> frozenset[str]:
-        return frozenset(
-            record["message_id"]
-            for chat, record in self._records.items()
-            if chat != send.chat_id and isinstance(record, dict) and record.get("message_id")
-        )
+    def claimed(self, send: ContactSend) -> Collection[str]:
+        return _OthersIds(self._owners, send.chat_id)
 
     def record_intent(self, send: ContactSend) -> DeliveryRecord:
         self._fresh.discard(send.chat_id)
@@ -206,10 +210,35 @@ class BatchLedger:
         return earlier or DeliveryRecord(send.identity(), time.time(), self._generation)
 
     def record(self, record: DeliveryRecord) -> None:
-        self._records[record.request["chat_id"]] = replace(record, generation=self._generation).to_json()
+        chat = record.request["chat_id"]
+        earlier = self._records.get(chat)
+        if isinstance(earlier, dict) and earlier.get("message_id"):
+            self._owners.pop(earlier["message_id"], None)
+        self._records[chat] = replace(record, generation=self._generation).to_json()
+        if record.message_id:
+            self._owners[record.message_id] = chat
 
     def complete(self) -> None:
         _mark_done(self._store, self._key, self._generation)
+
+
+class _OthersIds(AbstractSet[str]):
+    """The message ids on record for every chat but ``chat``: a view rather than a copy, so that each of a
+    batch's sends looking them up costs one lookup, not a walk of the whole batch."""
+
+    def __init__(self, owners: dict[str, str], chat: str) -> None:
+        self._owners = owners
+        self._chat = chat
+
+    def __contains__(self, message_id: object) -> bool:
+        owner = self._owners.get(message_id) if isinstance(message_id, str) else None
+        return owner is not None and owner != self._chat
+
+    def __iter__(self) -> Iterator[str]:
+        return (message_id for message_id, owner in self._owners.items() if owner != self._chat)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _done_key(key: str) -> str:

@@ -127,3 +127,17 @@ def test_a_batch_knows_the_ids_other_recipients_own() -> None:
     assert ledger.shared
     ledger.record(ledger.record_intent(sends[0]).sent("true_first"))
     assert ledger.claimed(sends[1]) == {"true_first"} and ledger.claimed(sends[0]) == set()
+
+
+def test_the_ids_other_recipients_own_follow_each_new_record() -> None:
+    sends = build_send_to_many("79009999999", ["79001111111", "79002222222", "79003333333"])
+    store = DictStore()
+    first = BatchLedger(store)
+    first.begin(sends)
+    first.record(first.record_intent(sends[0]).sent("true_a"))
+    first.flush()
+    retry = BatchLedger(store)  # read back from the store
+    assert retry.claimed(sends[1]) == {"true_a"} and "true_a" not in retry.claimed(sends[0])
+    retry.record(retry.record_intent(sends[0]).sent("true_b"))  # the same chat, found again under another id
+    retry.record(retry.record_intent(sends[2]).sent("true_c"))
+    assert retry.claimed(sends[1]) == {"true_b", "true_c"} and retry.claimed(sends[2]) == {"true_b"}
