@@ -136,11 +136,8 @@ class Pacer:
     batch when the gateway rate-limits (its ``Retry-After``, else an exponential backoff), rather than
     each request backing off on its own. It wraps :func:`call_with_httpx` and takes the same arguments."""
 
-    def __init__(
-        self, per_second: float | None = None, *, transport: Callable[..., Awaitable[Any]] | None = None
-    ) -> None:
+    def __init__(self, per_second: float | None = None) -> None:
         self._interval = 1.0 / per_second if per_second else 0.0
-        self._transport = transport
         self._next_start = 0.0
         self._paused_until = 0.0
         self._rate_limited = 0  # 429s in a row
@@ -152,9 +149,8 @@ class Pacer:
         self._next_start = start + self._interval
         if start > now:
             await asyncio.sleep(start - now)
-        transport = self._transport or call_with_httpx
         try:
-            result: T = await transport(client, settings, call)
+            result: T = await call_with_httpx(client, settings, call)
         except RateLimitedError as error:
             self._rate_limited += 1
             wait = error.retry_after

@@ -239,13 +239,10 @@ class ChatApiHook(BaseHook):
         settings = await self.asettings()
         settings.dialect.check(sends)  # a batch fails whole before its first record or request
 
-        def send_one(send: ContactSend) -> Plan[SendResult]:
-            return self._send_plan(send, settings, ledger)
-
         if ledger is not None:
             ledger.begin(sends)
         try:
-            plans = [send_one(send) for send in sends]
+            plans = [self._send_plan(send, settings, ledger) for send in sends]
             outcomes = await _http.run_batch(
                 self._adrive, plans, max_in_flight=bound, log=self.log, label="Chat API fan-out", max_per_second=rate
             )

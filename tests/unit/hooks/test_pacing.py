@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_chatapi.exceptions import InvalidInputError, RateLimitedError
-from airflow_provider_chatapi.hooks._http import Pacer
+from airflow_provider_chatapi.hooks import _http
 from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator
 from airflow_provider_chatapi.testing import StandInGateway
 
 
-def started_at(pacer_args: dict[str, Any], calls: int, fail_first: float | None = None) -> list[float]:
+def started_at(
+    monkeypatch: pytest.MonkeyPatch, pacer_args: dict[str, Any], calls: int, fail_first: float | None = None
+) -> list[float]:
     """When each of ``calls`` concurrent requests reached the (fake) transport, from the batch's start."""
     starts: list[float] = []
 
@@ -27,8 +29,10 @@ def started_at(pacer_args: dict[str, Any], calls: int, fail_first: float | None 
             raise RateLimitedError("sendContact", "slow down", status_code=429, retry_after=fail_first)
         return "ok"
 
+    monkeypatch.setattr(_http, "call_with_httpx", transport)
+
     async def batch() -> float:
-        pacer = Pacer(**pacer_args, transport=transport)
+        pacer = _http.Pacer(**pacer_args)
         begun = time.monotonic()
         await asyncio.gather(*(pacer(None, None, None) for _ in range(calls)), return_exceptions=True)  # type: ignore[arg-type]
         return begun
@@ -37,18 +41,18 @@ def started_at(pacer_args: dict[str, Any], calls: int, fail_first: float | None 
     return [start - begun for start in starts]
 
 
-def test_requests_start_at_most_per_second() -> None:
-    starts = started_at({"per_second": 20}, calls=6)
+def test_requests_start_at_most_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts = started_at(monkeypatch, {"per_second": 20}, calls=6)
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) >= 0.045 and starts[-1] >= 0.24
 
 
-def test_without_a_bound_requests_start_at_once() -> None:
-    assert max(started_at({}, calls=6)) < 0.05
+def test_without_a_bound_requests_start_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert max(started_at(monkeypatch, {}, calls=6)) < 0.05
 
 
-def test_a_429_pauses_every_request_not_yet_started() -> None:
-    starts = started_at({"per_second": 100}, calls=5, fail_first=0.3)
+def test_a_429_pauses_every_request_not_yet_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts = started_at(monkeypatch, {"per_second": 100}, calls=5, fail_first=0.3)
     assert starts[0] < 0.05 and min(starts[1:]) >= 0.3  # the others waited out the gateway's Retry-After
 
 
