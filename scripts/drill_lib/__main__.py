@@ -14,14 +14,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from airflow_provider_chatapi.testing import StandInGateway
 from drill_lib.api import Api
-from drill_lib.scenarios import SCENARIOS, Drill, Row
+from drill_lib.drill import TARGETS, Drill, Row
+from drill_lib.gateway import Gateway
+from drill_lib.scenarios import SCENARIOS
 from drill_lib.services import DrillError, Services, wait_for
 
 DAGS = Path(__file__).resolve().parent / "dags"
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker1", "worker2")
-COLUMNS = ("scenario", "dialect", "recipients", "cards sent", "duplicates", "lost", "lookups", "record bytes")
+COLUMNS = (
+    "scenario",
+    "dialect",
+    "recipients",
+    "cards meant",
+    "cards sent",
+    "duplicates",
+    "lost",
+    "lookups",
+    "record bytes",
+)
 COLUMNS += ("log lines", "tries", "seconds", "result")
 
 
@@ -61,11 +72,13 @@ def parse() -> argparse.Namespace:
     return options
 
 
-def start(services: Services, api: Api, gateways: dict[str, StandInGateway], recipients: int) -> None:
+def start(services: Services, api: Api, gateways: dict[str, Gateway], recipients: int) -> None:
     services.start_postgres()
     services.start_redis()
+    for gateway in gateways.values():
+        gateway.start()
     connections = {
-        f"AIRFLOW_CONN_CHATAPI_DRILL_{d.upper()}": gateway.connection_json() for d, gateway in gateways.items()
+        f"AIRFLOW_CONN_CHATAPI_DRILL_{d.upper()}": gateway.connection_json for d, gateway in gateways.items()
     }
     services.airflow_env({**connections, "DRILL_RECIPIENTS": str(recipients)})
     services.airflow("db", "migrate")
@@ -86,8 +99,7 @@ def start(services: Services, api: Api, gateways: dict[str, StandInGateway], rec
             120,
             services.log(name),
         )
-    for dialect in gateways:
-        dag_id = f"drill_fan_out_{dialect}"
+    for dag_id in (f"drill_{kind}_{dialect}" for dialect in gateways for kind in ("fan_out", "slow_retry")):
         wait_for(
             f"DAG {dag_id} parsed (GET /api/v2/dags/{dag_id})",
             lambda d=dag_id: api.dag_parsed(d),
@@ -100,15 +112,27 @@ def start(services: Services, api: Api, gateways: dict[str, StandInGateway], rec
 def table(rows: list[Row]) -> str:
     cells = [COLUMNS]
     for row in rows:
-        values = (row.sent, row.duplicates, row.lost, row.lookups, row.record_bytes, row.log_lines, row.tries)
+        values = (
+            row.meant,
+            row.sent,
+            row.duplicates,
+            row.lost,
+            row.lookups,
+            row.record_bytes,
+            row.log_lines,
+            row.tries,
+        )
         cells.append(
             (row.scenario, row.dialect, str(row.recipients), *map(str, values), f"{row.seconds:.0f}", row.result)
         )
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)) for line in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    notes = [f"  {row.scenario}/{row.dialect}: {'; '.join(row.notes)}" for row in rows if row.notes]
-    return "\n".join(lines + (["Notes:", *notes] if notes else []))
+    notes = []
+    for row in rows:
+        said = ([f"missed: {', '.join(row.missed)}"] if row.missed else []) + row.notes
+        notes += [f"  {row.scenario}/{row.dialect}: {'; '.join(said)}"] if said else []
+    return "\n".join([*lines, TARGETS.describe(), *(["Notes:", *notes] if notes else [])])
 
 
 def main() -> int:
@@ -118,14 +142,14 @@ def main() -> int:
     print(f"Drill directory (logs under {root}/logs)", flush=True)
     services = Services(root, DAGS)
     api = Api(f"http://127.0.0.1:{services.api_port}")
-    gateways = {dialect: StandInGateway(dialect=dialect).start() for dialect in options.dialects}
+    gateways = {dialect: Gateway(services, dialect, options.delay) for dialect in options.dialects}
     phases = Phases()
     rows: list[Row] = []
     status = 0
     try:
         phases.run("start services", start, services, api, gateways, options.recipients)
         recipients = [f"7901{number:07d}" for number in range(options.recipients)]
-        drill = Drill(services, api, gateways, recipients, options.delay)
+        drill = Drill(services, api, gateways, recipients)
         for dialect in options.dialects:
             for scenario in options.scenarios:
                 row = phases.run(f"{scenario}/{dialect}", drill.run, scenario, dialect, SCENARIOS[scenario])
@@ -135,7 +159,7 @@ def main() -> int:
         print(f"\nDRILL ERROR: {error}", file=sys.stderr)
         status = 2
     finally:
-        phases.run("teardown", teardown, services, gateways)
+        phases.run("teardown", services.stop_all)
         if rows:
             print("\n" + table(rows))
         phases.show()
@@ -146,12 +170,6 @@ def main() -> int:
     if any(row.result == "FAIL" for row in rows):
         status = status or 1
     return status
-
-
-def teardown(services: Services, gateways: dict[str, StandInGateway]) -> None:
-    services.stop_all()
-    for gateway in gateways.values():
-        gateway.stop()
 
 
 if __name__ == "__main__":

@@ -61,3 +61,13 @@ class Api:
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str = "send") -> dict[str, Any]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
+    def clear(self, dag_id: str, run_id: str, task_ids: list[str], *, only_failed: bool) -> list[str]:
+        """``POST clearTaskInstances`` for these tasks of one run (not a dry run): the task ids cleared."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "only_failed": only_failed}
+        answer = self._call("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", body)
+        return sorted(ti["task_id"] for ti in answer["task_instances"])
+
+    def fail_run(self, dag_id: str, run_id: str) -> None:
+        """Mark a run failed (a scenario that went wrong leaves no run behind to hold up the next)."""
+        self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})

@@ -1,177 +1,170 @@
-"""The drill's scenarios: each triggers one fan-out run, does its fault mid-way, and returns one table row
-measured from the stand-in's own records (cards, lookups), PostgreSQL (the ledger) and the task's log files."""
+"""The drill's scenarios: each triggers its runs, does its fault, and waits for them to end (``drill.py``
+measures the row). Every wait is a bounded poll that names what it waits for; a scenario that cannot do what
+it means to raises :class:`ScenarioError`, which FAILs its row."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from drill_lib.services import DrillError, ancestors, session_members, wait_for
+from drill_lib.drill import ScenarioError
+from drill_lib.services import ancestors, descendants, kill_pids, session_members, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_chatapi.testing import StandInGateway
-    from drill_lib.api import Api
-    from drill_lib.services import Services
+    from drill_lib.drill import Case
 
-RUN_TIMEOUT = 240.0
-LOOKUP_TARGET = 100  # issue 15: at most 100 gateway lookups after a crash at half of 2,000
-RECORD_TARGET = 100  # bytes of ledger per recipient
-LOG_TARGET = 200  # INFO lines of task log per try
-LOOKUP_ENDPOINTS = ("messages", "showMessagesQueue")
-
-# Scenarios that lose or duplicate cards today, with the reason (the drill prints them as KNOWN-FAIL).
-KNOWN_FAILURES: dict[str, str] = {}
+WORKERS = ("worker1", "worker2")
+RETRYABLE_FAULTS = [  # a lost answer that hid a queued card, then one that hid nothing: neither retried in place
+    {"kind": "server_error", "status": 500, "queued": True},
+    {"kind": "server_error", "status": 500, "queued": False},
+]
+REFUSAL = {"kind": "rejected", "message": "The number is not on WhatsApp"}  # the gateway's sent: false
+REUSE_WITHIN = 30.0  # seconds since the baseline's run ended for twice to take it as its run 1
+FAULTED = 20  # sends answered with a fault in clear_other and clear_failed
 
 
-@dataclass
-class Row:
-    scenario: str
-    dialect: str
-    recipients: int
-    sent: int = 0
-    duplicates: int = 0
-    lost: int = 0
-    lookups: int = 0
-    record_bytes: int = 0
-    log_lines: int = 0
-    tries: int = 0
-    state: str = "?"
-    seconds: float = 0.0
-    result: str = "?"
-    notes: list[str] = field(default_factory=list)
+def baseline(case: Case) -> None:
+    """No fault: one run."""
+    case.trigger()
+    case.wait_run()
 
 
-@dataclass
-class Drill:
-    services: Services
-    api: Api
-    gateways: dict[str, StandInGateway]
-    recipients: list[str]
-    delay: float
-    counter: int = 0
-
-    def dag_id(self, dialect: str) -> str:
-        return f"drill_fan_out_{dialect}"
-
-    def run(self, scenario: str, dialect: str, fault: Callable[[Drill, str, str], str] | None) -> Row:
-        gateway = self.gateways[dialect]
-        gateway.reset()
-        gateway.delay = self.delay
-        self.counter += 1
-        dag_id, run_id = self.dag_id(dialect), f"drill_{scenario}_{dialect}_{int(time.time())}_{self.counter}"
-        started = time.monotonic()
-        self.api.trigger(dag_id, run_id)
-        row = Row(scenario, dialect, len(self.recipients))
-        if fault is not None:
-            half = len(self.recipients) // 2
-            wait_for(
-                f"{scenario}: half the cards queued ({half})",
-                lambda: len(gateway.messages) >= half or self._finished(dag_id, run_id),
-                RUN_TIMEOUT,
-                interval=0.02,
-            )
-            if self._finished(dag_id, run_id):
-                raise DrillError(f"{scenario}/{dialect}: the run finished before its fault")
-            row.notes.append(fault(self, dag_id, run_id))
-        row.state = wait_for(
-            f"{scenario}/{dialect}: run {run_id} finished",
-            lambda: self._finished(dag_id, run_id),
-            RUN_TIMEOUT,
-            self.services.log("scheduler"),
-            interval=0.5,
-        )
-        row.seconds = time.monotonic() - started
-        self.services.check_alive()
-        self.measure(row, gateway, dag_id, run_id)
-        return row
-
-    def _finished(self, dag_id: str, run_id: str) -> str | None:
-        state = self.api.run_state(dag_id, run_id)
-        return state if state in ("success", "failed") else None
-
-    def measure(self, row: Row, gateway: StandInGateway, dag_id: str, run_id: str) -> None:
-        wanted = set(self.recipients)
-        cards = Counter(message.chat_id.split("@", 1)[0] for message in gateway.messages)
-        row.sent = sum(cards.values())
-        row.duplicates = sum(count - 1 for count in cards.values() if count > 1)
-        row.lost = len(wanted - set(cards))
-        stray = set(cards) - wanted
-        if stray:
-            row.notes.append(f"{len(stray)} cards to chats not in the list")
-            row.duplicates += sum(cards[chat] for chat in stray)
-        row.lookups = sum(len(gateway.requests_to(endpoint)) for endpoint in LOOKUP_ENDPOINTS)
-        row.record_bytes = self.record_bytes(dag_id, run_id)
-        row.log_lines, row.tries = self.log_lines(dag_id, run_id)
-        if gateway.errors:
-            row.notes.append(f"stand-in errors: {gateway.errors[:3]}")
-        judge(row)
-
-    def record_bytes(self, dag_id: str, run_id: str) -> int:
-        import psycopg2
-
-        dsn = f"host=127.0.0.1 port={self.services.pg_port} user=airflow dbname=airflow"
-        with psycopg2.connect(dsn) as db, db.cursor() as cursor:
-            cursor.execute(
-                "SELECT coalesce(sum(octet_length(value)), 0) FROM task_state_store WHERE dag_id = %s AND run_id = %s",
-                (dag_id, run_id),
-            )
-            return int(cursor.fetchone()[0])
-
-    def log_lines(self, dag_id: str, run_id: str) -> tuple[int, int]:
-        folder = self.services.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / "task_id=send"
-        attempts = sorted(folder.glob("attempt=*.log"))
-        return sum(len(path.read_bytes().splitlines()) for path in attempts), len(attempts)
+def kill_task(case: Case) -> None:
+    """``kill -9`` of the task process alone (the supervisor's child) once half the cards are queued; its
+    supervisor reports the try failed, and Airflow retries it."""
+    case.trigger()
+    case.note(_kill_task_process(case, case.at_half()))
+    case.wait_run()
 
 
-def judge(row: Row) -> None:
-    if row.lookups > LOOKUP_TARGET:
-        row.notes.append(f"lookups over {LOOKUP_TARGET} (issue 15 item 3)")
-    if row.record_bytes > RECORD_TARGET * row.recipients:
-        row.notes.append(f"record {row.record_bytes / row.recipients:.0f} B/recipient > {RECORD_TARGET} (item 4)")
-    if row.log_lines > LOG_TARGET * max(row.tries, 1):
-        row.notes.append(f"log over {LOG_TARGET} lines per try (item 5)")
-    exact = row.duplicates == 0 and row.lost == 0 and row.state == "success"
-    if exact:
-        row.result = "PASS"
-    elif row.scenario in KNOWN_FAILURES:
-        row.result = "KNOWN-FAIL"
-        row.notes.insert(0, KNOWN_FAILURES[row.scenario])
-    else:
-        row.result = "FAIL"
-
-
-# ---- faults: each returns a note on what it did -------------------------------------------------------
-
-
-def kill_worker(drill: Drill, dag_id: str, run_id: str) -> str:
-    """SIGKILL the Celery worker running the fan-out, with its pool and task processes; then start it again."""
-    services = drill.services
-    workers = {services.procs[name].pid: name for name in ("worker1", "worker2")}
-    pid = drill.api.task_instance(dag_id, run_id).get("pid")
+def kill_worker(case: Case) -> None:
+    """``kill -9`` of the Celery worker running the fan-out, with its pool and task processes; then a new one.
+    The heartbeat timeout fails the try, and Airflow retries it on a worker."""
+    services = case.services
+    run_id = case.trigger()
+    queued = case.at_half()
+    workers = {services.procs[name].pid: name for name in WORKERS}
+    pid = case.api.task_instance(case.dag_id, run_id).get("pid")
     victim = next((workers[p] for p in ancestors(pid) if p in workers), None) if pid else None
     if victim is None:  # the busy worker has the task's supervisor and task processes beside its pool
         victim = max(workers.values(), key=lambda name: len(session_members(services.procs[name].pid)))
-    queued = len(drill.gateways[dag_id.rsplit("_", 1)[1]].messages)
     killed = services.kill_tree(victim)
     services.start_airflow(victim)
-    return f"kill -9 {victim} ({len(killed)} processes, task pid {pid}) at {queued} cards"
+    case.note(f"kill -9 {victim} ({len(killed)} processes, task pid {pid}) at {queued} cards")
+    case.wait_run()
 
 
-def restart_scheduler(drill: Drill, dag_id: str, run_id: str) -> str:
-    """SIGKILL the scheduler mid fan-out and start a new one."""
-    services = drill.services
-    queued = len(drill.gateways[dag_id.rsplit("_", 1)[1]].messages)
-    killed = services.kill_tree("scheduler")
-    services.start_airflow("scheduler")
-    return f"kill -9 scheduler ({len(killed)} processes) at {queued} cards"
+def restart_scheduler(case: Case) -> None:
+    """``kill -9`` of the scheduler mid fan-out, and a new one; the task goes on on its worker."""
+    case.trigger()
+    queued = case.at_half()
+    killed = case.services.kill_tree("scheduler")
+    case.services.start_airflow("scheduler")
+    case.note(f"kill -9 scheduler ({len(killed)} processes) at {queued} cards")
+    case.wait_run()
 
 
-SCENARIOS: dict[str, Callable[[Drill, str, str], str] | None] = {
-    "baseline": None,
+def restart_gateway(case: Case) -> None:
+    """``kill -9`` of the stand-in mid fan-out, then a new one on the same port with the same state file. The
+    sends in flight lose their answers; while it is down, sends cannot connect (retried in place)."""
+    gateway = case.gateway
+    case.trigger()
+    case.at_half()
+    before = case.run_cards()  # a lower bound: it may accept a few more before the kill lands
+    killed = gateway.kill()
+    down = gateway.start()
+    kept = case.run_cards()
+    case.note(f"kill -9 stand-in ({len(killed)} processes) at {before}+ cards; down {down:.1f} s; {kept} kept")
+    if kept < before:
+        raise ScenarioError(f"the restarted stand-in lost cards: {kept} of at least {before}")
+    case.wait_run()
+
+
+def clear_other(case: Case) -> None:
+    """The fan-out's first try fails part-way (lost answers, some of which hid a queued card); while it waits
+    for its retry (``drill_slow_retry_*``), the run's other task is cleared. The retry sends what is missing."""
+    case.trigger(f"drill_slow_retry_{case.row.dialect}")
+    case.at_half()
+    case.gateway.inject(RETRYABLE_FAULTS, times=FAULTED // len(RETRYABLE_FAULTS))
+    case.wait_task({"up_for_retry"})
+    cleared = case.api.clear(case.dag_id, case.runs[-1], ["other"], only_failed=False)
+    send = case.api.task_instance(case.dag_id, case.runs[-1])["state"]
+    case.note(f"{FAULTED} sends answered 500 (half queued); cleared {cleared} while send was {send}")
+    if cleared != ["other"] or send != "up_for_retry":
+        raise ScenarioError(f"cleared {cleared} while send was {send}: not 'other' during send's retry wait")
+    case.wait_run()
+
+
+def clear_failed(case: Case) -> None:
+    """The gateway refuses some recipients (``sent: false``, not retried): the task fails. The refusal gone,
+    the failed task is cleared, and must send only to the recipients not served."""
+    case.trigger()
+    case.at_half()
+    case.gateway.inject([REFUSAL], times=FAULTED)
+    first = case.wait_run()
+    served = case.run_cards()
+    if first != "failed":
+        raise ScenarioError(f"the run with {FAULTED} refusals ended {first}, not failed")
+    cleared = case.api.clear(case.dag_id, case.runs[-1], ["send"], only_failed=True)
+    case.note(f"{FAULTED} sends refused; the run failed with {served} cards; cleared {cleared}")
+    if cleared != ["send"]:
+        raise ScenarioError(f"the clear of the failed send cleared {cleared}")
+    case.wait_run()  # the clear queued the run again before it answered: no stale "failed" here
+
+
+def twice(case: Case) -> None:
+    """The same broadcast twice within seconds: two runs of the DAG. Run 1 is the baseline's when it ran just
+    before on this dialect (else a run of its own); run 2 is triggered once run 1 succeeded, its task process
+    killed at half, and retried by Airflow. Each run is meant one card per recipient."""
+    previous = case.drill.last.get(case.row.dialect)
+    exact = previous is not None and previous.row.state == "success" and not previous.row.duplicates + previous.row.lost
+    if exact and previous.row.scenario == "baseline" and time.monotonic() - previous.ended < REUSE_WITHIN:
+        case.adopt(previous)
+    else:
+        case.trigger()
+        if case.wait_run() != "success":
+            raise ScenarioError("run 1 failed")
+    case.trigger()
+    case.note(_kill_task_process(case, case.at_half()) + " of run 2")
+    case.wait_run()
+
+
+def _kill_task_process(case: Case, queued: int) -> str:
+    """SIGKILL the process running the operator (the task instance's ``pid``: the child of its supervisor,
+    in a Celery worker's session) and whatever it started; the supervisor and the worker live on."""
+    services = case.services
+    pid = case.api.task_instance(case.dag_id, case.runs[-1]).get("pid")
+    worker = next((name for name in WORKERS if pid in session_members(services.procs[name].pid)), None)
+    if not pid or worker is None:
+        raise ScenarioError(f"task pid {pid} is in no Celery worker's session")
+    chain = ancestors(pid)
+    supervisor = chain[1] if len(chain) > 1 else None
+    if supervisor is None or supervisor == services.procs[worker].pid:
+        raise ScenarioError(f"task pid {pid} has no supervisor between it and {worker}")
+    victims = descendants(pid)
+    kill_pids(victims)
+    wait_for(f"task process {pid} gone", lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10)
+    children = f"+{len(victims) - 1} children" if len(victims) > 1 else "no children"
+    return f"kill -9 task process {pid} ({children}; supervisor {supervisor} in {worker}) at {queued} cards"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+SCENARIOS: dict[str, Callable[[Case], None]] = {
+    "baseline": baseline,
+    "twice": twice,
+    "kill_task": kill_task,
     "kill_worker": kill_worker,
     "restart_scheduler": restart_scheduler,
+    "restart_gateway": restart_gateway,
+    "clear_other": clear_other,
+    "clear_failed": clear_failed,
 }

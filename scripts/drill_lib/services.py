@@ -116,7 +116,7 @@ class Services:
             "redis",
             ["redis-server", "--bind", LOOPBACK, "--port", str(self.redis_port), "--save", "", "--appendonly", "no"],
             log=log,
-            env=dict(os.environ),
+            env=self.plain_env(),
             cwd=self.root,
         )
         ping = ["redis-cli", "-h", LOOPBACK, "-p", str(self.redis_port), "ping"]
@@ -193,6 +193,12 @@ class Services:
         }
         self.start(name, [sys.executable, "-m", "airflow", *commands[name]], log=self.logs / f"{name}.log")
 
+    def plain_env(self) -> dict[str, str]:
+        """The drill's own environment without Airflow's settings, for the services that are not Airflow."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        env["NO_PROXY"] = env["no_proxy"] = "*"
+        return env
+
     def start(self, name: str, command: list[str], *, log: Path, env: dict[str, str] | None = None, cwd=None) -> None:
         with log.open("a") as output:
             proc = subprocess.Popen(
@@ -210,8 +216,11 @@ class Services:
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
-    def check_alive(self) -> None:
+    def check_alive(self, *names: str) -> None:
+        """Raise a :class:`DrillError` with its log's tail if one of these processes (default: all) exited."""
         for name, proc in self.procs.items():
+            if names and name not in names:
+                continue
             if proc.poll() is not None:
                 raise DrillError(f"{name} exited ({proc.returncode}):\n{tail(self.log(name))}")
 
@@ -268,6 +277,29 @@ def session_members(session: int) -> list[int]:
         if int(fields[3]) == session:  # after the name: state ppid pgrp session ...
             members.append(int(entry.name))
     return sorted(members, key=lambda pid: pid != session)
+
+
+def kill_pids(pids: list[int]) -> None:
+    """SIGKILL each of these processes (those already gone are skipped)."""
+    for pid in pids:
+        _kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and its children, their children and so on, parents first."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop(0))
+        todo.extend(parents.get(found[-1], []))
+    return found
 
 
 def ancestors(pid: int) -> list[int]:
