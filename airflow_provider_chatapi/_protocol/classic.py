@@ -18,17 +18,16 @@ from airflow_provider_chatapi._protocol.answers import (
     unreadable_send,
 )
 from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
+from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.dialect import Dialect
 from airflow_provider_chatapi._protocol.http import ApiRequest
 from airflow_provider_chatapi._protocol.plans import Call
-from airflow_provider_chatapi._protocol.reconcile import history_page, history_request, pick_card
+from airflow_provider_chatapi._protocol.reconcile import HistoryPage, history_plan
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi._protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
 from airflow_provider_chatapi.exceptions import DeliveryReportUnavailableError, InvalidInputError, RejectedError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
-
     from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiResponse
     from airflow_provider_chatapi._protocol.plans import Plan
@@ -37,11 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["CLASSIC", "ClassicDialect"]
 
 
-def card_types(send: ContactSend) -> frozenset[str]:
-    """The history and queue ``type`` of the message ``send`` makes: one contact or several."""
-    return frozenset({"vcard"} if len(send.contacts) == 1 else {"multi_vcard"})
-
-
+_SINGLE, _MULTI = frozenset({"vcard"}), frozenset({"multi_vcard"})
 _QUOTED_MESSAGE_ID = re.compile(r"(?:true|false)_[^\s_]+@[cg]\.us_[0-9A-Za-z]+(?:_[^\s_]+@c\.us)?")
 _ACCOUNT_STATUSES = {
     "authenticated": "the instance is linked to its phone and delivers messages",
@@ -125,26 +120,30 @@ class ClassicDialect(Dialect):
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
         self.check_delivery_reports()
 
-    def find_card_plan(
-        self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
-    ) -> Plan[str | None]:
-        """In the chat's history and in the outbound queue, taken together."""
-        history = yield Call(history_request(send.chat_id, since=since), parse_message_history)
-        queue = yield Call(ApiRequest("GET", "showMessagesQueue"), parse_message_queue)
-        entries = [*history, *queue]
-        return pick_card(send, entries, since=since, card_types=card_types(send), claimed=claimed, shared=shared)
+    def card_types(self, send: ContactSend) -> frozenset[str]:
+        """One contact or several."""
+        return _SINGLE if len(send.contacts) == 1 else _MULTI
+
+    def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
+        """The history since ``min_time`` and the outbound queue, taken together: complete unless the queue
+        holds more than it lists."""
+        history = yield from history_plan(chat_id, min_time, parse_message_history)
+        queue, total = yield Call(ApiRequest("GET", "showMessagesQueue"), parse_message_queue)
+        return HistoryPage([*history.entries, *queue], history.offset), total <= len(queue)
 
 
 CLASSIC = ClassicDialect()
 
 
-def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:
-    """The ``messages`` list of a ``messages`` answer."""
-    return history_page(checked_payload(response, "messages", has_side_effect=False))
+def parse_message_history(response: ApiResponse) -> HistoryPage:
+    """The ``messages`` list of a ``messages`` answer, and the gateway's clock."""
+    payload = checked_payload(response, "messages", has_side_effect=False)
+    return HistoryPage(object_list(payload, "messages", "messages"), clock_offset(response))
 
 
-def parse_message_queue(response: ApiResponse) -> list[dict[str, Any]]:
-    """The ``first100`` list of a ``showMessagesQueue`` answer."""
-    return object_list(
-        checked_payload(response, "showMessagesQueue", has_side_effect=False), "first100", "showMessagesQueue"
-    )
+def parse_message_queue(response: ApiResponse) -> tuple[list[dict[str, Any]], int]:
+    """The ``first100`` list of a ``showMessagesQueue`` answer, and how many messages the queue holds."""
+    payload = checked_payload(response, "showMessagesQueue", has_side_effect=False)
+    listed = object_list(payload, "first100", "showMessagesQueue")
+    total = payload.get("totalMessages")
+    return listed, total if isinstance(total, int) and not isinstance(total, bool) else len(listed)

@@ -12,17 +12,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_chatapi._protocol.plans import Call
+from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, LostSend, Verdicts
 from airflow_provider_chatapi._protocol.sends import SendResult
-from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayError, NotSentError
+from airflow_provider_chatapi.exceptions import GatewayError, NotSentError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from airflow_provider_chatapi._protocol.dialect import Dialect
-    from airflow_provider_chatapi._protocol.http import ApiRequest
-    from airflow_provider_chatapi._protocol.ledger import Ledger
+    from airflow_provider_chatapi._protocol.ledger import BatchLedger, Ledger
     from airflow_provider_chatapi._protocol.plans import Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["Log", "send_plan"]
+__all__ = ["Log", "prepare_batch_plan", "reconcile_plan", "send_plan"]
+
+_LISTED = 5  # sends named in one log line
 
 
 class Log(Protocol):
@@ -38,13 +42,13 @@ class Log(Protocol):
 def send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log: Log) -> Plan[SendResult]:
     """Send the card, unless the ledger or the gateway shows that an earlier try did; return what was queued.
 
-    When the gateway cannot be asked whether an earlier card arrived, the error propagates (the next try
-    asks again), unless the ledger's ``at_least_once`` says to send anyway.
+    When the gateway cannot tell whether an earlier card arrived, this fails with ``DeliveryUnknownError``
+    (the next try asks again), unless the ledger's ``at_least_once`` says to send anyway.
     """
     request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
     record = None
     if ledger is not None:
-        earlier = yield from _earlier_card(send, request, dialect=dialect, ledger=ledger, log=log)
+        earlier = yield from _earlier_card(send, dialect=dialect, ledger=ledger, log=log)
         if earlier is not None:
             return SendResult(
                 id=earlier, sent=True, message="queued by an earlier try", queue_number=None, earlier_try=True
@@ -65,31 +69,75 @@ def send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log
     return result
 
 
-def _earlier_card(
-    send: ContactSend, request: ApiRequest, *, dialect: Dialect, ledger: Ledger, log: Log
-) -> Plan[str | None]:
+def _earlier_card(send: ContactSend, *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[str | None]:
     """The id of the card an earlier try of ``send`` queued, from the ledger or the gateway; None to send."""
     prior = ledger.recorded(send)
-    if prior is None:
+    if prior is not None and prior.lost and prior.intent is not None:
+        yield from reconcile_plan([LostSend(send, prior.intent)], dialect=dialect, ledger=ledger, log=log)
+        prior = ledger.recorded(send)
+        return None if prior is None else prior.message_id  # the reconciliation said what it found
+    if prior is None or prior.message_id is None:
         return None
-    if prior.message_id:
-        log.info("An earlier try queued this card as %s; not sending it again", prior.message_id)
-        return prior.message_id
+    # A batch's line per card goes to DEBUG: its reconciliation, and its summary, said it once for all.
+    say = log.debug if ledger.shared else log.info
+    say("An earlier try queued this card as %s; not sending it again", prior.message_id)
+    return prior.message_id
+
+
+def prepare_batch_plan(sends: Sequence[ContactSend], *, dialect: Dialect, ledger: BatchLedger, log: Log) -> Plan[None]:
+    """Before a batch's first send: settle every send an earlier try lost, in one look at the gateway; or,
+    with none lost, read the gateway's clock, on which the batch's intents are then recorded."""
+    lost = ledger.prepare(sends)
+    if lost:
+        yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
+    else:
+        ledger.tie((yield from dialect.clock_plan()))
+
+
+def reconcile_plan(lost: Sequence[LostSend], *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[None]:
+    """Ask the gateway what became of the lost sends, note it in the ledger, and say so in a line or two.
+
+    When the gateway cannot tell, a send fails rather than risk a second card, unless the ledger's
+    ``at_least_once`` says to send it again.
+    """
     try:
-        found = yield from dialect.find_card_plan(
-            send, since=prior.attempted_at, claimed=ledger.claimed(send), shared=ledger.shared
-        )
+        verdicts = yield from dialect.reconcile_plan(lost, owners=ledger.owners, shared=ledger.shared)
     except GatewayError as error:
-        if not ledger.at_least_once:
-            raise DeliveryUnknownError(
-                request.endpoint,
-                f"an earlier try's answer was lost, and asking the gateway about it failed: {error}",
-            ) from error
-        log.warning("Could not ask the gateway whether the earlier card arrived; at_least_once: sending")
-        return None
-    if found:
+        reason = f"asking the gateway failed: {error}"
+        verdicts = Verdicts(unknown={item.send.chat_id: reason for item in lost})
+    if verdicts.unknown and ledger.at_least_once:
+        log.warning(
+            "Could not tell whether %d earlier card(s) arrived (%s); at_least_once: sending them again",
+            len(verdicts.unknown),
+            _listed(verdicts.unknown),
+        )
+        verdicts.absent.update(verdicts.unknown)
+        verdicts.unknown.clear()
+    ledger.settle(verdicts)
+    if len(lost) == 1:
+        _say_one(log, verdicts)
+        return
+    log.info(
+        "Earlier tries' answers were lost for %d cards: %d found at the gateway (not sent again), %d not there "
+        "(sending them), %d cannot tell",
+        len(lost),
+        len(verdicts.found),
+        len(verdicts.absent),
+        len(verdicts.unknown),
+    )
+    if verdicts.unknown:
+        log.warning("Cannot tell whether these cards arrived, so none is sent again: %s", _listed(verdicts.unknown))
+
+
+def _say_one(log: Log, verdicts: Verdicts) -> None:
+    for found in verdicts.found.values():
         log.info("An earlier try's answer was lost, but the gateway has its card: %s", found)
-        ledger.record(prior.sent(found))
-        return found
-    log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
-    return None
+    if verdicts.absent:
+        log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
+    for reason in verdicts.unknown.values():
+        log.warning("%s: %s", CANNOT_TELL[0].upper() + CANNOT_TELL[1:], reason)
+
+
+def _listed(reasons: Mapping[str, str]) -> str:
+    shown = "; ".join(f"{chat}: {reason}" for chat, reason in list(reasons.items())[:_LISTED])
+    return shown + (f"; and {len(reasons) - _LISTED} more" if len(reasons) > _LISTED else "")

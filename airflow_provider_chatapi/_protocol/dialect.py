@@ -11,15 +11,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
+from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.plans import Call
+from airflow_provider_chatapi._protocol.reconcile import UNTIED_MARGIN, settle
+from airflow_provider_chatapi.exceptions import ChatApiError
 
 if TYPE_CHECKING:
     import re
-    from collections.abc import Collection, Iterable
+    from collections.abc import Collection, Iterable, Mapping, Sequence
 
     from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse
     from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.reconcile import HistoryPage, LostSend, Verdicts
     from airflow_provider_chatapi._protocol.sends import ContactSend, SendResult
 
 __all__ = ["Dialect"]
@@ -92,12 +96,34 @@ class Dialect(ABC):
     # ---- reconciliation -----------------------------------------------------------------------
 
     @abstractmethod
-    def find_card_plan(
-        self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
-    ) -> Plan[str | None]:
-        """The id of a card matching ``send`` that the gateway queued or sent since ``since`` (unix s).
+    def card_types(self, send: ContactSend) -> Collection[str]:
+        """The history ``type`` values of the message ``send`` makes."""
 
-        ``claimed`` ids belong to other sends; ``shared`` says other recipients' sends are reconciled too;
-        see :func:`~.reconcile.pick_card`. Raises a ``GatewayError`` when the gateway cannot say (so a
-        caller keeps at most once).
-        """
+    @abstractmethod
+    def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
+        """Every card the gateway queued or sent since ``min_time`` (the gateway's clock), to one chat or to
+        all; and whether that is surely all of them. Raises a ``GatewayError`` when the gateway cannot say."""
+
+    def reconcile_plan(self, lost: Sequence[LostSend], *, owners: Mapping[str, str], shared: bool) -> Plan[Verdicts]:
+        """What became of each lost send, from one look at the gateway since the earliest intent (one
+        chat's history when they share a chat, all chats' otherwise); see :func:`~.reconcile.settle`."""
+        chats = {item.send.chat_id for item in lost}
+        since = min(item.intent.at if item.intent.tied else item.intent.at - UNTIED_MARGIN for item in lost)
+        page, complete = yield from self.lookup_plan(chats.pop() if len(chats) == 1 else None, since)
+        return settle(
+            lost,
+            page.entries,
+            offset=page.offset,
+            card_types=self.card_types,
+            owners=owners,
+            shared=shared,
+            complete=complete,
+        )
+
+    def clock_plan(self) -> Plan[float | None]:
+        """The gateway's clock (seconds to add to ours), from the ``Date`` of a status probe; None if the
+        probe fails or its answer has none: intents are then placed on our clock."""
+        try:
+            return (yield Call(self.status_request(), clock_offset))
+        except ChatApiError:
+            return None

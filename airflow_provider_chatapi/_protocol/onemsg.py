@@ -23,11 +23,18 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_chatapi._protocol.acks import delivery_request, parse_delivery
-from airflow_provider_chatapi._protocol.answers import checked_payload, quote_gateway, status_word, unreadable_send
+from airflow_provider_chatapi._protocol.answers import (
+    checked_payload,
+    object_list,
+    quote_gateway,
+    status_word,
+    unreadable_send,
+)
+from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.dialect import Dialect
 from airflow_provider_chatapi._protocol.http import ApiRequest
 from airflow_provider_chatapi._protocol.plans import Call
-from airflow_provider_chatapi._protocol.reconcile import history_page, history_request, pick_card
+from airflow_provider_chatapi._protocol.reconcile import HistoryPage, history_plan
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
@@ -37,8 +44,6 @@ from airflow_provider_chatapi.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
-
     from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiResponse
     from airflow_provider_chatapi._protocol.plans import Plan
@@ -115,17 +120,18 @@ class OneMsgDialect(Dialect):
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
         return (yield Call(delivery_request(message_id), functools.partial(parse_delivery, message_id)))
 
-    def find_card_plan(
-        self, send: ContactSend, *, since: float, claimed: Collection[str] = (), shared: bool = False
-    ) -> Plan[str | None]:
-        history = yield Call(history_request(send.chat_id, since=since), parse_message_history)
-        return pick_card(send, history, since=since, card_types=CARD_TYPES, claimed=claimed, shared=shared)
+    def card_types(self, send: ContactSend) -> frozenset[str]:
+        return CARD_TYPES
+
+    def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
+        """The history since ``min_time``: 1msg has no queue to list, and a card is in it once accepted."""
+        return (yield from history_plan(chat_id, min_time, parse_message_history)), True
 
 
 ONEMSG = OneMsgDialect()
 
 
-def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:
+def parse_message_history(response: ApiResponse) -> HistoryPage:
     """The ``messages`` of the answer; a ``notice`` instead (history storage off) means "cannot tell"."""
     payload = checked_payload(response, "messages", has_side_effect=False)
     if "messages" not in payload and payload.get("notice"):
@@ -135,7 +141,7 @@ def parse_message_history(response: ApiResponse) -> list[dict[str, Any]]:
             "so it cannot show whether the card arrived",
             status_code=response.status_code,
         )
-    return history_page(payload)
+    return HistoryPage(object_list(payload, "messages", "messages"), clock_offset(response))
 
 
 def _refusal(said: str, response: ApiResponse) -> RejectedError:

@@ -1,122 +1,239 @@
-"""Recognising our own card in a chat's history, after a try whose answer was lost.
+"""Recognising our own cards in the gateway's history, after tries whose answers were lost.
 
 The gateways have no idempotency key, so the only way to learn whether a lost send queued its card is to
 look for the card. A wrong "yes" loses a card (the task succeeds and nothing is sent); a wrong "no" sends
-it twice. So an entry counts only when everything we can check agrees, and when two entries fit equally
-well the answer is "cannot tell", which fails the task rather than guess.
+it twice. So an entry counts only when everything we can check agrees: ours, a card of the right kind
+naming every contact, in the send's chat, not another send's, and stamped at or after the send's intent
+on the gateway's clock. When two entries fit, or the clocks cannot be tied while an entry could fit, the
+answer is "cannot tell", which fails that send rather than guess.
+
+Every lost send of a batch is settled from one read of the history of all chats since the earliest
+intent (paged by time), not two requests a recipient: :func:`history_plan` reads it, :func:`settle` judges.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi._protocol.answers import object_list
 from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
 from airflow_provider_chatapi._protocol.http import ApiRequest
+from airflow_provider_chatapi._protocol.plans import Call
 from airflow_provider_chatapi.exceptions import GatewayError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
+    from airflow_provider_chatapi._protocol.clock import Intent
+    from airflow_provider_chatapi._protocol.http import ApiResponse
+    from airflow_provider_chatapi._protocol.plans import Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["CLOCK_SKEW", "HISTORY_LIMIT", "history_page", "history_request", "pick_card"]
+__all__ = [
+    "CANNOT_TELL",
+    "HISTORY_LIMIT",
+    "UNTIED_MARGIN",
+    "HistoryPage",
+    "LostSend",
+    "Verdicts",
+    "history_plan",
+    "settle",
+]
 
-CLOCK_SKEW = 120.0
-"""Seconds by which the gateway's clock may differ from ours when looking for a message sent since a time."""
-
+UNTIED_MARGIN = 120
+"""Seconds read before an intent on our clock, when no answer has tied it to the gateway's yet; only
+what the answer's ``Date`` then places at or after the intent can count."""
 HISTORY_LIMIT = 1000
-"""Messages asked for when looking for a card since an intent; the time bound does the narrowing."""
+"""Messages asked for in one history read; a full page is read again in narrower windows."""
+CANNOT_TELL = "an earlier try's answer was lost, and the gateway cannot tell whether its card arrived"
+"""How a send that could not be settled is reported, followed by the reason."""
 _VCARD_START = "BEGIN:VCARD"
+_LISTED = 5  # candidates or sends named in one message
 
 
-def history_request(chat_id: str, *, since: float) -> ApiRequest:
-    """A chat's ``messages`` since ``since`` (unix seconds, less :data:`CLOCK_SKEW`): where a sent card shows.
+@dataclass(frozen=True, slots=True)
+class LostSend:
+    """A send an earlier try made (or was about to make) whose outcome is unknown, and its intent."""
 
-    The time bound does the narrowing; :data:`HISTORY_LIMIT` only guards against a page cut short.
-    """
-    min_time = max(0, int(since - CLOCK_SKEW))
-    params = {"chatId": chat_id, "min_time": str(min_time), "limit": str(HISTORY_LIMIT)}
+    send: ContactSend
+    intent: Intent
+
+
+@dataclass
+class Verdicts:
+    """What the gateway showed of some lost sends: each chat's card, or that nothing was queued, or why it
+    cannot tell; and the gateway's clock, read on the way (seconds to add to ours)."""
+
+    found: dict[str, str] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
+    unknown: dict[str, str] = field(default_factory=dict)
+    offset: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One history answer: its entries, and the gateway's clock when it answered."""
+
+    entries: list[dict[str, Any]]
+    offset: float | None
+
+
+def history_request(chat_id: str | None, *, min_time: int, max_time: int | None = None) -> ApiRequest:
+    """``messages`` from ``min_time`` to ``max_time`` (unix s, the gateway's clock, both included), of one
+    chat or of all."""
+    params = {"min_time": str(max(0, min_time)), "limit": str(HISTORY_LIMIT)}
+    if chat_id is not None:
+        params["chatId"] = chat_id
+    if max_time is not None:
+        params["max_time"] = str(max_time)
     return ApiRequest("GET", "messages", params=params)
 
 
-def history_page(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The messages of a history answer, when they can be trusted to hold every message since the intent.
+def history_plan(chat_id: str | None, min_time: int, parse: Callable[[ApiResponse], HistoryPage]) -> Plan[HistoryPage]:
+    """Every message of the chat (or of all chats) since ``min_time``, however many pages it takes.
 
-    A page as long as :data:`HISTORY_LIMIT` may have been cut short: the card could lie beyond it, and
-    not finding it would send it twice. Then the answer is "cannot tell".
+    A page as long as :data:`HISTORY_LIMIT` may have been cut short at either end (the gateway's order
+    is not documented), so the seconds at its edges are read again as windows of their own, until every
+    window answered fewer. A single second holding a full page cannot be read whole: "cannot tell".
     """
-    messages = object_list(payload, "messages", "messages")
-    if len(payload.get("messages") or ()) >= HISTORY_LIMIT:
-        raise GatewayError(
-            "messages",
-            f"answered with {HISTORY_LIMIT} messages or more since the earlier try, so it may not have listed "
-            "them all: cannot tell whether the card arrived",
-        )
-    return messages
+    windows: list[tuple[int, int | None]] = [(min_time, None)]
+    entries: dict[str, dict[str, Any]] = {}
+    offset: float | None = None
+    while windows:
+        low, high = windows.pop()
+        page: HistoryPage = yield Call(history_request(chat_id, min_time=low, max_time=high), parse)
+        offset = page.offset if page.offset is not None else offset
+        for entry in page.entries:
+            entries.setdefault(str(entry.get("id")), entry)
+        if len(page.entries) < HISTORY_LIMIT:
+            continue
+        stamps = [int(stamp) for stamp in map(_stamp, page.entries) if stamp is not None]
+        edges = ((low, min(stamps)), (max(stamps), high)) if stamps else ()
+        narrower = [window for window in edges if window != (low, high)]
+        if not narrower:
+            raise GatewayError(
+                "messages",
+                f"listed {HISTORY_LIMIT} messages or more in one second, so it cannot list them all: cannot tell "
+                "whether the cards arrived",
+            )
+        windows.extend(narrower)
+    return HistoryPage(list(entries.values()), offset)
 
 
-def pick_card(
-    send: ContactSend,
+def settle(
+    lost: Sequence[LostSend],
     entries: Iterable[Mapping[str, Any]],
     *,
-    since: float,
-    card_types: Collection[str],
-    claimed: Collection[str] = (),
-    shared: bool = False,
-) -> str | None:
-    """The id of the entry that is the card ``send`` queued at about ``since`` (unix s), if one is.
+    offset: float | None,
+    card_types: Callable[[ContactSend], Collection[str]],
+    owners: Mapping[str, str],
+    shared: bool,
+    complete: bool = True,
+) -> Verdicts:
+    """Judge each lost send against the gateway's ``entries`` (its history, and the classic queue).
 
-    An entry qualifies when it is outgoing, of one of ``card_types``, not an id in ``claimed`` (another
-    recipient's card), in the send's chat, no older than ``since`` less :data:`CLOCK_SKEW`, and its body
-    names every card: each WhatsApp number as a whole number (a vCard's ``waid=``), or the name of a card
-    without one; a vCard body must also hold as many cards as the send. An entry that gives no chat (a
-    classic queue entry may not) qualifies only for a send that does not share its ledger with other
-    recipients (``shared``), and one that gives no time ranks last. Of those that qualify, the one
-    nearest ``since`` wins, at or after it first.
-
-    :raises GatewayError: two entries qualify equally well; or none does, but a matching entry without
-        a chat could be this send's card as well as another recipient's.
+    ``owners`` maps the message ids on record to their chats: another chat's card is never this send's.
+    An entry that names no chat (a classic queue entry may not) counts only for a ledger of one send
+    (not ``shared``). ``complete`` false says the entries may not hold every card since the intents (a
+    queue listed in part): then finding nothing means "cannot tell", not "absent".
     """
-    ranked: dict[tuple[int, float], list[str]] = {}
-    unattributed: list[str] = []
+    by_chat: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
     for entry in entries:
-        entry_id = entry.get("id")
-        chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
-        entry_time = entry.get("time", entry.get("last_try"))
-        timed = isinstance(entry_time, (int, float)) and not isinstance(entry_time, bool)
-        if (
-            entry.get("fromMe", True) is True  # the outbound queue holds only our own messages
-            and entry.get("type") in card_types
-            and isinstance(entry_id, str)
-            and entry_id
-            and entry_id not in claimed
-            and (chat == send.chat_id or chat is None)
-            and (not timed or entry_time >= since - CLOCK_SKEW)
-            and _names_every_card(send, entry.get("body"))
-        ):
-            if chat is None and shared:
-                unattributed.append(entry_id)
-                continue
-            rank = (0 if entry_time >= int(since) else 1, abs(entry_time - since)) if timed else (2, 0.0)
-            ranked.setdefault(rank, []).append(entry_id)
-    if not ranked and unattributed:
-        raise GatewayError(
-            "showMessagesQueue",
-            f"cannot tell whose card {', '.join(unattributed)} is: it names no chat, and several recipients "
-            "of this batch were sent the same cards",
+        by_chat[_chat_of(entry)].append(entry)
+    verdicts = Verdicts(offset=offset)
+    for item in lost:
+        chat = item.send.chat_id
+        since = item.intent.on_gateway_clock(offset)
+        fits = [
+            entry
+            for entry in [*by_chat.get(chat, ()), *by_chat.get(None, ())]
+            if _is_our_card(item.send, entry, card_types(item.send)) and owners.get(entry["id"], chat) == chat
+        ]
+        if since is None:
+            earliest = item.intent.at - UNTIED_MARGIN
+            near = [entry for entry in fits if _not_before(entry, earliest)]
+            if near:
+                verdicts.unknown[chat] = (
+                    "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's, "
+                    f"and {_ids(near)} could be its card or an older one"
+                )
+            else:
+                _absent(verdicts, chat, complete)
+            continue
+        _judge(verdicts, chat, fits, since=since, shared=shared, complete=complete)
+    return verdicts
+
+
+def _judge(
+    verdicts: Verdicts, chat: str, fits: list[Mapping[str, Any]], *, since: int, shared: bool, complete: bool
+) -> None:
+    named = [entry for entry in fits if _chat_of(entry) is not None]
+    unnamed = [entry for entry in fits if _chat_of(entry) is None]
+    stamped_since = [entry for entry in named if _stamp(entry) is not None and _not_before(entry, since)]
+    for group in (stamped_since, [entry for entry in named if _stamp(entry) is None]):
+        unique = list(dict.fromkeys(entry["id"] for entry in group))
+        if len(unique) == 1:
+            verdicts.found[chat] = unique[0]
+            return
+        if unique:
+            verdicts.unknown[chat] = f"{_ids(group)} are equally likely to be its card"
+            return
+    candidates = [entry for entry in unnamed if _not_before(entry, since)]
+    unique = list(dict.fromkeys(entry["id"] for entry in candidates))
+    if unique and (shared or len(unique) > 1):
+        verdicts.unknown[chat] = (
+            f"{_ids(candidates)} name no chat, and other recipients of this batch were sent the same cards"
+            if shared
+            else f"{_ids(candidates)} are equally likely to be its card"
         )
-    if not ranked:
-        return None
-    best = list(dict.fromkeys(ranked[min(ranked)]))  # the history and the queue may list one message
-    if len(best) > 1:
-        raise GatewayError(
-            "messages",
-            f"cannot tell which of these equally likely messages is the earlier try's card: {', '.join(best)}",
-        )
-    return best[0]
+    elif unique:
+        verdicts.found[chat] = unique[0]
+    else:
+        _absent(verdicts, chat, complete)
+
+
+def _absent(verdicts: Verdicts, chat: str, complete: bool) -> None:
+    if complete:
+        verdicts.absent.add(chat)
+    else:
+        verdicts.unknown[chat] = "its card is in neither the history nor the part of the outbound queue listed"
+
+
+def _chat_of(entry: Mapping[str, Any]) -> str | None:
+    chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
+    return chat if isinstance(chat, str) and chat else None
+
+
+def _stamp(entry: Mapping[str, Any]) -> float | None:
+    """When the gateway stamped the entry (a queue entry: its last try), on the gateway's clock."""
+    stamped = entry.get("time", entry.get("last_try"))
+    return float(stamped) if isinstance(stamped, (int, float)) and not isinstance(stamped, bool) else None
+
+
+def _not_before(entry: Mapping[str, Any], since: int) -> bool:
+    """Whether the entry may have been stamped at or after ``since``: stamped so, or not stamped at all."""
+    stamped = _stamp(entry)
+    return stamped is None or stamped >= since
+
+
+def _ids(entries: Iterable[Mapping[str, Any]]) -> str:
+    unique = list(dict.fromkeys(str(entry["id"]) for entry in entries))
+    more = f" and {len(unique) - _LISTED} more" if len(unique) > _LISTED else ""
+    return ", ".join(unique[:_LISTED]) + more
+
+
+def _is_our_card(send: ContactSend, entry: Mapping[str, Any], card_types: Collection[str]) -> bool:
+    entry_id = entry.get("id")
+    return (
+        entry.get("fromMe", True) is True  # the outbound queue holds only our own messages
+        and entry.get("type") in card_types
+        and isinstance(entry_id, str)
+        and bool(entry_id)
+        and _names_every_card(send, entry.get("body"))
+    )
 
 
 def _names_every_card(send: ContactSend, body: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 import requests
@@ -162,6 +162,16 @@ class Pacer:
         return result
 
 
+class Checkpoints(Protocol):
+    """What a batch records around each wave of its sends (a fan-out's ledger)."""
+
+    wave_size: int
+
+    def before_wave(self, start: int, stop: int) -> None: ...
+
+    def after_wave(self, start: int, stop: int) -> None: ...
+
+
 async def run_batch(
     drive: Callable[[Plan[T], Pacer], Awaitable[T]],
     plans: Sequence[Plan[T]],
@@ -170,10 +180,13 @@ async def run_batch(
     log: Log,
     label: str | None = None,
     max_per_second: float | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> list[T | BaseException]:
     """Drive plans concurrently, at most ``max_in_flight`` at a time, through one :class:`Pacer`. Every plan
     started runs to its end, whatever the others do; a plan's error, of any kind, is returned in its place.
-    With a ``label``, a long batch logs its progress (at most every 10 s and every tenth) and one summary."""
+    With a ``label``, a long batch logs its progress (at most every 10 s and every tenth) and one summary.
+    With ``checkpoints``, the plans run in waves of its ``wave_size``, each between its ``before_wave`` and
+    its ``after_wave`` (called even when the wave is interrupted)."""
     in_flight = asyncio.Semaphore(max_in_flight)
     pacer = Pacer(max_per_second)
     progress = Progress(len(plans), time.monotonic()) if label else None
@@ -193,7 +206,17 @@ async def run_batch(
             finished(ok=True)
             return result
 
-    outcomes = list(await asyncio.gather(*map(run_one, plans), return_exceptions=True))
+    outcomes: list[T | BaseException] = []
+    size = checkpoints.wave_size if checkpoints else max(len(plans), 1)
+    for start in range(0, len(plans), size):
+        stop = min(start + size, len(plans))
+        if checkpoints:
+            checkpoints.before_wave(start, stop)
+        try:
+            outcomes += await asyncio.gather(*map(run_one, plans[start:stop]), return_exceptions=True)
+        finally:
+            if checkpoints:
+                checkpoints.after_wave(start, stop)
     if progress:
         log.info("%s: %s", label, progress.summary(time.monotonic()))
     return outcomes

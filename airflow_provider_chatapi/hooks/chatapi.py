@@ -20,7 +20,7 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._protocol.acks import Delivery, checked_message_id
 from airflow_provider_chatapi._protocol.connection import settings_from_connection
-from airflow_provider_chatapi._protocol.delivery import send_plan
+from airflow_provider_chatapi._protocol.delivery import prepare_batch_plan, send_plan
 from airflow_provider_chatapi._protocol.plans import PlanSteps
 from airflow_provider_chatapi._protocol.secrets import secret_forms
 from airflow_provider_chatapi._protocol.sends import (
@@ -227,8 +227,8 @@ class ChatApiHook(BaseHook):
 
         :param max_per_second: at most this many requests started a second (a WhatsApp channel's
             messages-per-second limit); a 429 pauses the whole batch either way.
-        :param ledger: the fan-out operator's record of the batch (written before the first request and
-            after the last); leave it out to simply send.
+        :param ledger: the fan-out operator's record of the batch (settled with the gateway first, then
+            written before and after each wave of sends); leave it out to simply send.
         :return: the queued messages, in recipient order.
         :raises FanOutError: after every send has finished, when any failed; its ``outcomes`` hold each
             recipient's result or error, in order.
@@ -240,15 +240,16 @@ class ChatApiHook(BaseHook):
         settings.dialect.check(sends)  # a batch fails whole before its first record or request
 
         if ledger is not None:
-            ledger.begin(sends)
-        try:
-            plans = [self._send_plan(send, settings, ledger) for send in sends]
-            outcomes = await _http.run_batch(
-                self._adrive, plans, max_in_flight=bound, log=self.log, label="Chat API fan-out", max_per_second=rate
-            )
-        finally:
-            if ledger is not None:
-                ledger.flush()
+            await self._adrive(prepare_batch_plan(sends, dialect=settings.dialect, ledger=ledger, log=self.log))
+        outcomes = await _http.run_batch(
+            self._adrive,
+            [self._send_plan(send, settings, ledger) for send in sends],
+            max_in_flight=bound,
+            log=self.log,
+            label="Chat API fan-out",
+            max_per_second=rate,
+            checkpoints=ledger,
+        )
         failure = fan_out_failure(outcomes, sends)
         if failure is not None:
             raise failure

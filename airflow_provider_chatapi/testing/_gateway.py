@@ -37,10 +37,10 @@ _ENDPOINTS = {
 _PACKAGE = __name__.rpartition(".")[0]
 
 
-def _now() -> int:
-    """The stand-in's clock, read through the package's ``time`` attribute: a test sets the clock by
+def _now() -> float:
+    """The machine's clock, read through the package's ``time`` attribute: a test sets the clock by
     replacing ``airflow_provider_chatapi.testing.time``, as it did when the stand-in was one module."""
-    return int(sys.modules[_PACKAGE].time.time())
+    return float(sys.modules[_PACKAGE].time.time())
 
 
 class StandInGateway:
@@ -65,6 +65,9 @@ class StandInGateway:
         events in the order listed (out of order, read without delivered, failed, none at all: as scripted);
         ``default_acks`` for the other chats (sent and delivered at once).
     :param hook_info: 1msg: whether the channel's API has ``hookInfo``; without, it answers 404.
+    :param clock_offset: seconds by which the gateway's clock is ahead of this machine's (behind, if
+        negative): its messages' ``time`` and its answers' ``Date`` header read that clock.
+    :param date_header: whether its answers carry a ``Date`` header (every real server's do).
 
     It counts its clients' TCP connections (:attr:`open_connections`, :attr:`connections_accepted`), so a
     test can see that a client closed them: ``assert gateway.wait_until_no_open_connections() == 0``.
@@ -86,6 +89,8 @@ class StandInGateway:
         acks: Mapping[str, Sequence[Ack]] | None = None,
         default_acks: Sequence[Ack] = DEFAULT_ACKS,
         hook_info: bool = True,
+        clock_offset: float = 0.0,
+        date_header: bool = True,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect={dialect!r}: the stand-in speaks {' or '.join(DIALECTS)}")
@@ -99,6 +104,8 @@ class StandInGateway:
         self.queue_chat_ids = queue_chat_ids
         self.refuse_chats = dict(refuse_chats or {})
         self.hook_info = hook_info
+        self.clock_offset = clock_offset
+        self.date_header = date_header
         self._acks = AckScripts(acks, default_acks)
         # Told each change, under the lock (``--state``: _state.py writes it down); acks tell their own.
         self._journal: Callable[[str, Any], None] = self._acks.journal
@@ -115,6 +122,10 @@ class StandInGateway:
         self._connections = Connections(self._lock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def now(self) -> float:
+        """The gateway's clock: this machine's plus :attr:`clock_offset`."""
+        return _now() + self.clock_offset
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -322,7 +333,7 @@ class StandInGateway:
 
     def _queue(self, **fields: Any) -> QueuedMessage:
         with self._lock:
-            message = QueuedMessage(time=_now(), message_number=len(self._messages) + 1, **fields)
+            message = QueuedMessage(time=int(self.now()), message_number=len(self._messages) + 1, **fields)
             self._messages.append(message)
             self._journal("message", message)
         return message

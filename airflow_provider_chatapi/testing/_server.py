@@ -7,6 +7,7 @@ counted open from its handler's ``setup`` to its ``finish``.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import struct
@@ -30,8 +31,11 @@ class StandInGateway(_control.ControlledGateway, Protocol):
     """What the server needs of the gateway it serves (the gateway imports the server, not the reverse)."""
 
     delay: float
+    date_header: bool
     errors: list[str]
     _connections: Connections
+
+    def now(self) -> float: ...
 
     def _record(self, request: RecordedRequest) -> Fault | None: ...
 
@@ -134,6 +138,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         else:
             self._reply(*answer)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, on the gateway's clock (which a test may set apart from the client's)."""
+        return email.utils.formatdate(self.server.gateway.now() if timestamp is None else timestamp, usegmt=True)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "date" and not self.server.gateway.date_header:
+            return
+        super().send_header(keyword, value)
 
     def _reply(self, status: int, body: bytes | str | Mapping[str, Any], headers: Mapping[str, str]) -> None:
         if isinstance(body, Mapping):

@@ -202,7 +202,7 @@ def test_a_retry_returns_the_card_the_gateway_has(stand_in: Callable[..., StandI
 
 def test_a_retry_that_cannot_ask_the_gateway_does_not_send(stand_in: Callable[..., StandInGateway]) -> None:
     gateway = stand_in()
-    with pytest.raises(DeliveryUnknownError, match="asking the gateway about it failed"):
+    with pytest.raises(DeliveryUnknownError, match="asking the gateway failed"):
         two_tries(gateway, at_least_once=False, second_try_faults=[Fault.server_error(500)])
     assert len(gateway.messages) == 1
 

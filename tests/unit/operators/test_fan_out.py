@@ -49,7 +49,7 @@ def test_in_a_fan_out_a_queue_entry_without_chat_is_nobodys_card(stand_in: Calla
         send_to_both()
     assert [message.chat_id for message in gateway.messages] == ["79001111111@c.us"]
 
-    with pytest.raises(Exception, match="cannot tell whose card") as retry:
+    with pytest.raises(Exception, match="name no chat, and other recipients") as retry:
         send_to_both()
     assert "79002222222@c.us" in str(retry.value)
     assert [message.chat_id for message in gateway.messages] == ["79001111111@c.us"]  # no guess, no duplicate

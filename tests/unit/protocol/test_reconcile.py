@@ -1,5 +1,6 @@
 """Recognising an earlier try's card in the gateway's history (or the classic gateway's queue), for each
-dialect: what counts as the card, what does not, and when the gateway cannot tell."""
+dialect: what counts as the card, what does not, when the gateway cannot tell, on whose clock, and how the
+history of a whole batch is read in few pages."""
 
 from __future__ import annotations
 
@@ -8,12 +9,24 @@ from typing import Any
 import pytest
 
 from airflow_provider_chatapi._protocol import classic, onemsg
-from airflow_provider_chatapi._protocol.reconcile import CLOCK_SKEW, HISTORY_LIMIT, history_request, pick_card
-from airflow_provider_chatapi._protocol.sends import build_send_contact
+from airflow_provider_chatapi._protocol.clock import Intent
+from airflow_provider_chatapi._protocol.plans import PlanSteps
+from airflow_provider_chatapi._protocol.reconcile import (
+    HISTORY_LIMIT,
+    UNTIED_MARGIN,
+    HistoryPage,
+    LostSend,
+    Verdicts,
+    history_plan,
+    history_request,
+    settle,
+)
+from airflow_provider_chatapi._protocol.sends import build_send_contact, build_send_to_many
 from airflow_provider_chatapi.exceptions import GatewayError
 
-SINCE = 1_800_000_000.0
-"""When the earlier try recorded its intent."""
+SINCE = 1_800_000_000
+"""When the earlier try recorded its intent, on the gateway's clock."""
+
 SEND = build_send_contact(["79001111111", "79002222222"], phone="17472822486")
 ONE = build_send_contact("79001111111", chat_id="120363041234567890@g.us")
 SEND_TO_GROUP = build_send_contact(["4915112345678", "79002222222"], chat_id="120363041234567890@g.us")
@@ -34,43 +47,61 @@ CLASSIC_CARD = sent_card(
     "true_17472822486@c.us_AAA",
     "multi_vcard",
     "17472822486@c.us",
-    at=int(SINCE) + 5,
+    at=SINCE + 5,
     body="BEGIN:VCARD TEL;waid=79001111111 … BEGIN:VCARD TEL;waid=79002222222",
 )
 VCARDS = (
     "BEGIN:VCARD\nFN:A\nTEL;type=CELL;waid=4915112345678:+49 1511 2345678\nEND:VCARD\n"
     "BEGIN:VCARD\nFN:B\nTEL;type=CELL;waid=79002222222:+7 900 222-22-22\nEND:VCARD"
 )
-ONEMSG_CARD = sent_card("wamid.OURS", "contacts", "120363041234567890@g.us", at=int(SINCE) + 1, body=VCARDS)
+ONEMSG_CARD = sent_card("wamid.OURS", "contacts", "120363041234567890@g.us", at=SINCE + 1, body=VCARDS)
 
 
-def find(
-    send: Any, entries: list[dict[str, Any]], *, since: float, dialect: str = "chatapi", **rules: Any
-) -> str | None:
-    """The id :func:`pick_card` takes for ``send`` among ``entries``, with the card types of ``dialect``."""
-    card_types = onemsg.CARD_TYPES if dialect == "1msg" else classic.card_types(send)
-    return pick_card(send, entries, since=since, card_types=card_types, **rules)
+def judge(
+    send: Any,
+    entries: list[dict[str, Any]],
+    *,
+    since: int = SINCE,
+    tied: bool = True,
+    offset: float | None = 0.0,
+    dialect: str = "chatapi",
+    owners: dict[str, str] | None = None,
+    shared: bool = False,
+    complete: bool = True,
+) -> Verdicts:
+    """What :func:`settle` makes of ``send``, lost after an intent at ``since``, among ``entries``."""
+    card_types = onemsg.ONEMSG.card_types if dialect == "1msg" else classic.CLASSIC.card_types
+    lost = [LostSend(send, Intent(since, tied=tied))]
+    return settle(
+        lost, entries, offset=offset, card_types=card_types, owners=owners or {}, shared=shared, complete=complete
+    )
+
+
+def find(send: Any, entries: list[dict[str, Any]], **rules: Any) -> str | None:
+    """The id taken for ``send``; None when it is certainly absent; GatewayError-like failure when unknown."""
+    verdicts = judge(send, entries, **rules)
+    if send.chat_id in verdicts.unknown:
+        raise GatewayError("messages", verdicts.unknown[send.chat_id])
+    assert (send.chat_id in verdicts.found) != (send.chat_id in verdicts.absent)
+    return verdicts.found.get(send.chat_id)
 
 
 # ---- the classic gateway ------------------------------------------------------------------------
 
 
-def test_the_chat_history_query() -> None:
-    request = history_request("17472822486@c.us", since=SINCE)
+def test_the_history_query() -> None:
+    request = history_request("17472822486@c.us", min_time=SINCE)
     assert (request.method, request.endpoint) == ("GET", "messages")
-    assert dict(request.params) == {
-        "chatId": "17472822486@c.us",
-        "min_time": str(int(SINCE - CLOCK_SKEW)),
-        "limit": str(HISTORY_LIMIT),
-    }
+    assert dict(request.params) == {"chatId": "17472822486@c.us", "min_time": str(SINCE), "limit": str(HISTORY_LIMIT)}
+    every_chat = history_request(None, min_time=SINCE, max_time=SINCE + 9)
+    assert dict(every_chat.params) == {"min_time": str(SINCE), "max_time": str(SINCE + 9), "limit": str(HISTORY_LIMIT)}
     assert SEND.chat_id == "17472822486@c.us"
     assert ONE.chat_id == "120363041234567890@g.us"
 
 
 def test_a_matching_card_is_found() -> None:
-    assert find(SEND, [entry(CLASSIC_CARD)], since=SINCE) == "true_17472822486@c.us_AAA"
-    older_but_within_skew = entry(CLASSIC_CARD, time=int(SINCE - CLOCK_SKEW) + 1)
-    assert find(SEND, [older_but_within_skew], since=SINCE)
+    assert find(SEND, [entry(CLASSIC_CARD)]) == "true_17472822486@c.us_AAA"
+    assert find(SEND, [entry(CLASSIC_CARD, time=SINCE)]) == "true_17472822486@c.us_AAA"  # the intent's second
 
 
 @pytest.mark.parametrize(
@@ -80,36 +111,67 @@ def test_a_matching_card_is_found() -> None:
         entry(CLASSIC_CARD, type="chat", body="79001111111 79002222222"),
         entry(CLASSIC_CARD, fromMe=False),
         entry(CLASSIC_CARD, chatId="79005555555@c.us"),
-        entry(CLASSIC_CARD, time=int(SINCE - CLOCK_SKEW) - 1),
+        entry(CLASSIC_CARD, time=SINCE - 1),
         entry(CLASSIC_CARD, body="BEGIN:VCARD TEL;waid=79001111111"),
         entry(CLASSIC_CARD, id=None),
     ],
-    ids=["one contact", "text message", "incoming", "other chat", "too old", "other contacts", "no id"],
+    ids=["one contact", "text message", "incoming", "other chat", "a second before", "other contacts", "no id"],
 )
 def test_other_messages_are_not_taken_for_the_card(other: dict[str, Any]) -> None:
-    assert find(SEND, [other], since=SINCE) is None
+    assert find(SEND, [other]) is None
 
 
 def test_a_queue_entry_without_chat_is_claimed_only_by_a_lone_send() -> None:
     queued = {"id": "true_q", "type": "vcard", "body": "TEL;waid=79001111111", "last_try": None, "metadata": {}}
     other = {"id": "x", "type": "vcard", "body": "79009999999"}
-    assert find(ONE, [other, queued], since=0) == "true_q"  # a lone send: the entry can only be its card
-    with pytest.raises(GatewayError, match="cannot tell whose card true_q is"):  # in a batch: anyone's
-        find(ONE, [other, queued], since=0, shared=True)
+    assert find(ONE, [other, queued]) == "true_q"  # a lone send: the entry can only be its card
+    with pytest.raises(GatewayError, match="true_q name no chat, and other recipients"):  # in a batch: anyone's
+        find(ONE, [other, queued], shared=True)
     mine = {**queued, "id": "true_mine", "metadata": {"chatId": ONE.chat_id}}
-    assert find(ONE, [queued, mine], since=0, shared=True) == "true_mine"  # one that names the chat wins
+    assert find(ONE, [queued, mine], shared=True) == "true_mine"  # one that names the chat wins
+
+
+def test_a_queue_listed_in_part_cannot_show_a_card_absent() -> None:
+    with pytest.raises(GatewayError, match="part of the outbound queue listed"):
+        find(SEND, [], complete=False)
+    assert find(SEND, [entry(CLASSIC_CARD)], complete=False) == "true_17472822486@c.us_AAA"
+
+
+# ---- the gateway's clock ------------------------------------------------------------------------
+
+
+def test_an_earlier_runs_card_is_never_taken_for_this_one() -> None:
+    """Issue 15: the same broadcast twice; run 2's answer lost. Run 1's card, seconds before run 2's
+    intent, used to pass within the two minutes' margin, and run 2's card was never sent."""
+    run_1 = entry(CLASSIC_CARD, id="true_RUN1", time=SINCE - 3)
+    assert find(SEND, [run_1]) is None
+    run_2 = entry(CLASSIC_CARD, id="true_RUN2", time=SINCE + 1)
+    assert find(SEND, [run_1, run_2]) == "true_RUN2"
+
+
+def test_an_intent_on_our_clock_is_placed_on_the_gateways_by_the_answers_date() -> None:
+    ours = SINCE  # the intent, on our clock; the gateway's runs 300 s ahead
+    card = entry(CLASSIC_CARD, time=ours + 300 + 1)
+    earlier = entry(CLASSIC_CARD, id="true_EARLIER", time=ours + 300 - 5)
+    assert find(SEND, [card, earlier], since=ours, tied=False, offset=300.4) == "true_17472822486@c.us_AAA"
+    assert find(SEND, [earlier], since=ours, tied=False, offset=300.4) is None
+    behind = entry(CLASSIC_CARD, time=ours - 200 + 1)  # a gateway 200 s behind: its card reads "older"
+    assert find(SEND, [behind], since=ours, tied=False, offset=-200.0) == "true_17472822486@c.us_AAA"
+
+
+def test_without_a_date_a_card_near_the_intent_means_cannot_tell() -> None:
+    near = entry(CLASSIC_CARD, time=SINCE - 30)
+    with pytest.raises(GatewayError, match=r"no Date header.*true_17472822486@c.us_AAA"):
+        find(SEND, [near], tied=False, offset=None)
+    far = entry(CLASSIC_CARD, time=SINCE - UNTIED_MARGIN - 1)
+    assert find(SEND, [far], tied=False, offset=None) is None  # nothing near: certainly not sent
 
 
 # ---- 1msg ----------------------------------------------------------------------------------------
 
 
-def test_the_history_query_is_bounded_by_time() -> None:
-    params = dict(history_request(SEND_TO_GROUP.chat_id, since=SINCE).params)
-    assert params["chatId"] == SEND_TO_GROUP.chat_id and params["min_time"] == str(int(SINCE - CLOCK_SKEW))
-
-
 def test_our_card_is_found() -> None:
-    assert find(SEND_TO_GROUP, [entry(ONEMSG_CARD)], since=SINCE, dialect="1msg") == "wamid.OURS"
+    assert find(SEND_TO_GROUP, [entry(ONEMSG_CARD)], dialect="1msg") == "wamid.OURS"
 
 
 @pytest.mark.parametrize(
@@ -118,7 +180,7 @@ def test_our_card_is_found() -> None:
         entry(ONEMSG_CARD, chatId="79005555555@c.us"),
         entry(ONEMSG_CARD, fromMe=False),
         entry(ONEMSG_CARD, type="chat"),
-        entry(ONEMSG_CARD, time=int(SINCE - CLOCK_SKEW) - 1),
+        entry(ONEMSG_CARD, time=SINCE - 1),
         entry(ONEMSG_CARD, body=VCARDS.replace("4915112345678", "49151123456789")),  # a longer number holds ours
         entry(ONEMSG_CARD, body=VCARDS.split("BEGIN:VCARD\nFN:B")[0]),  # one card of the two
         entry(ONEMSG_CARD, body=VCARDS + "\nBEGIN:VCARD\nFN:C\nTEL;waid=79003333333:+7\nEND:VCARD"),  # three cards
@@ -127,7 +189,7 @@ def test_our_card_is_found() -> None:
     ids=["other chat", "incoming", "text", "too old", "substring", "fewer", "more", "no id"],
 )
 def test_what_is_not_our_card(other: dict[str, Any]) -> None:
-    assert find(SEND_TO_GROUP, [other], since=SINCE, dialect="1msg") is None
+    assert find(SEND_TO_GROUP, [other], dialect="1msg") is None
 
 
 def test_an_entry_without_chat_or_time_counts_last_and_only_for_a_lone_send() -> None:
@@ -135,51 +197,80 @@ def test_an_entry_without_chat_or_time_counts_last_and_only_for_a_lone_send() ->
         entry(ONEMSG_CARD, id="wamid.NOCHAT", chatId=None),
         entry(ONEMSG_CARD, id="wamid.NOTIME", time=None),
     )
-    assert find(SEND_TO_GROUP, [chatless], since=SINCE, dialect="1msg") == "wamid.NOCHAT"
-    with pytest.raises(GatewayError, match="cannot tell whose card"):
-        find(SEND_TO_GROUP, [chatless], since=SINCE, dialect="1msg", shared=True)
-    assert (
-        find(
-            SEND_TO_GROUP,
-            [untimed, entry(ONEMSG_CARD, id="wamid.TIMED", time=int(SINCE) + 50)],
-            since=SINCE,
-            dialect="1msg",
-        )
-        == "wamid.TIMED"
-    )
-    assert find(SEND_TO_GROUP, [untimed], since=SINCE, dialect="1msg") == "wamid.NOTIME"
+    assert find(SEND_TO_GROUP, [chatless], dialect="1msg") == "wamid.NOCHAT"
+    with pytest.raises(GatewayError, match="name no chat"):
+        find(SEND_TO_GROUP, [chatless], dialect="1msg", shared=True)
+    timed = entry(ONEMSG_CARD, id="wamid.TIMED", time=SINCE + 50)
+    assert find(SEND_TO_GROUP, [untimed, timed], dialect="1msg") == "wamid.TIMED"
+    assert find(SEND_TO_GROUP, [untimed], dialect="1msg") == "wamid.NOTIME"
 
 
 def test_an_id_on_record_for_another_recipient_is_never_claimed() -> None:
-    assert find(SEND_TO_GROUP, [entry(ONEMSG_CARD)], since=SINCE, dialect="1msg", claimed={"wamid.OURS"}) is None
-    mine = entry(ONEMSG_CARD, id="wamid.MINE", time=int(SINCE) + 9)
-    assert (
-        find(SEND_TO_GROUP, [entry(ONEMSG_CARD), mine], since=SINCE, dialect="1msg", claimed={"wamid.OURS"})
-        == "wamid.MINE"
-    )
+    others = {"wamid.OURS": "79005555555@c.us"}
+    assert find(SEND_TO_GROUP, [entry(ONEMSG_CARD)], dialect="1msg", owners=others) is None
+    mine = entry(ONEMSG_CARD, id="wamid.MINE", time=SINCE + 9)
+    assert find(SEND_TO_GROUP, [entry(ONEMSG_CARD), mine], dialect="1msg", owners=others) == "wamid.MINE"
 
 
-def test_the_nearest_candidate_wins_at_or_after_the_intent_first() -> None:
-    before = entry(ONEMSG_CARD, id="wamid.BEFORE", time=int(SINCE) - 1)
-    later = entry(ONEMSG_CARD, id="wamid.LATER", time=int(SINCE) + 30)
-    after = entry(ONEMSG_CARD, id="wamid.AFTER", time=int(SINCE) + 2)
-    assert find(SEND_TO_GROUP, [before, later, after], since=SINCE, dialect="1msg") == "wamid.AFTER"
-    assert (
+def test_two_candidates_since_the_intent_mean_cannot_tell_and_are_listed() -> None:
+    with pytest.raises(GatewayError, match=r"wamid\.A, wamid\.B are equally likely"):
         find(
             SEND_TO_GROUP,
-            [before, entry(ONEMSG_CARD, id="wamid.OLD", time=int(SINCE) - 60)],
-            since=SINCE,
+            [entry(ONEMSG_CARD, id="wamid.A"), entry(ONEMSG_CARD, id="wamid.B", time=SINCE + 30)],
             dialect="1msg",
         )
-        == "wamid.BEFORE"
+    twice = [entry(ONEMSG_CARD), entry(ONEMSG_CARD)]  # the history and the queue may list one message
+    assert find(SEND_TO_GROUP, twice, dialect="1msg") == "wamid.OURS"
+
+
+# ---- a batch: one read of every chat's history, in pages ------------------------------------------
+
+
+def test_a_batch_is_settled_from_one_list() -> None:
+    sends = build_send_to_many("79009999999", [f"7900100{n:04d}" for n in range(300)])
+    entries = [
+        {
+            "id": f"true_{n}",
+            "type": "vcard",
+            "fromMe": True,
+            "chatId": send.chat_id,
+            "time": SINCE + 1,
+            "body": "TEL;waid=79009999999",
+        }
+        for n, send in enumerate(sends[:200])
+    ]
+    lost = [LostSend(send, Intent(SINCE, tied=True)) for send in sends]
+    verdicts = settle(
+        lost, entries, offset=0.0, card_types=classic.CLASSIC.card_types, owners={}, shared=True, complete=True
     )
+    assert verdicts.found == {send.chat_id: f"true_{n}" for n, send in enumerate(sends[:200])}
+    assert verdicts.absent == {send.chat_id for send in sends[200:]}
+    assert not verdicts.unknown
 
 
-def test_two_equally_likely_candidates_mean_cannot_tell() -> None:
-    with pytest.raises(GatewayError, match=r"cannot tell which .*wamid\.A, wamid\.B"):
-        find(
-            SEND_TO_GROUP,
-            [entry(ONEMSG_CARD, id="wamid.A"), entry(ONEMSG_CARD, id="wamid.B")],
-            since=SINCE,
-            dialect="1msg",
-        )
+def drive_history(messages: list[dict[str, Any]], *, newest_first: bool) -> tuple[HistoryPage, int]:
+    """Run :func:`history_plan` against a gateway holding ``messages`` that answers at most a page of
+    them, the newest (as the stand-in does) or the oldest; return the result and the requests made."""
+    steps = PlanSteps(history_plan(None, SINCE, lambda page: page))
+    requests = 0
+    for call in steps:
+        requests += 1
+        low, high = int(call.request.params["min_time"]), int(call.request.params.get("max_time", 2**62))
+        window = [message for message in messages if low <= message["time"] <= high]
+        page = window[-HISTORY_LIMIT:] if newest_first else window[:HISTORY_LIMIT]
+        steps.answer(HistoryPage(page, 0.0))
+    return steps.result, requests
+
+
+@pytest.mark.parametrize("newest_first", [True, False], ids=["newest first", "oldest first"])
+def test_the_history_of_a_batch_is_read_whole_in_few_pages(newest_first: bool) -> None:
+    messages = [{"id": f"m{n}", "time": SINCE + n // 40} for n in range(2500)]  # 40 a second
+    page, requests = drive_history(messages, newest_first=newest_first)
+    assert sorted(entry["id"] for entry in page.entries) == sorted(message["id"] for message in messages)
+    assert requests <= 8
+
+
+def test_a_second_holding_a_full_page_cannot_be_read_whole() -> None:
+    messages = [{"id": f"m{n}", "time": SINCE} for n in range(HISTORY_LIMIT)]
+    with pytest.raises(GatewayError, match="in one second"):
+        drive_history(messages, newest_first=True)
