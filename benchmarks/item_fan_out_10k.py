@@ -2,20 +2,23 @@
 
 ``asend_to_many(contacts, recipients, max_in_flight=20, ledger=BatchLedger(store))`` to 10,000
 recipients, where ``store`` stands for Airflow 3.3's ``context["task_state_store"]``: an in-memory store
-that keeps each value as JSON text, as a real one does. Four figures:
+that keeps each value as JSON text, as a real one does. The ledger settles or times the batch first (one
+``status`` probe on a first try), then writes each wave of ``WAVE_SIZE`` (400) recipients' intents to
+key ``chatapi_send_contact:batch:<n>`` before the wave and its outcomes after it. Four figures:
 
 - 6a, seconds per 1,000 recipients against a stand-in in its own process (no delay), with the ledger and
   without, side by side. No target.
 - 6b, peak RSS (``ru_maxrss``) of a process that fans out to 10,000 with the ledger, against one that
   imports the same and sends nothing (as item 4; the RSS at exit is printed too). Target: at most +50 MB.
-- 6c, what the record costs the store: ``len(json.dumps(store contents))`` after the fan-out, per
-  recipient, and the largest value written to one key (Airflow warns above 65,535 bytes). Target: at most
-  100 bytes per recipient.
+- 6c, what the record costs the store after the fan-out (and the ``:done`` mark the operator writes on
+  success): the JSON sizes of every key's value, summed, per recipient, and the largest value written
+  to one key. Targets: at most 100 bytes per recipient; no key above Airflow's warning (65,535 bytes).
 - 6d, a crash at half-way: a child fans out to 10,000 over a store persisted to a JSON file on every
-  ``set`` and is SIGKILLed once half the cards are queued at a stand-in in this process; a second child
-  retries (``first_try=False``, the same generation) over the same file. Target: at most 100 gateway
-  lookups (``GET messages``, ``GET showMessagesQueue``) in the retry; and (6e) every recipient ends
-  with exactly one card, no duplicate, none lost.
+  ``set``, and SIGKILLs itself at the write of the outcomes of the wave holding recipient 5,000 (wave
+  12: its 400 cards queued, their ids not on record); a second child retries (``first_try=False``, the
+  same generation) over the same file. Target: at most 100 gateway lookups (``GET messages``, ``GET
+  showMessagesQueue``) in the retry; and (6e) every recipient ends with exactly one card, no duplicate,
+  none lost.
 
 6a to 6c come from the same fresh processes, interleaved: ``idle``, ``ledger`` and ``bare`` (no ledger),
 each against a fresh stand-in in its own process (it keeps every card, and its work per send grows with
@@ -63,7 +66,7 @@ MAX_ADDED_MB = 50.0
 MAX_RECORD_BYTES = 100.0
 AIRFLOW_VALUE_WARNING = 65_535  # bytes per value above which Airflow warns
 CRASH_RECIPIENTS = 10_000
-CRASH_AT = CRASH_RECIPIENTS // 2  # queued cards at which the first try is killed
+CRASH_RECIPIENT = CRASH_RECIPIENTS // 2  # the first try dies writing the outcomes of this one's wave
 CRASH_WAIT = 120.0  # seconds the first try may take to get there
 MAX_LOOKUPS = 100
 LOOKUPS = {("GET", "messages"), ("GET", "showMessagesQueue")}
@@ -87,20 +90,26 @@ class MemoryStore:
         self.writes += 1
         self.largest = max(self.largest, len(text.encode()))
 
-    def contents_bytes(self) -> int:
-        """``len(json.dumps(store contents))``: every key with its value."""
-        return len(json.dumps({key: json.loads(text) for key, text in self.texts.items()}))
+    def value_bytes(self) -> int:
+        """The JSON sizes of every key's value, summed (what the store keeps, key names aside)."""
+        return sum(len(text.encode()) for text in self.texts.values())
 
 
 class FileStore(MemoryStore):
     """A :class:`MemoryStore` written whole to a JSON file on every ``set`` (atomically: a kill mid-write
-    leaves the previous file), and read back from it when created."""
+    leaves the previous file), and read back from it when created. With ``die_at``, the process SIGKILLs
+    itself at the second write to that key (a wave's outcomes, after its intents), before writing it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, die_at: str | None = None) -> None:
         super().__init__(json.loads(path.read_text()) if path.exists() else None)
         self.path = path
+        self.die_at = die_at
+        self.written: Counter[str] = Counter()
 
     def set(self, key: str, value: Any) -> None:
+        self.written[key] += 1
+        if key == self.die_at and self.written[key] == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker dies: nothing after this runs
         super().set(key, value)
         partial_file = self.path.with_suffix(".tmp")
         partial_file.write_text(json.dumps(self.texts))
@@ -113,6 +122,15 @@ def ledger_over(store: MemoryStore, *, first_try: bool = True) -> Any:
     return BatchLedger(store, first_try=first_try, generation=0)
 
 
+def crash_wave() -> tuple[int, int, str]:
+    """The wave holding :data:`CRASH_RECIPIENT`: its first and last-plus-one recipient, and its store key."""
+    from airflow_provider_chatapi._protocol.ledger import LEDGER_KEY, WAVE_SIZE
+
+    wave = CRASH_RECIPIENT // WAVE_SIZE
+    start = wave * WAVE_SIZE
+    return start, min(start + WAVE_SIZE, CRASH_RECIPIENTS), f"{LEDGER_KEY}:batch:{wave}"
+
+
 def phones_to(count: int) -> list[str]:
     return [human_phone(index) for index in range(count)]
 
@@ -122,8 +140,8 @@ def phones_to(count: int) -> list[str]:
 
 def fan_out_child(mode: str) -> None:
     """Import what a fan-out task imports; unless ``idle``, fan out to :data:`BIG_RECIPIENTS`, with a ledger
-    over a :class:`MemoryStore` for ``ledger``. Print, as one JSON line, the peak and final RSS (KiB), the
-    fan-out's wall and CPU seconds, and what the store holds."""
+    over a :class:`MemoryStore` for ``ledger`` (marked complete after, as the operator does). Print, as one
+    JSON line, the peak and final RSS (KiB), the fan-out's wall and CPU seconds, and what the store holds."""
     from airflow_provider_chatapi._protocol.ledger import BatchLedger  # noqa: F401 (imported to be measured)
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook  # noqa: F401
     from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator  # noqa: F401
@@ -132,14 +150,17 @@ def fan_out_child(mode: str) -> None:
     if mode != "idle":
         ledger = ledger_over(store) if mode == "ledger" else None
         seconds, cpu = timed_sends(partial(hook_fan_out, ledger=ledger), phones_to(BIG_RECIPIENTS))
+        if ledger is not None:
+            ledger.complete()
     peak, final = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resident_kib()  # before the sums below
-    held = {"bytes": store.contents_bytes(), "largest": store.largest, "writes": store.writes, "keys": len(store.texts)}
+    held = {"bytes": store.value_bytes(), "key_bytes": sum(map(len, store.texts)), "largest": store.largest}
+    held.update(writes=store.writes, keys=len(store.texts))
     print(json.dumps({"peak": peak * 1024, "final": final * 1024, "seconds": seconds, "cpu": cpu, **held}))
 
 
 def crash_child(store_file: Path, retry: bool) -> None:
-    """Fan out to :data:`CRASH_RECIPIENTS` over ``store_file``; print how it ended, as one JSON line."""
-    store = FileStore(store_file)
+    """Fan out to :data:`CRASH_RECIPIENTS` over ``store_file`` (a first try dies); print how it ended, in JSON."""
+    store = FileStore(store_file, die_at=None if retry else crash_wave()[2])
     try:
         card_ids = hook_fan_out(phones_to(CRASH_RECIPIENTS), ledger_over(store, first_try=not retry))
     except Exception as error:  # reported by the parent, with what the gateway holds
@@ -161,25 +182,29 @@ def fan_out_process(mode: str) -> dict[str, Any]:
 # ---- 6d: a crash at half-way ---------------------------------------------------------------------
 
 
-def kill_at_half_way(store_file: Path, gateway: Any) -> int:
-    """Run the first try and SIGKILL it once :data:`CRASH_AT` cards are queued; how many were then."""
+def first_try_dies(store_file: Path, gateway: Any) -> None:
+    """Run the first try, which SIGKILLs itself at the crash wave's outcomes (checked)."""
     command = [sys.executable, __file__, "--crash-store", str(store_file)]
     env = {**os.environ, CONNECTION_VARIABLE: gateway.connection_json()}
-    output = store_file.with_name("first-try.log")  # a file, not a pipe that nobody reads while it runs
+    output = store_file.with_name("first-try.log")
     with output.open("w") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + CRASH_WAIT
-        while (queued := len(gateway.messages)) < CRASH_AT:
-            ended = child.poll()
-            expect(ended is None, f"the first try ended ({ended}) at {queued} cards:\n{output.read_text()[-2000:]}")
-            expect(time.monotonic() < deadline, f"the first try queued only {queued} cards in {CRASH_WAIT:.0f} s")
-            time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-        return queued
-    finally:
-        child.kill()  # a no-op if it is dead already
-        child.wait(timeout=10)
+        ended = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=CRASH_WAIT, check=False)
+    died, tail = ended.returncode == -signal.SIGKILL, output.read_text()[-2000:]
+    expect(died, f"the first try ended with {ended.returncode}, not SIGKILL:\n{tail}")
+
+
+def record_census(record: dict[str, str]) -> Counter[str]:
+    """Recipients on record as ``sent`` (an id), ``lost`` (an intent only) or ``other``; and ``waves``."""
+    from airflow_provider_chatapi._protocol.ledger import DeliveryRecord
+
+    census: Counter[str] = Counter()
+    for wave in map(json.loads, record.values()):
+        entries = wave.get("r") if isinstance(wave, dict) else None  # None: the listing, or the :done mark
+        census["waves"] += isinstance(entries, dict)
+        for chat, entry in entries.items() if isinstance(entries, dict) else ():
+            kept = DeliveryRecord.decoded(chat, entry)
+            census["lost" if kept and kept.lost else "sent" if kept and kept.message_id else "other"] += 1
+    return census
 
 
 def children_cpu() -> float:
@@ -189,14 +214,14 @@ def children_cpu() -> float:
 
 
 def crash_and_retry() -> dict[str, Any]:
-    """The first try killed at half-way, then the retry over the same file store; what the gateway saw."""
+    """The first try killed at the crash wave's outcomes, then the retry over the same file; what was seen."""
     from airflow_provider_chatapi.testing import StandInGateway
 
     with tempfile.TemporaryDirectory(prefix="chatapi-bench-crash-") as folder, StandInGateway() as gateway:
         store_file = Path(folder) / "task_state_store.json"
         connection = json.loads(gateway.connection_json())
         start = time.perf_counter()
-        at_kill = kill_at_half_way(store_file, gateway)
+        first_try_dies(store_file, gateway)
         killed_after = time.perf_counter() - start
         gateway.wait_until_no_open_connections()  # the requests the kill cut short are answered, or dropped
         seen, before = len(gateway.requests), len(gateway.messages)
@@ -211,17 +236,19 @@ def crash_and_retry() -> dict[str, Any]:
         cards = Counter(message.chat_id for message in gateway.messages)
         expect(not gateway.errors, f"the stand-in failed: {gateway.errors[:3]}")
     expected = {f"{wire_phone(index)}@c.us" for index in range(CRASH_RECIPIENTS)}
+    endpoints = Counter(request.endpoint for request in retry_requests)
     return {
-        "at_kill": at_kill,
         "killed_after": killed_after,
         "queued_by_first": before,
         "record_bytes": sum(len(text) for text in record.values()),
+        "census": record_census(record),
         "retry": ended,
         "retry_took": retry_took,
         "retry_cpu": child_cpu,
         "stand_in_cpu": stand_in_cpu,
         "lookups": sum((request.method, request.endpoint) in LOOKUPS for request in retry_requests),
-        "resent": sum(request.endpoint == "sendContact" for request in retry_requests),
+        "endpoints": endpoints,
+        "resent": endpoints["sendContact"],
         "duplicated": sum(count > 1 for chat, count in cards.items() if chat in expected),
         "extra_cards": sum(count - 1 for chat, count in cards.items() if chat in expected and count > 1),
         "missing": len(expected - set(cards)),
@@ -230,25 +257,31 @@ def crash_and_retry() -> dict[str, Any]:
 
 
 def report_crash() -> list[Verdict]:
+    wave_start, wave_stop, wave_key = crash_wave()
     heading(
-        f"6d. A crash at half-way: N = {CRASH_RECIPIENTS:,} recipients, SIGKILL at {CRASH_AT:,} cards queued,"
-        " then a retry (first_try=False, same generation) over the same file store; stand-in in this process"
+        f"6d. A crash at half-way: N = {CRASH_RECIPIENTS:,} recipients, the first try SIGKILLed at the write of"
+        f" {wave_key} (outcomes of recipients {wave_start:,}-{wave_stop - 1:,}), then a retry (first_try=False,"
+        " same generation) over the same file store; stand-in in this process"
     )
     found = crash_and_retry()
-    retry = found["retry"]
+    retry, census = found["retry"], found["census"]
     print(
-        f"  first try: killed after {found['killed_after']:.1f} s with {found['at_kill']:,} cards queued"
-        f" ({found['queued_by_first']:,} once its last requests settled); its file store held"
-        f" {found['record_bytes']:,} bytes"
+        f"  first try: killed after {found['killed_after']:.1f} s with {found['queued_by_first']:,} cards queued"
+        f" (expected {wave_stop:,}); its file store held {found['record_bytes']:,} bytes in {census['waves']}"
+        f" wave(s): {census['sent']:,} ids, {census['lost']:,} intents without an outcome (expected"
+        f" {wave_stop - wave_start:,}), {census['other']:,} other"
     )
     ending = "completed" if retry["error"] is None else f"FAILED ({retry['failed']:,} sends): {retry['error']}"
     print(
-        f"  retry: {found['retry_took']:.1f} s ({found['retry_cpu']:.1f} s of its own CPU, the stand-in's"
-        f" {found['stand_in_cpu']:.1f} s), {ending}"
+        f"  retry: {found['retry_took']:.1f} s ({found['retry_cpu']:.1f} s of its own CPU, imports included;"
+        f" the stand-in's {found['stand_in_cpu']:.1f} s), {ending}"
     )
+    requests = ", ".join(f"{count:,} {endpoint}" for endpoint, count in sorted(found["endpoints"].items()))
+    never_reached = CRASH_RECIPIENTS - wave_stop
     print(
-        f"  retry requests: {found['lookups']:,} lookups (GET messages + GET showMessagesQueue,"
-        f" {found['lookups'] / CRASH_RECIPIENTS:.2f} per recipient), {found['resent']:,} sendContact"
+        f"  retry requests: {requests}; lookups (GET messages + GET showMessagesQueue): {found['lookups']:,}"
+        f" ({found['lookups'] / CRASH_RECIPIENTS:.4f} per recipient); sendContact {found['resent']:,}"
+        f" (the {never_reached:,} recipients never reached: {'yes' if found['resent'] == never_reached else 'NO'})"
     )
     print("  means: what a retry after a worker crash costs the gateway before it can resume the batch")
     lost, doubled = found["missing"], found["duplicated"]
@@ -261,8 +294,8 @@ def report_crash() -> list[Verdict]:
         print("  !!! EXACTLY-ONCE BROKEN: a recipient got a duplicate, lost its card, or the retry failed !!!")
     cards = f"{doubled:,} duplicated, {lost:,} lost"
     claim = f"{found['lookups']:,} lookups in the retry (target <= {MAX_LOOKUPS})"
-    measured = f"{found['lookups']:,} lookups, {found['resent']:,} resent; {cards}"
-    ratio, target = f"{found['lookups'] / MAX_LOOKUPS:.0f}x", f"<= {MAX_LOOKUPS} lookups"
+    measured = f"{found['lookups']:,} lookups ({census['lost']:,} unknown), {found['resent']:,} sent; {cards}"
+    ratio, target = f"{found['lookups'] / MAX_LOOKUPS:.2f}x", f"<= {MAX_LOOKUPS} lookups"
     once = "every recipient ends with exactly one card (no duplicate, none lost)"
     few = found["lookups"] <= MAX_LOOKUPS
     return [
@@ -314,18 +347,26 @@ def report_memory(runs: dict[str, list[dict[str, Any]]]) -> Verdict:
     return judged("6b memory, 10k fan-out", claim, added <= MAX_ADDED_MB, measured=measured, ratio=ratio, target=target)
 
 
-def report_record(run: dict[str, Any]) -> Verdict:
+def report_record(run: dict[str, Any]) -> list[Verdict]:
     per_recipient, largest = run["bytes"] / BIG_RECIPIENTS, run["largest"]
-    over = " (above Airflow's warning)" if largest > AIRFLOW_VALUE_WARNING else ""
     print(
-        f"  6c. the store holds {run['bytes']:,} bytes in {run['keys']} key(s) after {run['writes']} write(s):"
-        f" {per_recipient:.0f} bytes per recipient; largest value written to one key: {largest:,} bytes{over}"
+        f"  6c. the ledger wrote {run['keys']} key(s) in {run['writes']} write(s); their values' JSON:"
+        f" {run['bytes']:,} bytes (+{run['key_bytes']:,} of key names), {per_recipient:.1f} bytes per recipient;"
+        f" largest value written to one key: {largest:,} bytes ({largest / AIRFLOW_VALUE_WARNING:.0%} of"
+        f" Airflow's {AIRFLOW_VALUE_WARNING:,}-byte warning)"
     )
     print("  means: how much a batch's exactly-once record weighs in Airflow's task state store")
     claim, ok = f"target: at most {MAX_RECORD_BYTES:.0f} bytes per recipient", per_recipient <= MAX_RECORD_BYTES
-    measured = f"{per_recipient:.0f} B per recipient; largest value {largest:,} B"
-    ratio, target = f"{per_recipient / MAX_RECORD_BYTES:.1f}x", f"<= {MAX_RECORD_BYTES:.0f} B"
-    return judged("6c record bytes", claim, ok, measured=measured, ratio=ratio, target=target)
+    measured = f"{per_recipient:.1f} B per recipient ({run['bytes']:,} B in {run['keys']} keys)"
+    ratio, target = f"{per_recipient / MAX_RECORD_BYTES:.2f}x", f"<= {MAX_RECORD_BYTES:.0f} B"
+    small = largest <= AIRFLOW_VALUE_WARNING
+    key_claim = f"target: no value above Airflow's {AIRFLOW_VALUE_WARNING:,}-byte warning"
+    key_measured = f"{largest:,} B in the largest of {run['writes']} writes"
+    key_ratio, key_target = f"{largest / AIRFLOW_VALUE_WARNING:.2f}x", f"<= {AIRFLOW_VALUE_WARNING:,} B"
+    return [
+        judged("6c record bytes", claim, ok, measured=measured, ratio=ratio, target=target),
+        judged("6c largest key vs 64 KB", key_claim, small, measured=key_measured, ratio=key_ratio, target=key_target),
+    ]
 
 
 def report_processes() -> list[Verdict]:
@@ -336,7 +377,7 @@ def report_processes() -> list[Verdict]:
     runs = interleaved(ROUNDS, {mode: partial(fan_out_process, mode) for mode in ("ledger", "bare", "idle")})
     for mode in ("ledger", "bare"):
         expect(all(run["seconds"] > 0 for run in runs[mode]), f"the {mode} fan-out did not run")
-    return [report_speed(runs), report_memory(runs), report_record(runs["ledger"][-1])]
+    return [report_speed(runs), report_memory(runs), *report_record(runs["ledger"][-1])]
 
 
 def run() -> list[Verdict]:

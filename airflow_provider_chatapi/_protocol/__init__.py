@@ -10,10 +10,11 @@ Layered from the bottom up (a module imports only those above it in this list, a
 
 - :mod:`.secrets`: the token kept out of text;
 - :mod:`.http`: a request and an answer as values;
+- :mod:`.clock`: the gateway's clock, from its answers' ``Date``, and intents placed on it;
 - :mod:`.answers`: reading answers and classifying failures;
 - :mod:`.plans`: exchanges as generators;
 - :mod:`.whatsapp`, :mod:`.cards`, :mod:`.sends`: ids, contact cards, a validated send and its result;
-- :mod:`.reconcile`: finding our own card after a lost answer;
+- :mod:`.reconcile`: finding our own cards after lost answers, in one paged read of the history;
 - :mod:`.dialect`, :mod:`.classic`, :mod:`.onemsg`: the two gateway dialects, side by side;
 - :mod:`.settings`, :mod:`.connection`: which dialect, URL and limits a connection means;
 - :mod:`.ledger`, :mod:`.delivery`: the record of a send across tries, and the one plan of a send.
