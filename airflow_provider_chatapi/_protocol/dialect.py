@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.plans import Call
-from airflow_provider_chatapi._protocol.reconcile import UNTIED_MARGIN, settle
+from airflow_provider_chatapi._protocol.reconcile import earliest_stamp, settle
 from airflow_provider_chatapi.exceptions import ChatApiError
 
 if TYPE_CHECKING:
@@ -108,12 +108,15 @@ class Dialect(ABC):
         """What became of each lost send, from one look at the gateway since the earliest intent (one
         chat's history when they share a chat, all chats' otherwise); see :func:`~.reconcile.settle`."""
         chats = {item.send.chat_id for item in lost}
-        since = min(item.intent.at if item.intent.tied else item.intent.at - UNTIED_MARGIN for item in lost)
+        # An intent on our clock is placed on the gateway's first: a gateway minutes behind stamps the card
+        # before any margin around our time would reach.
+        offset = (yield from self.clock_plan()) if not all(item.intent.tied for item in lost) else None
+        since = min(earliest_stamp(item.intent, offset) for item in lost)
         page, complete = yield from self.lookup_plan(chats.pop() if len(chats) == 1 else None, since)
         return settle(
             lost,
             page.entries,
-            offset=page.offset,
+            offset=page.offset if page.offset is not None else offset,
             card_types=self.card_types,
             owners=owners,
             shared=shared,

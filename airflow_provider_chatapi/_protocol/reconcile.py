@@ -39,6 +39,7 @@ __all__ = [
     "HistoryPage",
     "LostSend",
     "Verdicts",
+    "earliest_stamp",
     "history_plan",
     "settle",
 ]
@@ -79,6 +80,13 @@ class HistoryPage:
 
     entries: list[dict[str, Any]]
     offset: float | None
+
+
+def earliest_stamp(intent: Intent, offset: float | None) -> int:
+    """The earliest second of the gateway's clock at which a card sent after ``intent`` can be stamped; for
+    an intent that no answer ties to the gateway's clock, :data:`UNTIED_MARGIN` before it."""
+    start = intent.on_gateway_clock(offset)
+    return intent.at - UNTIED_MARGIN if start is None else start
 
 
 def history_request(chat_id: str | None, *, min_time: int, max_time: int | None = None) -> ApiRequest:
@@ -153,8 +161,7 @@ def settle(
             if _is_our_card(item.send, entry, card_types(item.send)) and owners.get(entry["id"], chat) == chat
         ]
         if since is None:
-            earliest = item.intent.at - UNTIED_MARGIN
-            near = [entry for entry in fits if _not_before(entry, earliest)]
+            near = [entry for entry in fits if _not_before(entry, earliest_stamp(item.intent, None))]
             if near:
                 verdicts.unknown[chat] = (
                     "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's, "

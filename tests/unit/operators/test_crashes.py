@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_chatapi._protocol.ledger import WAVE_SIZE
-from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator
+from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 from tests.helpers import DictStore
 
@@ -96,3 +96,26 @@ def test_a_gateway_clock_far_from_ours_still_finds_the_lost_card(stand_in: Calla
         fan_out(recipients, store, try_number=1)
     fan_out(recipients, store, try_number=2)
     assert cards_per_chat(gateway) == Counter({f"{number}@c.us": 1 for number in recipients})
+
+
+@pytest.mark.parametrize("dialect", ["chatapi", "1msg"])
+@pytest.mark.parametrize("offset", [-3600, -300, 3600])
+def test_a_single_sends_lost_card_is_found_on_a_gateway_clock_far_from_ours(
+    stand_in: Callable[..., StandInGateway], dialect: str, offset: int
+) -> None:
+    """A single send records its intent on the worker's clock; its retry places it on the gateway's before
+    reading the history. Read from "our time less two minutes", a gateway five minutes behind had stamped the
+    card before the window, and the retry sent a second card."""
+    gateway = stand_in(dialect, clock_offset=offset)
+    gateway.inject(Fault.server_error(500))  # queued, the answer lost
+    store = DictStore()
+
+    def send(try_number: int) -> str:
+        operator = SendContactOperator(task_id="one", contact_ids=["79009999999"], phone="79001111111")
+        ti = type("TI", (), {"try_number": try_number, "max_tries": 3, "xcom_push": lambda *a, **k: None})()
+        return operator.execute({"task_state_store": store, "ti": ti})  # type: ignore[arg-type]
+
+    with pytest.raises(Exception, match="MAY HAVE BEEN QUEUED"):
+        send(1)
+    assert send(2) == gateway.messages[0].id
+    assert len(gateway.messages) == 1
