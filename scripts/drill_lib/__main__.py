@@ -72,7 +72,14 @@ def parse() -> argparse.Namespace:
     return options
 
 
-def start(services: Services, api: Api, gateways: dict[str, Gateway], recipients: int) -> None:
+def start(phases: Phases, services: Services, api: Api, gateways: dict[str, Gateway], recipients: int) -> None:
+    phases.run("start: PostgreSQL, Redis, stand-ins", start_backends, services, gateways, recipients)
+    phases.run("start: airflow db migrate", services.airflow, "db", "migrate")
+    phases.run("start: Airflow processes ready", start_airflow, services, api)
+    phases.run("start: DAGs parsed", parse_dags, services, api, gateways)
+
+
+def start_backends(services: Services, gateways: dict[str, Gateway], recipients: int) -> None:
     services.start_postgres()
     services.start_redis()
     for gateway in gateways.values():
@@ -81,7 +88,9 @@ def start(services: Services, api: Api, gateways: dict[str, Gateway], recipients
         f"AIRFLOW_CONN_CHATAPI_DRILL_{d.upper()}": gateway.connection_json for d, gateway in gateways.items()
     }
     services.airflow_env({**connections, "DRILL_RECIPIENTS": str(recipients)})
-    services.airflow("db", "migrate")
+
+
+def start_airflow(services: Services, api: Api) -> None:
     for name in PROCESSES:
         services.start_airflow(name)
     wait_for("api-server /api/v2/monitor/health", api.health, 120, services.log("api-server"))
@@ -99,6 +108,9 @@ def start(services: Services, api: Api, gateways: dict[str, Gateway], recipients
             120,
             services.log(name),
         )
+
+
+def parse_dags(services: Services, api: Api, gateways: dict[str, Gateway]) -> None:
     for dag_id in (f"drill_{kind}_{dialect}" for dialect in gateways for kind in ("fan_out", "slow_retry")):
         wait_for(
             f"DAG {dag_id} parsed (GET /api/v2/dags/{dag_id})",
@@ -107,6 +119,11 @@ def start(services: Services, api: Api, gateways: dict[str, Gateway], recipients
             services.log("dag-processor"),
         )
         api.unpause(dag_id)
+
+
+def summary(row: Row) -> str:
+    missed = f" (missed: {', '.join(row.missed)})" if row.missed else ""
+    return f"{row.result}: {row.sent} cards of {row.meant} meant, {row.duplicates} duplicates, {row.lost} lost{missed}"
 
 
 def table(rows: list[Row]) -> str:
@@ -147,14 +164,14 @@ def main() -> int:
     rows: list[Row] = []
     status = 0
     try:
-        phases.run("start services", start, services, api, gateways, options.recipients)
+        start(phases, services, api, gateways, options.recipients)
         recipients = [f"7901{number:07d}" for number in range(options.recipients)]
         drill = Drill(services, api, gateways, recipients)
         for dialect in options.dialects:
             for scenario in options.scenarios:
                 row = phases.run(f"{scenario}/{dialect}", drill.run, scenario, dialect, SCENARIOS[scenario])
                 rows.append(row)
-                print(f"   {row.result}: {row.sent} cards, {row.duplicates} duplicates, {row.lost} lost", flush=True)
+                print(f"   {summary(row)}", flush=True)
     except DrillError as error:
         print(f"\nDRILL ERROR: {error}", file=sys.stderr)
         status = 2

@@ -5,6 +5,7 @@ it means to raises :class:`ScenarioError`, which FAILs its row."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,8 +92,13 @@ def clear_other(case: Case) -> None:
     case.gateway.inject(RETRYABLE_FAULTS, times=FAULTED // len(RETRYABLE_FAULTS))
     case.wait_task({"up_for_retry"})
     cleared = case.api.clear(case.dag_id, case.runs[-1], ["other"], only_failed=False)
-    send = case.api.task_instance(case.dag_id, case.runs[-1])["state"]
-    case.note(f"{FAULTED} sends answered 500 (half queued); cleared {cleared} while send was {send}")
+    send = case.api.task_instance(case.dag_id, case.runs[-1])
+    after = datetime.now(UTC) - datetime.fromisoformat(send["end_date"])
+    case.note(
+        f"{FAULTED} sends answered 500 (half queued); cleared {cleared} {after.total_seconds():.1f} s after "
+        f"the first try failed, send {send['state']}"
+    )
+    send = send["state"]
     if cleared != ["other"] or send != "up_for_retry":
         raise ScenarioError(f"cleared {cleared} while send was {send}: not 'other' during send's retry wait")
     case.wait_run()

@@ -156,7 +156,7 @@ class Services:
             "SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
             "SCHEDULER__JOB_HEARTBEAT_SEC": "2",
             "DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parsed once: the file does not change
             "TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             "LOGGING__LOGGING_LEVEL": "INFO",
         }
@@ -239,7 +239,7 @@ class Services:
         for proc in self.procs.values():
             if proc.poll() is None:
                 _kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 5  # throw-away services: a short grace, then SIGKILL
         for proc in self.procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

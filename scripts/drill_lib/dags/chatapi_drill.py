@@ -4,7 +4,7 @@ Per dialect, two DAGs of the same two independent tasks, ``send`` (the fan-out) 
 ``EmptyOperator``, for a scenario to clear while ``send`` waits for its retry):
 
 - ``drill_fan_out_<dialect>``: ``send`` retries after 1 s;
-- ``drill_slow_retry_<dialect>``: ``send`` retries after DRILL_SLOW_RETRY seconds (default 10), time enough
+- ``drill_slow_retry_<dialect>``: ``send`` retries after DRILL_SLOW_RETRY seconds (default 5), time enough
   to clear ``other`` while the retry waits.
 
 ``<dialect>`` is ``chatapi`` (connection ``chatapi_drill_chatapi``, a classic stand-in) or ``1msg``
@@ -22,7 +22,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator
 
 RECIPIENTS = [f"7901{number:07d}" for number in range(int(os.environ.get("DRILL_RECIPIENTS", "2000")))]
-RETRY_DELAYS = {"fan_out": 1.0, "slow_retry": float(os.environ.get("DRILL_SLOW_RETRY", "10"))}
+RETRY_DELAYS = {"fan_out": 1.0, "slow_retry": float(os.environ.get("DRILL_SLOW_RETRY", "5"))}
 
 for dialect in ("chatapi", "1msg"):
     for kind, retry_delay in RETRY_DELAYS.items():
