@@ -29,6 +29,7 @@ __all__ = ["SendContactOperator", "SendContactToManyOperator"]
 
 _L = TypeVar("_L", DeliveryLedger, BatchLedger)
 
+_IDS_PER_LINE = 50  # a failed fan-out's queued ids, logged many to a line: 2,000 cards make 40 lines
 _NO_STATE_STORE = (
     "No task_state_store in the task context (Airflow < 3.3): a later try cannot tell which cards this "
     "try queued, so a send whose outcome is unknown fails the task without retrying (at most once){}."
@@ -252,12 +253,25 @@ class SendContactToManyOperator(_ChatApiOperator):
 
     def _fail_fan_out(self, fan_out: FanOutError, *, resumable: bool) -> None:
         """Fail the task without retries unless another try can finish the batch without a duplicate."""
-        for chat, result in fan_out.queued.items():
-            self.log.info("Queued for %s: %s", chat, result.id)  # the ids that a failed task returns nowhere
+        self._log_queued(fan_out, resumable=resumable)
         # Without a ledger a retry sends to every recipient again: never after a card was queued.
         retry = resumable or not fan_out.queued
         if not (retry and all(self._may_retry(failure, resumable=resumable) for failure in fan_out.failures.values())):
             raise AirflowFailException(str(fan_out)) from fan_out
+
+    def _log_queued(self, fan_out: FanOutError, *, resumable: bool) -> None:
+        """Say what a failed fan-out queued, whose ids it returns nowhere: a line for all, then the ids,
+        many to a line (at DEBUG where the ledger has them on record)."""
+        queued = list(fan_out.queued.items())
+        if not queued:
+            return
+        kept = "; they are on record, and neither a retry nor a clear sends them again" if resumable else ""
+        self.log.info("%d of %d cards were queued before the failure%s", len(queued), len(fan_out.outcomes), kept)
+        say = self.log.debug if resumable else self.log.info
+        for start in range(0, len(queued), _IDS_PER_LINE):
+            say(
+                "Queued: %s", ", ".join(f"{chat} {result.id}" for chat, result in queued[start : start + _IDS_PER_LINE])
+            )
 
 
 def _clear_generation(context: Context, retries: int) -> int:

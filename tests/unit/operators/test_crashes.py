@@ -3,11 +3,13 @@ it takes from the gateway, and how many lookups it costs (issue 15, items 2 and 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_chatapi._protocol.ledger import WAVE_SIZE
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
@@ -36,10 +38,20 @@ class DyingStore(DictStore):
         super().set(key, value)
 
 
+LOG = logging.getLogger("test.chatapi.crashes")
+
+
+@pytest.fixture(autouse=True)
+def _operators_log_to_one_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operators' lines and their hooks', in one stdlib logger that ``caplog`` reads on every release."""
+    monkeypatch.setattr(SendContactToManyOperator, "log", property(lambda self: LOG))
+
+
 def fan_out(recipients: list[str], store: DictStore, *, try_number: int) -> list[str]:
     operator = SendContactToManyOperator(
         task_id="many", contact_ids=["79009999999"], recipients=recipients, max_in_flight=20
     )
+    operator.hook._log = LOG  # Airflow's LoggingMixin logs through this logger once set
     ti = type("TI", (), {"try_number": try_number, "max_tries": 3, "xcom_push": lambda *a, **k: None})()
     return operator.execute({"task_state_store": store, "ti": ti})  # type: ignore[arg-type]
 
@@ -119,3 +131,38 @@ def test_a_single_sends_lost_card_is_found_on_a_gateway_clock_far_from_ours(
         send(1)
     assert send(2) == gateway.messages[0].id
     assert len(gateway.messages) == 1
+
+
+def info_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.INFO and record.name == LOG.name
+    ]
+
+
+def test_a_failed_or_resumed_fan_out_logs_lines_a_person_reads(
+    stand_in: Callable[..., StandInGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15 item 5: a failed fan-out of 1,000 logged a line for each of its 990 queued cards."""
+    recipients = [f"7901{n:07d}" for n in range(WAVE_SIZE + 600)]
+    stand_in(refuse_chats={f"{number}@c.us": "not on WhatsApp" for number in recipients[:10]})
+    store = DyingStore()
+    with (
+        caplog.at_level(logging.INFO, logger=LOG.name),
+        pytest.raises(AirflowFailException, match="10 of 1000 sends failed"),
+    ):
+        fan_out(recipients, store, try_number=1)
+    lines = info_lines(caplog)
+    assert "990 of 1000 cards were queued before the failure; they are on record" in "\n".join(lines)
+    assert len(lines) <= 20
+
+    caplog.clear()
+    store.die_at = store.writes + 2  # the next try dies writing its first wave's outcomes
+    with caplog.at_level(logging.INFO, logger=LOG.name), pytest.raises(Killed):
+        fan_out(recipients, store, try_number=2)
+    caplog.clear()
+    store.die_at = None
+    with caplog.at_level(logging.INFO, logger=LOG.name), pytest.raises(AirflowFailException):
+        fan_out(recipients, store, try_number=3)
+    lines = info_lines(caplog)
+    assert any(line.startswith("Earlier tries' answers were lost for") for line in lines)
+    assert len(lines) <= 20
