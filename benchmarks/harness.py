@@ -205,16 +205,19 @@ def stand_in_process(delay: float = 0.0) -> Iterator[dict[str, Any]]:
 def child_stdout(script: str, arguments: list[str], connection: dict[str, Any]) -> str:
     """Run ``script`` (an item's own file) as a child process with ``chatapi_default`` set; its stdout.
 
-    ``subprocess.run`` kills the child on a timeout or any other error, so none is left behind.
+    ``subprocess.run`` kills the child on a timeout or any other error, so none is left behind. A child that
+    fails raises ``RuntimeError`` with the end of its stderr.
     """
     finished = subprocess.run(
         [sys.executable, script, *arguments],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         env={**os.environ, CONNECTION_VARIABLE: json.dumps(connection)},
         timeout=SUBPROCESS_TIMEOUT,
     )
+    ran = f"{Path(script).name} {' '.join(arguments)}"
+    expect(finished.returncode == 0, f"{ran} exited with {finished.returncode}:\n{finished.stderr[-3000:]}")
     return finished.stdout
 
 
