@@ -23,7 +23,7 @@ RETRYABLE_FAULTS = [  # a lost answer that hid a queued card, then one that hid 
     {"kind": "server_error", "status": 500, "queued": False},
 ]
 REFUSAL = {"kind": "rejected", "message": "The number is not on WhatsApp"}  # the gateway's sent: false
-REUSE_WITHIN = 30.0  # seconds since the baseline's run ended for twice to take it as its run 1
+REUSE_WITHIN = 30.0  # seconds since the previous row's run ended for clear_succeeded or twice to take it
 FAULTED = 20  # sends answered with a fault in clear_other and clear_failed
 
 
@@ -121,21 +121,51 @@ def clear_failed(case: Case) -> None:
     case.wait_run()  # the clear queued the run again before it answered: no stale "failed" here
 
 
+def clear_succeeded(case: Case) -> None:
+    """A run succeeds, then its ``send`` is cleared (``only_failed=false``) and runs again: a clear after a
+    success asks to do it again, so the run is meant two cards per recipient. The run is the baseline's when it
+    ran just before on this dialect (else a run of its own)."""
+    _succeeded(case, "baseline")
+    before = case.api.task_instance(case.dag_id, case.runs[-1])
+    served = case.run_cards()
+    case.again()
+    cleared = case.api.clear(case.dag_id, case.runs[-1], ["send"], only_failed=False)
+    if cleared != ["send"]:
+        raise ScenarioError(f"the clear of the succeeded send cleared {cleared}")
+    case.wait_run()  # the clear queued the run again before it answered: no stale "success" here
+    after = case.api.task_instance(case.dag_id, case.runs[-1])
+    case.note(
+        f"the run succeeded with {served} cards (try {before['try_number']}); cleared {cleared}; "
+        f"try {after['try_number']} {after['state']} with {case.run_cards() - served} more"
+    )
+    if after["try_number"] <= before["try_number"]:
+        raise ScenarioError(f"send did not run again after the clear (try {after['try_number']})")
+
+
 def twice(case: Case) -> None:
-    """The same broadcast twice within seconds: two runs of the DAG. Run 1 is the baseline's when it ran just
-    before on this dialect (else a run of its own); run 2 is triggered once run 1 succeeded, its task process
-    killed at half, and retried by Airflow. Each run is meant one card per recipient."""
-    previous = case.drill.last.get(case.row.dialect)
-    exact = previous is not None and previous.row.state == "success" and not previous.row.duplicates + previous.row.lost
-    if exact and previous.row.scenario == "baseline" and time.monotonic() - previous.ended < REUSE_WITHIN:
-        case.adopt(previous)
-    else:
-        case.trigger()
-        if case.wait_run() != "success":
-            raise ScenarioError("run 1 failed")
+    """The same broadcast twice within seconds: two runs of the DAG. Run 1 is the one ``clear_succeeded`` or
+    the baseline ran just before on this dialect (else a run of its own); run 2 is triggered once run 1
+    succeeded, its task process killed at half, and retried by Airflow. Each run is meant one card per
+    recipient, and run 1 one more for each clear after it succeeded (``clear_succeeded``'s: two)."""
+    _succeeded(case, "baseline", "clear_succeeded")
     case.trigger()
     case.note(_kill_task_process(case, case.at_half()) + " of run 2")
     case.wait_run()
+
+
+def _succeeded(case: Case, *reusable: str) -> None:
+    """Give the case a run that succeeded: the last run of the row just measured on this dialect when that row
+    is one of ``reusable``, its run succeeded with no duplicate or loss, and ended within ``REUSE_WITHIN``
+    (the stand-in has not been reset since); else a run of its own."""
+    previous = case.drill.last.get(case.row.dialect)
+    exact = previous is not None and previous.row.state == "success" and not previous.row.duplicates + previous.row.lost
+    if exact and previous.row.scenario in reusable and time.monotonic() - previous.ended < REUSE_WITHIN:
+        case.adopt(previous)
+    else:
+        case.trigger()
+        state = case.wait_run()
+        if state != "success":
+            raise ScenarioError(f"run 1 ended {state}, not success")
 
 
 def _kill_task_process(case: Case, queued: int) -> str:
@@ -166,6 +196,7 @@ def _zombie(pid: int) -> bool:
 
 SCENARIOS: dict[str, Callable[[Case], None]] = {
     "baseline": baseline,
+    "clear_succeeded": clear_succeeded,  # after baseline, whose run it clears; twice then takes that run
     "twice": twice,
     "kill_task": kill_task,
     "kill_worker": kill_worker,
