@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_chatapi._protocol.plans import Call
-from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, LostSend, Verdicts
+from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, LostSend, Verdicts, first_few
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import GatewayError, NotSentError
 
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
 __all__ = ["Log", "prepare_batch_plan", "reconcile_plan", "send_plan"]
-
-_LISTED = 5  # sends named in one log line
 
 
 class Log(Protocol):
@@ -135,9 +133,8 @@ def _say_one(log: Log, verdicts: Verdicts) -> None:
     if verdicts.absent:
         log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
     for reason in verdicts.unknown.values():
-        log.warning("%s: %s", CANNOT_TELL[0].upper() + CANNOT_TELL[1:], reason)
+        log.warning("%s: %s", CANNOT_TELL.capitalize(), reason)
 
 
 def _listed(reasons: Mapping[str, str]) -> str:
-    shown = "; ".join(f"{chat}: {reason}" for chat, reason in list(reasons.items())[:_LISTED])
-    return shown + (f"; and {len(reasons) - _LISTED} more" if len(reasons) > _LISTED else "")
+    return first_few([f"{chat}: {reason}" for chat, reason in reasons.items()], separator="; ")

@@ -40,6 +40,7 @@ __all__ = [
     "LostSend",
     "Verdicts",
     "earliest_stamp",
+    "first_few",
     "history_plan",
     "settle",
 ]
@@ -226,10 +227,14 @@ def _not_before(entry: Mapping[str, Any], since: int) -> bool:
     return stamped is None or stamped >= since
 
 
+def first_few(texts: Sequence[str], separator: str = ", ") -> str:
+    """The first few of ``texts``, and how many more there are: what one message names of a long list."""
+    more = f"{separator}and {len(texts) - _LISTED} more" if len(texts) > _LISTED else ""
+    return separator.join(texts[:_LISTED]) + more
+
+
 def _ids(entries: Iterable[Mapping[str, Any]]) -> str:
-    unique = list(dict.fromkeys(str(entry["id"]) for entry in entries))
-    more = f" and {len(unique) - _LISTED} more" if len(unique) > _LISTED else ""
-    return ", ".join(unique[:_LISTED]) + more
+    return first_few(list(dict.fromkeys(str(entry["id"]) for entry in entries)))
 
 
 def _is_our_card(send: ContactSend, entry: Mapping[str, Any], card_types: Collection[str]) -> bool:
