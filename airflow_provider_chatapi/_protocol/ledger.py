@@ -172,9 +172,9 @@ class _Records:
     def owners(self) -> Mapping[str, str]:
         return self._owners
 
-    def _load(self, waves: Sequence[Any]) -> None:
+    def _load(self, waves: Sequence[Any]) -> int:
         """Take the records of stored ``waves`` that still count: a later write wins, and a clear after a
-        done job voids the ids sent before it."""
+        done job voids the ids sent before it. Return the latest write's sequence number (0: none)."""
         done = _done_through(self._store, self._key)
         ordered = sorted((wave for wave in waves if _is_wave(wave)), key=lambda wave: wave.get("s", 0))
         for wave in ordered:
@@ -183,6 +183,7 @@ class _Records:
                 record = DeliveryRecord.decoded(chat, entry)
                 if record is not None and not (voided and record.message_id):
                     self._keep(record)
+        return ordered[-1].get("s", 0) if ordered else 0
 
     def _keep(self, record: DeliveryRecord) -> None:
         earlier = self._records.get(record.chat_id)
@@ -298,8 +299,7 @@ class BatchLedger(_Records):
             listing = store.get(key)
             self._listed = listing.get("waves", -1) if isinstance(listing, dict) else -1
             waves = [store.get(f"{key}:{index}") for index in range(max(self._listed, 0))]
-            self._load(waves)
-            self._sequence = max((wave.get("s", 0) for wave in waves if _is_wave(wave)), default=0)
+            self._sequence = self._load(waves)
 
     @property
     def shared(self) -> bool:

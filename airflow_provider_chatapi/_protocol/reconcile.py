@@ -155,14 +155,15 @@ def settle(
     verdicts = Verdicts(offset=offset)
     for item in lost:
         chat = item.send.chat_id
+        types = card_types(item.send)
+        named, unnamed = (
+            [entry for entry in by_chat.get(key, ()) if _is_our_card(item.send, entry, types, owners)]
+            for key in (chat, None)
+        )
         since = item.intent.on_gateway_clock(offset)
-        fits = [
-            entry
-            for entry in [*by_chat.get(chat, ()), *by_chat.get(None, ())]
-            if _is_our_card(item.send, entry, card_types(item.send)) and owners.get(entry["id"], chat) == chat
-        ]
         if since is None:
-            near = [entry for entry in fits if _not_before(entry, earliest_stamp(item.intent, None))]
+            earliest = earliest_stamp(item.intent, None)
+            near = [entry for entry in (*named, *unnamed) if _not_before(entry, earliest)]
             if near:
                 verdicts.unknown[chat] = (
                     "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's, "
@@ -171,15 +172,21 @@ def settle(
             else:
                 _absent(verdicts, chat, complete)
             continue
-        _judge(verdicts, chat, fits, since=since, shared=shared, complete=complete)
+        _judge(verdicts, chat, named, unnamed, since=since, shared=shared, complete=complete)
     return verdicts
 
 
 def _judge(
-    verdicts: Verdicts, chat: str, fits: list[Mapping[str, Any]], *, since: int, shared: bool, complete: bool
+    verdicts: Verdicts,
+    chat: str,
+    named: list[Mapping[str, Any]],
+    unnamed: list[Mapping[str, Any]],
+    *,
+    since: int,
+    shared: bool,
+    complete: bool,
 ) -> None:
-    named = [entry for entry in fits if _chat_of(entry) is not None]
-    unnamed = [entry for entry in fits if _chat_of(entry) is None]
+    """Judge one lost send by its candidates: those in its chat (``named``), and those that name no chat."""
     stamped_since = [entry for entry in named if _stamp(entry) is not None and _not_before(entry, since)]
     for group in (stamped_since, [entry for entry in named if _stamp(entry) is None]):
         unique = list(dict.fromkeys(entry["id"] for entry in group))
@@ -237,13 +244,17 @@ def _ids(entries: Iterable[Mapping[str, Any]]) -> str:
     return first_few(list(dict.fromkeys(str(entry["id"]) for entry in entries)))
 
 
-def _is_our_card(send: ContactSend, entry: Mapping[str, Any], card_types: Collection[str]) -> bool:
+def _is_our_card(
+    send: ContactSend, entry: Mapping[str, Any], card_types: Collection[str], owners: Mapping[str, str]
+) -> bool:
+    """Whether the entry could be ``send``'s card: ours, of its type, naming its cards, and no other chat's."""
     entry_id = entry.get("id")
     return (
         entry.get("fromMe", True) is True  # the outbound queue holds only our own messages
         and entry.get("type") in card_types
         and isinstance(entry_id, str)
         and bool(entry_id)
+        and owners.get(entry_id, send.chat_id) == send.chat_id
         and _names_every_card(send, entry.get("body"))
     )
 
