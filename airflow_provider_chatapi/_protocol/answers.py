@@ -49,7 +49,8 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
     """Return the JSON object of a successful answer; raise the classified error for any other."""
     status = response.status_code
     payload = json_object(response.body)
-    if 200 <= status < 300 and payload is not None and "error" not in payload:
+    # An "error" of null or "" beside a success says there was none (some gateways always send the field).
+    if 200 <= status < 300 and payload is not None and not payload.get("error"):
         return payload
     said = gateway_said(payload, response)  # only a failure needs the gateway's words
     if status in (401, 403):
@@ -156,7 +157,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone takes "²", which float() refuses
         return float(value)
     try:
         when = parsedate_to_datetime(value)

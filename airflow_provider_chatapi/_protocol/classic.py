@@ -22,7 +22,7 @@ from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.dialect import Dialect
 from airflow_provider_chatapi._protocol.http import ApiRequest
 from airflow_provider_chatapi._protocol.plans import Call
-from airflow_provider_chatapi._protocol.reconcile import HistoryPage, history_plan
+from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, history_plan
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi._protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
 from airflow_provider_chatapi.exceptions import DeliveryReportUnavailableError, InvalidInputError, RejectedError
@@ -70,7 +70,7 @@ class ClassicDialect(Dialect):
                     card,
                     "the classic gateway sends a contact by its WhatsApp number, and this card has none",
                 )
-        body["contactId"] = list(dict.fromkeys(f"{number}{PRIVATE_SUFFIX}" for number in send.whatsapp_ids))
+        body["contactId"] = _contact_ids(send)
         if send.quoted_message_id is not None:
             if not _QUOTED_MESSAGE_ID.fullmatch(send.quoted_message_id):
                 raise InvalidInputError(
@@ -120,9 +120,11 @@ class ClassicDialect(Dialect):
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
         self.check_delivery_reports()
 
-    def card_types(self, send: ContactSend) -> frozenset[str]:
-        """One contact or several."""
-        return _SINGLE if len(send.contacts) == 1 else _MULTI
+    def card_shape(self, send: ContactSend) -> CardShape:
+        """One vCard per number sent (cards that share a number go out as one): ``vcard`` for one, else
+        ``multi_vcard``."""
+        count = len(_contact_ids(send))
+        return CardShape(_SINGLE if count == 1 else _MULTI, count)
 
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
         """The history since ``min_time`` and the outbound queue, taken together: complete unless the queue
@@ -133,6 +135,11 @@ class ClassicDialect(Dialect):
 
 
 CLASSIC = ClassicDialect()
+
+
+def _contact_ids(send: ContactSend) -> list[str]:
+    """The ``contactId`` list of a send: each card's WhatsApp number, once."""
+    return list(dict.fromkeys(f"{number}{PRIVATE_SUFFIX}" for number in send.whatsapp_ids))
 
 
 def parse_message_history(response: ApiResponse) -> HistoryPage:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import ApiResponse
 
-__all__ = ["Intent", "clock_offset", "intent_now"]
+__all__ = ["UNTIED_MARGIN", "Intent", "clock_offset", "intent_now"]
 
 
 def clock_offset(response: ApiResponse) -> float | None:
@@ -40,17 +40,28 @@ def clock_offset(response: ApiResponse) -> float | None:
     return stamped.timestamp() - time.time()
 
 
+UNTIED_MARGIN = 60
+"""Seconds by which the clocks of two workers may differ (NTP keeps them far closer): an intent on a
+worker's clock is placed on the gateway's with this much doubt either side."""
+
+
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """When a send was about to be made: ``at`` unix seconds on the gateway's clock when ``tied``, on ours
-    (the try's own, with no answer yet to tie it by) when not."""
+    """When a send was about to be made: ``at`` unix seconds on the gateway's clock when ``tied``, else on
+    a worker's, off from the clock that reads it by up to ``margin`` seconds either way."""
 
     at: int
     tied: bool
+    margin: int = 0
+
+    @classmethod
+    def on_worker_clock(cls, at: int) -> Intent:
+        """An intent on the clock of the worker that wrote it, which a retry may read on another worker."""
+        return cls(at, tied=False, margin=UNTIED_MARGIN)
 
     def on_gateway_clock(self, offset: float | None) -> int | None:
-        """The first second of the gateway's clock at which the send's card can be stamped; None when the
-        intent is on our clock and no answer tied the two."""
+        """The second of the gateway's clock the intent is placed at (its card is stamped then or later, give
+        or take :attr:`margin`); None when the intent is on a worker's clock and no answer tied the two."""
         if self.tied:
             return self.at
         return None if offset is None else math.floor(self.at + offset)
@@ -59,4 +70,6 @@ class Intent:
 def intent_now(offset: float | None) -> Intent:
     """An intent for a send about to be made: on the gateway's clock if ``offset`` is known."""
     now = time.time()
-    return Intent(math.floor(now + offset), tied=True) if offset is not None else Intent(math.floor(now), tied=False)
+    if offset is None:
+        return Intent.on_worker_clock(math.floor(now))
+    return Intent(math.floor(now + offset), tied=True)

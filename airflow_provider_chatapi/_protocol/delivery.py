@@ -2,9 +2,10 @@
 
 Every send crosses :func:`send_plan`: a user's ``hook.send_contact()``, the notifier, the operator and
 each recipient of a fan-out. Without a ledger it is the request and nothing more. With one (the
-operators', on Airflow 3.3+), it first asks the ledger and, after a try whose answer was lost, the
-gateway, whether an earlier try queued this card; it records the intent before the POST and the outcome
-after it.
+operators'), :func:`prepare_plan` first settles what earlier tries left unknown, from one look at the
+gateway, and each send asks the ledger whether an earlier try queued its card; the ledger records the
+intents before the requests and the outcomes after them. A single send is a batch of one
+(:func:`recorded_send_plan`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow_provider_chatapi._protocol.dialect import Dialect
-    from airflow_provider_chatapi._protocol.ledger import BatchLedger, Ledger
+    from airflow_provider_chatapi._protocol.ledger import Ledger
     from airflow_provider_chatapi._protocol.plans import Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["Log", "prepare_batch_plan", "reconcile_plan", "send_plan"]
+__all__ = ["Log", "prepare_plan", "reconcile_plan", "recorded_send_plan", "send_plan"]
 
 
 class Log(Protocol):
@@ -82,9 +83,22 @@ def _earlier_card(send: ContactSend, *, dialect: Dialect, ledger: Ledger, log: L
     return prior.message_id
 
 
-def prepare_batch_plan(sends: Sequence[ContactSend], *, dialect: Dialect, ledger: BatchLedger, log: Log) -> Plan[None]:
-    """Before a batch's first send: settle every send an earlier try lost, in one look at the gateway; or,
-    with none lost, read the gateway's clock, on which the batch's intents are then recorded."""
+def recorded_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[SendResult]:
+    """:func:`send_plan` with a ledger: the batch of one, prepared, and recorded before and after its request."""
+    dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
+    yield from prepare_plan([send], dialect=dialect, ledger=ledger, log=log)
+    ((start, stop),) = ledger.waves()
+    ledger.before_wave(start, stop)
+    try:
+        return (yield from send_plan(send, dialect=dialect, ledger=ledger, log=log))
+    finally:
+        ledger.after_wave(start, stop)
+
+
+def prepare_plan(sends: Sequence[ContactSend], *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[None]:
+    """Before a try's first send: settle every send an earlier try lost, in one look at the gateway; or,
+    with none lost, read the gateway's clock, on which the try's intents are then recorded (so that a
+    retry on another worker, whose clock may differ, still places them right)."""
     lost = ledger.prepare(sends)
     if lost:
         yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)

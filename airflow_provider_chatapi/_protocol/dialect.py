@@ -18,12 +18,12 @@ from airflow_provider_chatapi.exceptions import ChatApiError
 
 if TYPE_CHECKING:
     import re
-    from collections.abc import Collection, Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse
     from airflow_provider_chatapi._protocol.plans import Plan
-    from airflow_provider_chatapi._protocol.reconcile import HistoryPage, LostSend, Verdicts
+    from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, LostSend, Verdicts
     from airflow_provider_chatapi._protocol.sends import ContactSend, SendResult
 
 __all__ = ["Dialect"]
@@ -96,8 +96,8 @@ class Dialect(ABC):
     # ---- reconciliation -----------------------------------------------------------------------
 
     @abstractmethod
-    def card_types(self, send: ContactSend) -> Collection[str]:
-        """The history ``type`` values of the message ``send`` makes."""
+    def card_shape(self, send: ContactSend) -> CardShape:
+        """How the message ``send`` makes appears in the history: its ``type`` values and its cards."""
 
     @abstractmethod
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
@@ -117,7 +117,7 @@ class Dialect(ABC):
             lost,
             page.entries,
             offset=page.offset if page.offset is not None else offset,
-            card_types=self.card_types,
+            card_shape=self.card_shape,
             owners=owners,
             shared=shared,
             complete=complete,

@@ -2,7 +2,7 @@
 
 The gateway has no idempotency key, so a try whose answer was lost cannot know whether its card was
 queued. On Airflow 3.3+ each task instance has a ``task_state_store`` that outlives its tries (and its
-clears); this module keeps a compact record there, per recipient chat: a digest of the request, and
+clears); this module keeps a compact record there, **per recipient chat**: a digest of the request, and
 either the intent (when it was about to be sent, on the gateway's clock where an answer tied the clocks),
 or the message id the gateway gave it, or the mark that the gateway certainly queued nothing. A later
 try reads it back:
@@ -12,25 +12,35 @@ try reads it back:
   look for every lost send of a batch); take its id if found, send again only if it is certainly absent;
 - no record, a not-sent mark, or a record of a different request (the inputs changed): send.
 
-A fan-out is recorded in waves of :data:`WAVE_SIZE` recipients, one store key each: the intents of a
-wave are written before its first request and its outcomes after its last, so a crash leaves at most
-one wave's outcomes unknown, and no key nears Airflow's 64 KB warning (an entry is about 60 bytes).
+A record is found by its chat, never by its place in a list: every try writes keys of its own
+(``chatapi_send_contact:<try>:<n>``) and never overwrites another try's, and a retry reads every earlier
+try's keys and keeps each chat's latest entry. So a retry that gets the recipients in another order, or
+a subset, or more of them, still finds every chat an earlier try served. A single send is a batch of one.
+
+A try writes its sends in waves (at most :data:`WAVE_SIZE` recipients, and at most :data:`WAVE_BYTES`
+of entries whatever the chat ids' length): the intents of a wave in one write before its first request,
+its outcomes in one write after its last. A crash leaves at most one wave's outcomes unknown, and no key
+nears Airflow's 64 KB warning. A single send on its first try writes twice: the intent, then its id.
 
 A clear of *this* task instance starts a new generation (the caller derives it from the instance's
 ``max_tries``, which a clear raises and a retry leaves alone; clearing other tasks of the run changes
-nothing). What it means depends on how the last generation ended:
+nothing). The write that finishes a generation's job is marked done, and what a clear means depends on it:
 
-- it succeeded (the job was done): the user asks to do it again, so what was sent before counts as absent;
-- it failed: the user asks to finish the job, so cards on record still count and are not sent again, and
+- the job was done: the user asks to do it again, so what was sent before counts as absent;
+- it was not: the user asks to finish the job, so cards on record still count and are not sent again, and
   only the recipients not served are sent to (after reconciling any unknown outcome).
 
-:func:`~.delivery.send_plan` reads and writes these records around the one request of a send.
+Before Airflow 3.3 there is no store: the ledger then lives in memory for one try, and a retry that is not
+the first try of its generation takes every recipient as lost since the generation began, so that the
+gateway's history, not a blind re-send, says what an earlier try (perhaps killed before it could say
+anything) queued.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,11 +55,16 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.reconcile import Verdicts
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["LEDGER_KEY", "WAVE_SIZE", "BatchLedger", "DeliveryLedger", "DeliveryRecord", "Ledger", "StateStore"]
+__all__ = ["LEDGER_KEY", "WAVE_BYTES", "WAVE_SIZE", "DeliveryRecord", "Ledger", "StateStore"]
 
 LEDGER_KEY = "chatapi_send_contact"
 WAVE_SIZE = 400
-"""Recipients per record key of a fan-out: at most this many outcomes are unknown after a crash."""
+"""Most recipients in one wave: at most this many outcomes are unknown after a crash."""
+WAVE_BYTES = 56_000
+"""Most bytes of entries one wave may need (chat ids, and an id of up to :data:`_ID_ALLOWANCE` each): its
+key stays under the 65,535 bytes above which Airflow warns, however long the chat ids."""
+_ID_ALLOWANCE = 96  # bytes a message id may take in an entry: 1msg's wamid ids are about 60
+_ENTRY_OVERHEAD = 16  # the digest, the mark and the JSON quoting around a chat and its entry
 _DIGEST_LENGTH = 8  # base64 of 6 bytes: a changed request is told from the recorded one, in 8 bytes
 _TIED, _UNTIED, _SENT, _SENT_HERE, _NOT_SENT = "?", "~", "=", "*", "-"  # the mark after an entry's digest
 
@@ -101,8 +116,9 @@ class DeliveryRecord:
         if not isinstance(entry, str) or len(entry) <= _DIGEST_LENGTH:
             return None
         digest, mark, rest = entry[:_DIGEST_LENGTH], entry[_DIGEST_LENGTH], entry[_DIGEST_LENGTH + 1 :]
-        if mark in (_TIED, _UNTIED) and rest.isdigit():
-            return cls(chat_id, digest, intent=Intent(int(rest), tied=mark == _TIED))
+        if mark in (_TIED, _UNTIED) and rest.isascii() and rest.isdigit():
+            at = int(rest)
+            return cls(chat_id, digest, intent=Intent(at, tied=True) if mark == _TIED else Intent.on_worker_clock(at))
         if mark == _SENT and rest:
             return cls(chat_id, digest, message_id=rest)
         if mark == _SENT_HERE and rest:
@@ -112,78 +128,201 @@ class DeliveryRecord:
         return None
 
 
-class Ledger(Protocol):
-    """Where :func:`~.delivery.send_plan` keeps the records of its sends, and what it does when the gateway
-    cannot say whether an earlier try's card arrived."""
+class _MemoryStore(dict[str, Any]):
+    """Where a ledger keeps its records when Airflow gives the task no state store (before 3.3)."""
 
-    at_least_once: bool
-    """Send again when the gateway cannot tell, rather than fail: a card may arrive twice, never zero times."""
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+@dataclass
+class _Wave:
+    """Sends ``start`` to ``stop`` of this try's batch, and the chats this try wrote under its ``key``."""
+
+    start: int
+    stop: int
+    key: str | None = None
+    members: list[str] | None = None
+
+
+class Ledger:
+    """The record of a task instance's sends (one, or a fan-out's), kept in its ``task_state_store``.
+
+    :param store: the task instance's store; None before Airflow 3.3 (the record then lasts one try).
+    :param try_number: this try's number: its keys are its own, and every earlier try's are read. Unknown
+        (None), the try takes the first number no try has written under, after reading those before it.
+    :param generation: the task instance's clear generation.
+    :param at_least_once: send again when the gateway cannot tell, rather than fail: a card may then
+        arrive twice, never zero times.
+    :param lost_since: when no store can say what earlier tries of this generation did (before 3.3, on a
+        retry), the generation's start: every send is then taken as lost since it and looked for at the
+        gateway before anything is sent.
+
+    :meth:`prepare` takes the try's sends and says which are lost; the batch runner calls
+    :meth:`before_wave` and :meth:`after_wave` around each of :meth:`waves`; :func:`~.delivery.send_plan`
+    asks :meth:`recorded` and calls :meth:`record_intent` and :meth:`record` around each request.
+    """
+
+    def __init__(
+        self,
+        store: StateStore | None,
+        *,
+        try_number: int | None = None,
+        generation: int = 0,
+        at_least_once: bool = False,
+        lost_since: Intent | None = None,
+        key: str = LEDGER_KEY,
+    ) -> None:
+        self.at_least_once = at_least_once
+        self.durable = store is not None
+        """Whether the record outlives this try (Airflow 3.3+)."""
+        self._store: StateStore = store if store is not None else _MemoryStore()
+        self._generation = generation
+        self._lost_since = lost_since
+        self._records: dict[str, DeliveryRecord] = {}
+        self._owners: dict[str, str] = {}
+        self._offset: float | None = None
+        self._unknown: dict[str, str] = {}
+        self._digests: dict[str, str] = {}
+        self._sends: Sequence[ContactSend] = ()
+        self._waves: list[_Wave] = []
+        self._fresh: set[str] = set()  # intents this try wrote: not lost, about to be sent
+        self._changed: set[str] = set()  # chats whose records are not written yet
+        self._keys_written = 0
+        if store is not None and try_number != 1:  # a first try has nothing to read
+            try_number = self._load(store, key, try_number)
+        self._prefix = f"{key}:{try_number or 1}"
+
+    # ---- what the plans ask ---------------------------------------------------------------------
 
     @property
     def owners(self) -> Mapping[str, str]:
         """Each message id on record, and the chat it went to: never to be taken for another chat's card."""
-        ...
+        return self._owners
 
     @property
     def shared(self) -> bool:
         """Whether the ledger holds several recipients' sends (a card without a chat cannot be told apart)."""
-        ...
+        return len(self._sends) > 1
+
+    def prepare(self, sends: Sequence[ContactSend]) -> list[LostSend]:
+        """Take the try's sends, in order, and cut them into waves; return those an earlier try lost."""
+        self._sends = sends
+        self._waves = _waves(sends)
+        lost = []
+        for send in sends:
+            record = self._counting(send)
+            if record is None and self._lost_since is not None:
+                record = DeliveryRecord(send.chat_id, self._digest(send), intent=self._lost_since)
+                self._keep(record)
+            if record is not None and record.lost and record.intent is not None:
+                lost.append(LostSend(send, record.intent))
+        return lost
+
+    def tie(self, offset: float | None) -> None:
+        """Place the intents to come on the gateway's clock (``offset``: seconds to add to ours)."""
+        self._offset = offset
+
+    def settle(self, verdicts: Verdicts) -> None:
+        """Note what the gateway showed of lost sends: found (their ids), absent, or it cannot tell."""
+        if verdicts.offset is not None:
+            self._offset = verdicts.offset
+        self._unknown.update(verdicts.unknown)
+        for chat, message_id in verdicts.found.items():
+            self._keep(self._records[chat].sent(message_id))
+        for chat in verdicts.absent:
+            self._keep(self._records[chat].nothing_queued())
+        self._changed |= set(verdicts.found) | verdicts.absent
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
         """What an earlier try of this very request left that still counts: an id, or a lost intent.
 
         :raises DeliveryUnknownError: the gateway could not tell whether the earlier try's card arrived.
         """
-        ...
+        if send.chat_id in self._fresh:
+            return None
+        reason = self._unknown.get(send.chat_id)
+        if reason is not None:
+            raise DeliveryUnknownError("sendContact", f"{CANNOT_TELL}: {reason}")
+        return self._counting(send)
 
     def record_intent(self, send: ContactSend) -> DeliveryRecord:
-        """Note that this request is about to be sent; called before the POST."""
-        ...
+        """The intent :meth:`before_wave` recorded for this send, which is now being made."""
+        self._fresh.discard(send.chat_id)
+        return self._records[send.chat_id]
 
     def record(self, record: DeliveryRecord) -> None:
-        """Note what became of a send: its id, or that nothing was queued."""
-        ...
+        """Note what became of a send: its id, or that nothing was queued (written after its wave)."""
+        self._keep(record)
+        self._changed.add(record.chat_id)
 
-    def settle(self, verdicts: Verdicts) -> None:
-        """Note what the gateway showed of lost sends: found (their ids), absent, or it cannot tell."""
-        ...
+    # ---- the waves ------------------------------------------------------------------------------
 
-    def complete(self) -> None:
-        """Note that the task did its job in this generation: a later clear asks for it again."""
-        ...
+    def waves(self) -> list[tuple[int, int]]:
+        """The waves of the sends :meth:`prepare` took: (start, stop) in the batch's order."""
+        return [(wave.start, wave.stop) for wave in self._waves]
 
+    def before_wave(self, start: int, stop: int) -> None:
+        """Write, in one call, the intent of every send of the wave that nothing on record covers."""
+        for send in self._sends[start:stop]:
+            if self._counting(send) is None:
+                self._keep(DeliveryRecord(send.chat_id, self._digest(send), intent=intent_now(self._offset)))
+                self._fresh.add(send.chat_id)
+                self._changed.add(send.chat_id)
+        self._write(self._wave_at(start))
 
-class _Records:
-    """What both ledgers keep in memory: the records that count in this generation, by chat; the message
-    ids' owners; the gateway's clock; and the sends the gateway could not tell about."""
+    def after_wave(self, start: int, stop: int) -> None:
+        """Write the wave's outcomes; after the last wave, mark the job done if every send has its card."""
+        self._write(self._wave_at(start), last=start == self._waves[-1].start)
 
-    def __init__(self, store: StateStore, key: str, *, generation: int, at_least_once: bool) -> None:
-        self.at_least_once = at_least_once
-        self._store = store
-        self._key = key
-        self._generation = generation
-        self._records: dict[str, DeliveryRecord] = {}
-        self._owners: dict[str, str] = {}
-        self._offset: float | None = None
-        self._unknown: dict[str, str] = {}
-        self._digests: dict[str, str] = {}
+    # ---- reading and writing the store ----------------------------------------------------------
 
-    @property
-    def owners(self) -> Mapping[str, str]:
-        return self._owners
-
-    def _load(self, waves: Sequence[Any]) -> int:
-        """Take the records of stored ``waves`` that still count: a later write wins, and a clear after a
-        done job voids the ids sent before it. Return the latest write's sequence number (0: none)."""
-        done = _done_through(self._store, self._key)
-        ordered = sorted((wave for wave in waves if _is_wave(wave)), key=lambda wave: wave.get("s", 0))
-        for wave in ordered:
-            voided = int(wave["g"]) <= done < self._generation
-            for chat, entry in wave["r"].items():
+    def _load(self, store: StateStore, key: str, try_number: int | None) -> int:
+        """Take every earlier try's keys, in the order they were written, each chat's latest entry winning;
+        ids sent in a generation whose job was done, before a later clear, no longer count. Return this
+        try's number (when unknown: the first under which no try wrote)."""
+        written: list[dict[str, Any]] = []
+        for earlier in range(1, try_number) if try_number else itertools.count(1):
+            first = len(written)
+            for index in itertools.count():
+                value = store.get(f"{key}:{earlier}:{index}")
+                if not _is_wave(value):
+                    break
+                written.append(value)
+            if try_number is None and len(written) == first:
+                try_number = earlier
+                break
+        done = max((value["g"] for value in written if value.get("d") is True), default=-1)
+        for value in written:
+            voided = value["g"] <= done < self._generation
+            for chat, entry in value["r"].items():
                 record = DeliveryRecord.decoded(chat, entry)
                 if record is not None and not (voided and record.message_id):
                     self._keep(record)
-        return ordered[-1].get("s", 0) if ordered else 0
+        assert try_number is not None
+        return try_number
+
+    def _wave_at(self, start: int) -> _Wave:
+        return next(wave for wave in self._waves if wave.start == start)
+
+    def _write(self, wave: _Wave, *, last: bool = False) -> None:
+        chats = [send.chat_id for send in self._sends[wave.start : wave.stop] if send.chat_id in self._changed]
+        done = last and all(self._is_served(send) for send in self._sends)
+        if not chats and not done:
+            return
+        if wave.key is None:
+            wave.key, wave.members = f"{self._prefix}:{self._keys_written}", []
+            self._keys_written += 1
+        assert wave.members is not None
+        wave.members += [chat for chat in chats if chat not in wave.members]
+        entries = {chat: self._records[chat].encoded() for chat in wave.members}
+        value: dict[str, Any] = {"g": self._generation, "r": entries}
+        if done:
+            value["d"] = True
+        self._store.set(wave.key, value)
+        self._changed.difference_update(chats)
+
+    # ---- the records in memory ------------------------------------------------------------------
 
     def _keep(self, record: DeliveryRecord) -> None:
         earlier = self._records.get(record.chat_id)
@@ -208,168 +347,29 @@ class _Records:
             return None
         return record
 
-    def _recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        reason = self._unknown.get(send.chat_id)
-        if reason is not None:
-            raise DeliveryUnknownError("sendContact", f"{CANNOT_TELL}: {reason}")
-        return self._counting(send)
-
-    def _new_intent(self, send: ContactSend) -> DeliveryRecord:
-        return DeliveryRecord(send.chat_id, self._digest(send), intent=intent_now(self._offset))
-
-    def _settle(self, verdicts: Verdicts) -> set[str]:
-        """Apply the verdicts; return the chats whose records changed."""
-        if verdicts.offset is not None:
-            self._offset = verdicts.offset
-        self._unknown.update(verdicts.unknown)
-        changed = set(verdicts.found) | verdicts.absent
-        for chat, message_id in verdicts.found.items():
-            self._keep(self._records[chat].sent(message_id))
-        for chat in verdicts.absent:
-            self._keep(self._records[chat].nothing_queued())
-        return changed
-
-    def _wave(self, chats: Sequence[str], sequence: int) -> dict[str, Any]:
-        entries = {chat: self._records[chat].encoded() for chat in chats if chat in self._records}
-        return {"g": self._generation, "s": sequence, "r": entries}
-
-    def complete(self) -> None:
-        self._store.set(_done_key(self._key), self._generation)
+    def _is_served(self, send: ContactSend) -> bool:
+        record = self._counting(send)
+        return record is not None and record.message_id is not None
 
 
-class DeliveryLedger(_Records):
-    """The record of one send, kept in its task instance's state store under ``key``; every change is
-    written at once. ``generation`` is the task instance's clear generation."""
-
-    shared = False
-
-    def __init__(
-        self,
-        store: StateStore,
-        key: str = LEDGER_KEY,
-        *,
-        first_try: bool = False,
-        generation: int = 0,
-        at_least_once: bool = False,
-    ) -> None:
-        super().__init__(store, key, generation=generation, at_least_once=at_least_once)
-        if not first_try:  # nothing can be on record yet: spare the store a read
-            self._load([store.get(key)])
-
-    def recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        return self._recorded(send)
-
-    def record_intent(self, send: ContactSend) -> DeliveryRecord:
-        record = self._new_intent(send)
-        self.record(record)
-        return record
-
-    def record(self, record: DeliveryRecord) -> None:
-        self._keep(record)
-        self._store.set(self._key, self._wave([record.chat_id], 0))
-
-    def settle(self, verdicts: Verdicts) -> None:
-        for chat in self._settle(verdicts):
-            self._store.set(self._key, self._wave([chat], 0))
-
-
-class BatchLedger(_Records):
-    """The records of a fan-out, in waves of :data:`WAVE_SIZE` recipients under ``key:0``, ``key:1``, …,
-    listed under ``key``. It is read once; :meth:`prepare` says which sends are lost; the batch runner
-    calls :meth:`before_wave` (intents) and :meth:`after_wave` (outcomes) around each wave."""
-
-    wave_size = WAVE_SIZE
-
-    def __init__(
-        self,
-        store: StateStore,
-        key: str = f"{LEDGER_KEY}:batch",
-        *,
-        first_try: bool = False,
-        generation: int = 0,
-        at_least_once: bool = False,
-    ) -> None:
-        super().__init__(store, key, generation=generation, at_least_once=at_least_once)
-        self._sends: Sequence[ContactSend] = ()
-        self._fresh: set[str] = set()  # intents this try wrote: not lost, about to be sent
-        self._changed: set[str] = set()  # chats whose records are not written yet
-        self._sequence = 0
-        self._listed = -1  # waves the stored list names
-        if not first_try:
-            listing = store.get(key)
-            self._listed = listing.get("waves", -1) if isinstance(listing, dict) else -1
-            waves = [store.get(f"{key}:{index}") for index in range(max(self._listed, 0))]
-            self._sequence = self._load(waves)
-
-    @property
-    def shared(self) -> bool:
-        return len(self._sends) > 1
-
-    def prepare(self, sends: Sequence[ContactSend]) -> list[LostSend]:
-        """Take the batch's sends, in order; return those an earlier try lost, to reconcile first."""
-        self._sends = sends
-        lost = []
-        for send in sends:
-            record = self._counting(send)
-            if record is not None and record.lost and record.intent is not None:
-                lost.append(LostSend(send, record.intent))
-        return lost
-
-    def tie(self, offset: float | None) -> None:
-        """Place the intents to come on the gateway's clock (``offset``: seconds to add to ours)."""
-        self._offset = offset
-
-    def settle(self, verdicts: Verdicts) -> None:
-        self._changed |= self._settle(verdicts)
-
-    def before_wave(self, start: int, stop: int) -> None:
-        """Write, in one call, the intent of every send of the wave that nothing on record covers."""
-        waves = -(-len(self._sends) // self.wave_size)
-        if self._listed != waves:
-            self._store.set(self._key, {"v": 2, "waves": waves})
-            self._listed = waves
-        for send in self._sends[start:stop]:
-            if self._counting(send) is None:
-                self._keep(self._new_intent(send))
-                self._fresh.add(send.chat_id)
-                self._changed.add(send.chat_id)
-        self._write(start, stop)
-
-    def after_wave(self, start: int, stop: int) -> None:
-        """Write the wave's outcomes."""
-        self._write(start, stop)
-
-    def _write(self, start: int, stop: int) -> None:
-        chats = [send.chat_id for send in self._sends[start:stop]]
-        if self._changed.isdisjoint(chats):
-            return
-        self._sequence += 1
-        self._store.set(f"{self._key}:{start // self.wave_size}", self._wave(chats, self._sequence))
-        self._changed.difference_update(chats)
-
-    def recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        if send.chat_id in self._fresh:
-            return None
-        return self._recorded(send)
-
-    def record_intent(self, send: ContactSend) -> DeliveryRecord:
-        self._fresh.discard(send.chat_id)
-        return self._records[send.chat_id]
-
-    def record(self, record: DeliveryRecord) -> None:
-        self._keep(record)
-        self._changed.add(record.chat_id)
+def _waves(sends: Sequence[ContactSend]) -> list[_Wave]:
+    """Cut the sends into waves of at most :data:`WAVE_SIZE` sends and :data:`WAVE_BYTES` of entries."""
+    waves: list[_Wave] = []
+    start, size = 0, 0
+    for index, send in enumerate(sends):
+        entry = len(send.chat_id.encode()) + _ID_ALLOWANCE + _ENTRY_OVERHEAD
+        if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
+            waves.append(_Wave(start, index))
+            start, size = index, 0
+        size += entry
+    waves.append(_Wave(start, len(sends)))
+    return waves
 
 
 def _is_wave(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("g"), int) and isinstance(value.get("r"), dict)
-
-
-def _done_key(key: str) -> str:
-    return f"{key}:done"
-
-
-def _done_through(store: StateStore, key: str) -> int:
-    """The last generation in which the task did its job (-1: none)."""
-    done = store.get(_done_key(key))
-    return done if isinstance(done, int) and not isinstance(done, bool) else -1
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("g"), int)
+        and not isinstance(value.get("g"), bool)
+        and isinstance(value.get("r"), dict)
+    )

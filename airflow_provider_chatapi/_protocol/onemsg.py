@@ -34,7 +34,7 @@ from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.dialect import Dialect
 from airflow_provider_chatapi._protocol.http import ApiRequest
 from airflow_provider_chatapi._protocol.plans import Call
-from airflow_provider_chatapi._protocol.reconcile import HistoryPage, history_plan
+from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, history_plan
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
@@ -120,8 +120,8 @@ class OneMsgDialect(Dialect):
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
         return (yield Call(delivery_request(message_id), functools.partial(parse_delivery, message_id)))
 
-    def card_types(self, send: ContactSend) -> frozenset[str]:
-        return CARD_TYPES
+    def card_shape(self, send: ContactSend) -> CardShape:
+        return CardShape(CARD_TYPES, len(send.contacts))
 
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
         """The history since ``min_time``: 1msg has no queue to list, and a card is in it once accepted."""

@@ -17,7 +17,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
 from airflow_provider_chatapi._protocol.http import ApiRequest
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CANNOT_TELL",
     "HISTORY_LIMIT",
-    "UNTIED_MARGIN",
+    "CardShape",
     "HistoryPage",
     "LostSend",
     "Verdicts",
@@ -45,15 +45,21 @@ __all__ = [
     "settle",
 ]
 
-UNTIED_MARGIN = 120
-"""Seconds read before an intent on our clock, when no answer has tied it to the gateway's yet; only
-what the answer's ``Date`` then places at or after the intent can count."""
 HISTORY_LIMIT = 1000
 """Messages asked for in one history read; a full page is read again in narrower windows."""
 CANNOT_TELL = "an earlier try's answer was lost, and the gateway cannot tell whether its card arrived"
 """How a send that could not be settled is reported, followed by the reason."""
 _VCARD_START = "BEGIN:VCARD"
+_VCARD_ESCAPE = re.compile(r"\\([,;\\])")
 _LISTED = 5  # candidates or sends named in one message
+
+
+class CardShape(NamedTuple):
+    """What a send's message looks like in the gateway's history: its ``type`` values, and how many cards
+    it holds (a classic gateway sends two cards of one number as one)."""
+
+    types: Collection[str]
+    cards: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +90,10 @@ class HistoryPage:
 
 
 def earliest_stamp(intent: Intent, offset: float | None) -> int:
-    """The earliest second of the gateway's clock at which a card sent after ``intent`` can be stamped; for
-    an intent that no answer ties to the gateway's clock, :data:`UNTIED_MARGIN` before it."""
+    """The earliest second of the gateway's clock at which a card sent after ``intent`` can be stamped: the
+    intent less its margin; 0 (all of the history) when the gateway's clock is not known at all."""
     start = intent.on_gateway_clock(offset)
-    return intent.at - UNTIED_MARGIN if start is None else start
+    return 0 if start is None else start - intent.margin
 
 
 def history_request(chat_id: str | None, *, min_time: int, max_time: int | None = None) -> ApiRequest:
@@ -137,7 +143,7 @@ def settle(
     entries: Iterable[Mapping[str, Any]],
     *,
     offset: float | None,
-    card_types: Callable[[ContactSend], Collection[str]],
+    card_shape: Callable[[ContactSend], CardShape],
     owners: Mapping[str, str],
     shared: bool,
     complete: bool = True,
@@ -155,25 +161,39 @@ def settle(
     verdicts = Verdicts(offset=offset)
     for item in lost:
         chat = item.send.chat_id
-        types = card_types(item.send)
+        shape = card_shape(item.send)
         named, unnamed = (
-            [entry for entry in by_chat.get(key, ()) if _is_our_card(item.send, entry, types, owners)]
+            [entry for entry in by_chat.get(key, ()) if _is_our_card(item.send, entry, shape, owners)]
             for key in (chat, None)
         )
         since = item.intent.on_gateway_clock(offset)
-        if since is None:
-            earliest = earliest_stamp(item.intent, None)
-            near = [entry for entry in (*named, *unnamed) if _not_before(entry, earliest)]
-            if near:
-                verdicts.unknown[chat] = (
-                    "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's, "
-                    f"and {_ids(near)} could be its card or an older one"
-                )
-            else:
-                _absent(verdicts, chat, complete)
-            continue
-        _judge(verdicts, chat, named, unnamed, since=since, shared=shared, complete=complete)
+        doubt = _doubt(item.intent, since, (*named, *unnamed))
+        if doubt:
+            verdicts.unknown[chat] = doubt
+        elif since is None:
+            _absent(verdicts, chat, complete)
+        else:
+            _judge(verdicts, chat, named, unnamed, since=since - item.intent.margin, shared=shared, complete=complete)
     return verdicts
+
+
+def _doubt(intent: Intent, since: int | None, candidates: Sequence[Mapping[str, Any]]) -> str:
+    """Why the candidates cannot be judged, if they cannot: with the gateway's clock unknown, any candidate
+    could be an older card; with an intent on a worker's clock, one stamped within its margin could be."""
+    if since is None and candidates:
+        return (
+            "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's, "
+            f"and {_ids(candidates)} could be its card or an older one"
+        )
+    if since is None or not intent.margin:
+        return ""
+    near = [entry for entry in candidates if _within(entry, since - intent.margin, since + intent.margin)]
+    if not near:
+        return ""
+    return (
+        f"the earlier try's intent is on its worker's clock, known to within {intent.margin} s, and "
+        f"{_ids(near)} could be its card or an older one"
+    )
 
 
 def _judge(
@@ -228,6 +248,12 @@ def _stamp(entry: Mapping[str, Any]) -> float | None:
     return float(stamped) if isinstance(stamped, (int, float)) and not isinstance(stamped, bool) else None
 
 
+def _within(entry: Mapping[str, Any], low: int, high: int) -> bool:
+    """Whether the entry may have been stamped in [low, high): stamped so, or not stamped at all."""
+    stamped = _stamp(entry)
+    return stamped is None or low <= stamped < high
+
+
 def _not_before(entry: Mapping[str, Any], since: int) -> bool:
     """Whether the entry may have been stamped at or after ``since``: stamped so, or not stamped at all."""
     stamped = _stamp(entry)
@@ -244,25 +270,24 @@ def _ids(entries: Iterable[Mapping[str, Any]]) -> str:
     return first_few(list(dict.fromkeys(str(entry["id"]) for entry in entries)))
 
 
-def _is_our_card(
-    send: ContactSend, entry: Mapping[str, Any], card_types: Collection[str], owners: Mapping[str, str]
-) -> bool:
+def _is_our_card(send: ContactSend, entry: Mapping[str, Any], shape: CardShape, owners: Mapping[str, str]) -> bool:
     """Whether the entry could be ``send``'s card: ours, of its type, naming its cards, and no other chat's."""
     entry_id = entry.get("id")
     return (
         entry.get("fromMe", True) is True  # the outbound queue holds only our own messages
-        and entry.get("type") in card_types
+        and entry.get("type") in shape.types
         and isinstance(entry_id, str)
         and bool(entry_id)
         and owners.get(entry_id, send.chat_id) == send.chat_id
-        and _names_every_card(send, entry.get("body"))
+        and _names_every_card(send, entry.get("body"), shape.cards)
     )
 
 
-def _names_every_card(send: ContactSend, body: Any) -> bool:
-    text = body if isinstance(body, str) else json.dumps(body)
-    if _VCARD_START in text and text.count(_VCARD_START) != len(send.contacts):
+def _names_every_card(send: ContactSend, body: Any, count: int) -> bool:
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    if _VCARD_START in text and text.count(_VCARD_START) != count:
         return False
+    text = _VCARD_ESCAPE.sub(r"\1", text)  # a vCard writes "Lee, Ann" as "Lee\, Ann"
     for card in send.contacts:
         numbers = card_whatsapp_ids(card)
         if numbers:

@@ -197,7 +197,9 @@ def _split_text(text: str, field: str) -> list[Any]:
         parsed = parse_literal(stripped)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise InvalidInputError(field, text, "looks like a rendered list but is not one")
-        return list(parsed)
+        # A rendered set lists its items in the hash order of the process that rendered it: sorted, as a
+        # set itself is, so that every try builds the same request.
+        return sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
     parts = [part.strip() for part in stripped.split(",")]
     for index, part in enumerate(parts):
         if not part:

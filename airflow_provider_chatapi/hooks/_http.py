@@ -62,7 +62,10 @@ _MASKED_REQUEST_LOG = _MaskedRequestLog()
 def new_async_client(settings: GatewaySettings) -> httpx.AsyncClient:
     """An ``httpx`` client for one event loop, whose request log lines are masked."""
     logging.getLogger("httpx").addFilter(_MASKED_REQUEST_LOG)  # once: a filter already there is not added again
-    return httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False)
+    # No pool limit of httpx's own (100 connections, 20 kept alive): the batch's max_in_flight bounds the
+    # requests in flight, and a lower pool cap would silently lower it.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    return httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False, limits=limits)
 
 
 # ---- retrying ----------------------------------------------------------------------------------
@@ -147,8 +150,9 @@ class Pacer:
         now = loop.time()
         start = max(now, self._next_start, self._paused_until)  # no await before this: the slot is ours
         self._next_start = start + self._interval
-        if start > now:
+        while start > now:  # a 429 met while this request waited pauses it too
             await asyncio.sleep(start - now)
+            now, start = loop.time(), max(start, self._paused_until)
         try:
             result: T = await call_with_httpx(client, settings, call)
         except RateLimitedError as error:
@@ -165,7 +169,7 @@ class Pacer:
 class Checkpoints(Protocol):
     """What a batch records around each wave of its sends (a fan-out's ledger)."""
 
-    wave_size: int
+    def waves(self) -> Sequence[tuple[int, int]]: ...
 
     def before_wave(self, start: int, stop: int) -> None: ...
 
@@ -185,8 +189,8 @@ async def run_batch(
     """Drive plans concurrently, at most ``max_in_flight`` at a time, through one :class:`Pacer`. Every plan
     started runs to its end, whatever the others do; a plan's error, of any kind, is returned in its place.
     With a ``label``, a long batch logs its progress (at most every 10 s and every tenth) and one summary.
-    With ``checkpoints``, the plans run in waves of its ``wave_size``, each between its ``before_wave`` and
-    its ``after_wave`` (called even when the wave is interrupted)."""
+    With ``checkpoints``, the plans run in its ``waves``, each between its ``before_wave`` and its
+    ``after_wave`` (called even when the wave is interrupted)."""
     in_flight = asyncio.Semaphore(max_in_flight)
     pacer = Pacer(max_per_second)
     progress = Progress(len(plans), time.monotonic()) if label else None
@@ -207,9 +211,7 @@ async def run_batch(
             return result
 
     outcomes: list[T | BaseException] = []
-    size = checkpoints.wave_size if checkpoints else max(len(plans), 1)
-    for start in range(0, len(plans), size):
-        stop = min(start + size, len(plans))
+    for start, stop in checkpoints.waves() if checkpoints else [(0, len(plans))]:
         if checkpoints:
             checkpoints.before_wave(start, stop)
         try:

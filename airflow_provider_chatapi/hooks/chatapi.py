@@ -20,7 +20,7 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._protocol.acks import Delivery, checked_message_id
 from airflow_provider_chatapi._protocol.connection import settings_from_connection
-from airflow_provider_chatapi._protocol.delivery import prepare_batch_plan, send_plan
+from airflow_provider_chatapi._protocol.delivery import prepare_plan, recorded_send_plan, send_plan
 from airflow_provider_chatapi._protocol.plans import PlanSteps
 from airflow_provider_chatapi._protocol.secrets import secret_forms
 from airflow_provider_chatapi._protocol.sends import (
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import httpx
     from airflow.providers.common.compat.sdk import Connection
 
-    from airflow_provider_chatapi._protocol.ledger import BatchLedger, Ledger
+    from airflow_provider_chatapi._protocol.ledger import Ledger
     from airflow_provider_chatapi._protocol.plans import Call, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
     from airflow_provider_chatapi._protocol.settings import GatewaySettings
@@ -190,7 +190,7 @@ class ChatApiHook(BaseHook):
         send = build_send_contact(
             contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
         )
-        return self._drive(self._send_plan(send, self.settings, ledger))
+        return self._drive(self._one_send_plan(send, self.settings, ledger))
 
     async def asend_contact(
         self,
@@ -206,7 +206,7 @@ class ChatApiHook(BaseHook):
         send = build_send_contact(
             contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
         )
-        return await self._adrive(self._send_plan(send, await self.asettings(), ledger))
+        return await self._adrive(self._one_send_plan(send, await self.asettings(), ledger))
 
     async def asend_to_many(
         self,
@@ -217,7 +217,7 @@ class ChatApiHook(BaseHook):
         quoted_message_id: str | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_per_second: float | None = None,
-        ledger: BatchLedger | None = None,
+        ledger: Ledger | None = None,
     ) -> list[SendResult]:
         """Send the same cards to many recipients concurrently, at most ``max_in_flight`` at a time.
 
@@ -240,10 +240,10 @@ class ChatApiHook(BaseHook):
         settings.dialect.check(sends)  # a batch fails whole before its first record or request
 
         if ledger is not None:
-            await self._adrive(prepare_batch_plan(sends, dialect=settings.dialect, ledger=ledger, log=self.log))
+            await self._adrive(prepare_plan(sends, dialect=settings.dialect, ledger=ledger, log=self.log))
         outcomes = await _http.run_batch(
             self._adrive,
-            [self._send_plan(send, settings, ledger) for send in sends],
+            [send_plan(send, dialect=settings.dialect, ledger=ledger, log=self.log) for send in sends],
             max_in_flight=bound,
             log=self.log,
             label="Chat API fan-out",
@@ -312,8 +312,10 @@ class ChatApiHook(BaseHook):
 
     # ---- driving plans ---------------------------------------------------------------------------
 
-    def _send_plan(self, send: ContactSend, settings: GatewaySettings, ledger: Ledger | None) -> Plan[SendResult]:
-        return send_plan(send, dialect=settings.dialect, ledger=ledger, log=self.log)
+    def _one_send_plan(self, send: ContactSend, settings: GatewaySettings, ledger: Ledger | None) -> Plan[SendResult]:
+        if ledger is None:
+            return send_plan(send, dialect=settings.dialect, ledger=None, log=self.log)
+        return recorded_send_plan(send, dialect=settings.dialect, ledger=ledger, log=self.log)
 
     def _prober(self, settings: GatewaySettings) -> ChatApiHook:
         """A hook for one status probe: no retries, and a short wait."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+import math
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, SEND_TEMPLATE_FIELDS, LazyHookMixin
-from airflow_provider_chatapi._protocol.ledger import BatchLedger, DeliveryLedger
+from airflow_provider_chatapi._protocol.clock import Intent
+from airflow_provider_chatapi._protocol.ledger import Ledger
 from airflow_provider_chatapi._protocol.sends import (
     DEFAULT_MAX_IN_FLIGHT,
     checked_max_in_flight,
@@ -27,12 +29,14 @@ if TYPE_CHECKING:
 
 __all__ = ["SendContactOperator", "SendContactToManyOperator"]
 
-_L = TypeVar("_L", DeliveryLedger, BatchLedger)
-
 _IDS_PER_LINE = 50  # a failed fan-out's queued ids, logged many to a line: 2,000 cards make 40 lines
 _NO_STATE_STORE = (
-    "No task_state_store in the task context (Airflow < 3.3): a later try cannot tell which cards this "
-    "try queued, so a send whose outcome is unknown fails the task without retrying (at most once){}."
+    "No task_state_store in the task context (Airflow < 3.3): a send whose outcome is unknown fails the task "
+    "without retrying (at most once){}, and a retry first asks the gateway what earlier tries queued."
+)
+_RETRY_WITHOUT_RECORD = (
+    "Try %d of this task instance follows an earlier try whose cards nothing records (Airflow < 3.3; it may "
+    "have been killed): every recipient's card is looked for in the gateway's history since %s first."
 )
 
 
@@ -54,27 +58,41 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
         self.max_retries = max_retries
         self.at_least_once = at_least_once
 
-    def _ledger(self, context: Context, kind: type[_L]) -> _L | None:
-        """The task instance's record of its sends, kept across tries (Airflow 3.3+); None before 3.3."""
-        store = cast("StateStore | None", context.get("task_state_store"))  # not in the Context type before 3.3
-        if store is None:
-            self.log.warning(_NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
-            return None
-        return kind(
-            store,
-            first_try=_first_try(context),
-            generation=_clear_generation(context, self.retries or 0),
-            at_least_once=self.at_least_once,
-        )
+    def _ledger(self, context: Context) -> Ledger | None:
+        """The task instance's record of its sends: kept across tries in its state store (Airflow 3.3+).
 
-    def _succeeded(
-        self, context: Context, results: list[SendResult], ledger: DeliveryLedger | BatchLedger | None
-    ) -> None:
+        Before 3.3 nothing outlives a try: the first try of a generation simply sends (None), and any later
+        one (a retry, perhaps after a hard kill that no ``except`` saw) takes every send as lost since the
+        DAG run started and settles it from the gateway's history before sending anything.
+        """
+        store = cast("StateStore | None", context.get("task_state_store"))  # not in the Context type before 3.3
+        ti = context.get("ti")
+        try_number = getattr(ti, "try_number", None)
+        try_number = try_number if isinstance(try_number, int) and not isinstance(try_number, bool) else None
+        generation = _clear_generation(context, self.retries or 0)
+        if store is not None:
+            return Ledger(store, try_number=try_number, generation=generation, at_least_once=self.at_least_once)
+        self.log.warning(_NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
+        if try_number is None or try_number <= generation + 1:
+            return None
+        started = getattr(context.get("dag_run"), "start_date", None)
+        if started is None:
+            if self.at_least_once:
+                return None
+            raise AirflowFailException(
+                f"Try {try_number} cannot tell what earlier tries of this task instance queued: Airflow < 3.3 "
+                "keeps no record of them, and the DAG run has no start date to look for their cards from; nothing "
+                "was sent (at most once). Clear the task to send again, or set at_least_once=True."
+            )
+        self.log.warning(_RETRY_WITHOUT_RECORD, try_number, started.isoformat())
+        # On the Airflow components' clocks, which a deployment keeps in step: no margin, so that a card this
+        # generation queued seconds after the run started is taken, not "cannot tell".
+        since = Intent(math.floor(started.timestamp()), tied=False)
+        return Ledger(None, lost_since=since, at_least_once=self.at_least_once)
+
+    def _succeeded(self, context: Context, results: list[SendResult]) -> None:
         """The job is done: one line in the task log for each card this try queued (the plan has already said
-        anything else), the job ids among the results where a delivery sensor downstream finds them, and
-        the mark in the ledger that a later clear asks for the job again."""
-        if ledger is not None:
-            ledger.complete()
+        anything else), and the job ids among the results where a delivery sensor downstream finds them."""
         # One line for a single send; a fan-out's lines per card go to DEBUG (the hook logged its progress).
         log = self.log.info if len(results) == 1 else self.log.debug
         for result in results:
@@ -150,7 +168,7 @@ class SendContactOperator(_ChatApiOperator):
         self.quoted_message_id = quoted_message_id
 
     def execute(self, context: Context) -> str:
-        ledger = self._ledger(context, DeliveryLedger)
+        ledger = self._ledger(context)
         try:
             result = self.hook.send_contact(
                 self.contact_ids,
@@ -161,11 +179,11 @@ class SendContactOperator(_ChatApiOperator):
                 ledger=ledger,
             )
         except ChatApiError as error:
-            self._fail_fast(error, resumable=ledger is not None)
+            self._fail_fast(error, resumable=_durable(ledger))
             raise
         finally:
             self.hook.close()
-        self._succeeded(context, [result], ledger)
+        self._succeeded(context, [result])
         return result.id
 
 
@@ -220,24 +238,24 @@ class SendContactToManyOperator(_ChatApiOperator):
         self.max_per_second = checked_max_per_second(max_per_second)
 
     def execute(self, context: Context) -> list[str]:
-        ledger = self._ledger(context, BatchLedger)
+        ledger = self._ledger(context)
         try:
             # Read before the event loop starts, as the single send does: in a task process that is one
             # plain request to the supervisor, and the connection is then read once for the whole batch.
             self.hook.settings  # noqa: B018
             results = asyncio.run(self._send_all(ledger))
         except FanOutError as fan_out:
-            self._fail_fan_out(fan_out, resumable=ledger is not None)
+            self._fail_fan_out(fan_out, resumable=_durable(ledger))
             raise
         except ChatApiError as error:
-            self._fail_fast(error, resumable=ledger is not None)
+            self._fail_fast(error, resumable=_durable(ledger))
             raise
         finally:
             self.hook.close()
-        self._succeeded(context, results, ledger)
+        self._succeeded(context, results)
         return [result.id for result in results]
 
-    async def _send_all(self, ledger: BatchLedger | None) -> list[SendResult]:
+    async def _send_all(self, ledger: Ledger | None) -> list[SendResult]:
         try:
             return await self.hook.asend_to_many(
                 self.contact_ids,
@@ -288,7 +306,6 @@ def _clear_generation(context: Context, retries: int) -> int:
     return max(0, max_tries - retries)
 
 
-def _first_try(context: Context) -> bool:
-    """Whether this is the task instance's first try (a cleared instance starts a later one)."""
-    ti = context.get("ti")
-    return ti is not None and ti.try_number == 1
+def _durable(ledger: Ledger | None) -> bool:
+    """Whether a later try will find what this one recorded (Airflow 3.3's task state store)."""
+    return ledger is not None and ledger.durable

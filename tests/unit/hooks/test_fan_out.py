@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_chatapi._protocol.ledger import BatchLedger
+from airflow_provider_chatapi._protocol.ledger import Ledger
 from airflow_provider_chatapi.exceptions import FanOutError, InvalidInputError, RejectedError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.testing import Fault, StandInGateway
@@ -60,11 +60,11 @@ def test_the_hook_checks_max_in_flight_as_the_operator_does(bad: Any) -> None:
         asyncio.run(ChatApiHook().asend_to_many(["79001111111"], ["79002222222"], max_in_flight=bad))
 
 
-class _BrokenForOneChat(BatchLedger):
+class _BrokenForOneChat(Ledger):
     """A ledger with a bug that shows for one recipient only."""
 
     def __init__(self, broken_chat: str) -> None:
-        super().__init__(DictStore(), first_try=True)
+        super().__init__(DictStore())
         self._broken_chat = broken_chat
 
     def record_intent(self, send: Any) -> Any:

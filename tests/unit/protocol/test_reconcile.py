@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_chatapi._protocol import classic, onemsg
-from airflow_provider_chatapi._protocol.clock import Intent
+from airflow_provider_chatapi._protocol.clock import UNTIED_MARGIN, Intent
 from airflow_provider_chatapi._protocol.plans import PlanSteps
 from airflow_provider_chatapi._protocol.reconcile import (
     HISTORY_LIMIT,
-    UNTIED_MARGIN,
     HistoryPage,
     LostSend,
     Verdicts,
@@ -70,10 +69,10 @@ def judge(
     complete: bool = True,
 ) -> Verdicts:
     """What :func:`settle` makes of ``send``, lost after an intent at ``since``, among ``entries``."""
-    card_types = onemsg.ONEMSG.card_types if dialect == "1msg" else classic.CLASSIC.card_types
-    lost = [LostSend(send, Intent(since, tied=tied))]
+    card_shape = onemsg.ONEMSG.card_shape if dialect == "1msg" else classic.CLASSIC.card_shape
+    lost = [LostSend(send, Intent(since, tied=True) if tied else Intent.on_worker_clock(since))]
     return settle(
-        lost, entries, offset=offset, card_types=card_types, owners=owners or {}, shared=shared, complete=complete
+        lost, entries, offset=offset, card_shape=card_shape, owners=owners or {}, shared=shared, complete=complete
     )
 
 
@@ -149,22 +148,29 @@ def test_an_earlier_runs_card_is_never_taken_for_this_one() -> None:
     assert find(SEND, [run_1, run_2]) == "true_RUN2"
 
 
-def test_an_intent_on_our_clock_is_placed_on_the_gateways_by_the_answers_date() -> None:
-    ours = SINCE  # the intent, on our clock; the gateway's runs 300 s ahead
-    card = entry(CLASSIC_CARD, time=ours + 300 + 1)
-    earlier = entry(CLASSIC_CARD, id="true_EARLIER", time=ours + 300 - 5)
-    assert find(SEND, [card, earlier], since=ours, tied=False, offset=300.4) == "true_17472822486@c.us_AAA"
-    assert find(SEND, [earlier], since=ours, tied=False, offset=300.4) is None
-    behind = entry(CLASSIC_CARD, time=ours - 200 + 1)  # a gateway 200 s behind: its card reads "older"
+def test_an_intent_on_a_workers_clock_is_placed_on_the_gateways_with_its_margin() -> None:
+    """The worker that wrote the intent and the one that reads it may disagree by up to the margin: a card
+    stamped within it of the intent could be an older card, one beyond it after the intent is ours."""
+    ours = SINCE  # the intent, on its worker's clock; the gateway's runs 300 s ahead of the reader's
+    later = entry(CLASSIC_CARD, time=ours + 300 + UNTIED_MARGIN)
+    near = entry(CLASSIC_CARD, id="true_NEAR", time=ours + 300 + 1)
+    older = entry(CLASSIC_CARD, id="true_OLDER", time=ours + 300 - UNTIED_MARGIN - 1)
+    assert find(SEND, [later, older], since=ours, tied=False, offset=300.4) == "true_17472822486@c.us_AAA"
+    assert find(SEND, [older], since=ours, tied=False, offset=300.4) is None
+    with pytest.raises(GatewayError, match=r"worker's clock.*true_NEAR"):
+        find(SEND, [near], since=ours, tied=False, offset=300.4)
+    behind = entry(CLASSIC_CARD, time=ours - 200 + UNTIED_MARGIN)  # a gateway 200 s behind
     assert find(SEND, [behind], since=ours, tied=False, offset=-200.0) == "true_17472822486@c.us_AAA"
 
 
-def test_without_a_date_a_card_near_the_intent_means_cannot_tell() -> None:
-    near = entry(CLASSIC_CARD, time=SINCE - 30)
+@pytest.mark.parametrize("stamped", [SINCE + 5, SINCE - 30, SINCE - 3600, None])
+def test_without_a_date_any_card_at_all_means_cannot_tell(stamped: int | None) -> None:
+    """With no Date the gateway's clock is unknown: it may be hours behind, so even a card far older than
+    the intent on our clock may be the lost one (issue 20: a gateway 120 s behind got a second card)."""
+    card = entry(CLASSIC_CARD, time=stamped)
     with pytest.raises(GatewayError, match=r"no Date header.*true_17472822486@c.us_AAA"):
-        find(SEND, [near], tied=False, offset=None)
-    far = entry(CLASSIC_CARD, time=SINCE - UNTIED_MARGIN - 1)
-    assert find(SEND, [far], tied=False, offset=None) is None  # nothing near: certainly not sent
+        find(SEND, [card], tied=False, offset=None)
+    assert find(SEND, [], tied=False, offset=None) is None  # no such card at all: certainly not sent
 
 
 # ---- 1msg ----------------------------------------------------------------------------------------
@@ -241,7 +247,7 @@ def test_a_batch_is_settled_from_one_list() -> None:
     ]
     lost = [LostSend(send, Intent(SINCE, tied=True)) for send in sends]
     verdicts = settle(
-        lost, entries, offset=0.0, card_types=classic.CLASSIC.card_types, owners={}, shared=True, complete=True
+        lost, entries, offset=0.0, card_shape=classic.CLASSIC.card_shape, owners={}, shared=True, complete=True
     )
     assert verdicts.found == {send.chat_id: f"true_{n}" for n, send in enumerate(sends[:200])}
     assert verdicts.absent == {send.chat_id for send in sends[200:]}
