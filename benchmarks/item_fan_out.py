@@ -40,7 +40,7 @@ from harness import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_chatapi._protocol.ledger import BatchLedger
+    from airflow_provider_chatapi._protocol.ledger import Ledger
 
     Send = Callable[[list[str]], list[str]]  # recipients -> the ids of their queued cards
 
@@ -70,7 +70,7 @@ def sequential_sends(phones: list[str]) -> list[str]:
     return [hook.send_contact(HUMAN_CONTACTS, phone=phone).id for phone in phones]
 
 
-def hook_fan_out(phones: list[str], ledger: BatchLedger | None = None) -> list[str]:
+def hook_fan_out(phones: list[str], ledger: Ledger | None = None) -> list[str]:
     """One ``asend_to_many`` over ``phones`` (with ``ledger``, if given), with a hook built inside the timing."""
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 

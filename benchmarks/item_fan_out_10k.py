@@ -1,21 +1,21 @@
 """6. A 10,000-recipient fan-out with its exactly-once record.
 
-``asend_to_many(contacts, recipients, max_in_flight=20, ledger=BatchLedger(store))`` to 10,000
+``asend_to_many(contacts, recipients, max_in_flight=20, ledger=Ledger(store, try_number=1))`` to 10,000
 recipients, where ``store`` stands for Airflow 3.3's ``context["task_state_store"]``: an in-memory store
 that keeps each value as JSON text, as a real one does. The ledger settles or times the batch first (one
 ``status`` probe on a first try), then writes each wave of ``WAVE_SIZE`` (400) recipients' intents to
-key ``chatapi_send_contact:batch:<n>`` before the wave and its outcomes after it. Four figures:
+key ``chatapi_send_contact:<try>:<n>`` before the wave and its outcomes after it. Four figures:
 
 - 6a, seconds per 1,000 recipients against a stand-in in its own process (no delay), with the ledger and
   without, side by side. No target.
 - 6b, peak RSS (``ru_maxrss``) of a process that fans out to 10,000 with the ledger, against one that
   imports the same and sends nothing (as item 4; the RSS at exit is printed too). Target: at most +50 MB.
-- 6c, what the record costs the store after the fan-out (and the ``:done`` mark the operator writes on
-  success): the JSON sizes of every key's value, summed, per recipient, and the largest value written
+- 6c, what the record costs the store after the fan-out (the last wave's write carries the done mark):
+  the JSON sizes of every key's value, summed, per recipient, and the largest value written
   to one key. Targets: at most 100 bytes per recipient; no key above Airflow's warning (65,535 bytes).
 - 6d, a crash at half-way: a child fans out to 10,000 over a store persisted to a JSON file on every
   ``set``, and SIGKILLs itself at the write of the outcomes of the wave holding recipient 5,000 (wave
-  12: its 400 cards queued, their ids not on record); a second child retries (``first_try=False``, the
+  12: its 400 cards queued, their ids not on record); a second child retries (try 2, the
   same generation) over the same file. Target: at most 100 gateway lookups (``GET messages``, ``GET
   showMessagesQueue``) in the retry; and (6e) every recipient ends with exactly one card, no duplicate,
   none lost.
@@ -117,9 +117,9 @@ class FileStore(MemoryStore):
 
 
 def ledger_over(store: MemoryStore, *, first_try: bool = True) -> Any:
-    from airflow_provider_chatapi._protocol.ledger import BatchLedger
+    from airflow_provider_chatapi._protocol.ledger import Ledger
 
-    return BatchLedger(store, first_try=first_try, generation=0)
+    return Ledger(store, try_number=1 if first_try else 2, generation=0)
 
 
 def crash_wave() -> tuple[int, int, str]:
@@ -128,7 +128,7 @@ def crash_wave() -> tuple[int, int, str]:
 
     wave = CRASH_RECIPIENT // WAVE_SIZE
     start = wave * WAVE_SIZE
-    return start, min(start + WAVE_SIZE, CRASH_RECIPIENTS), f"{LEDGER_KEY}:batch:{wave}"
+    return start, min(start + WAVE_SIZE, CRASH_RECIPIENTS), f"{LEDGER_KEY}:1:{wave}"  # try 1's wave
 
 
 def phones_to(count: int) -> list[str]:
@@ -140,9 +140,9 @@ def phones_to(count: int) -> list[str]:
 
 def fan_out_child(mode: str) -> None:
     """Import what a fan-out task imports; unless ``idle``, fan out to :data:`BIG_RECIPIENTS`, with a ledger
-    over a :class:`MemoryStore` for ``ledger`` (marked complete after, as the operator does). Print, as one
+    over a :class:`MemoryStore` for ``ledger`` (which marks itself done). Print, as one
     JSON line, the peak and final RSS (KiB), the fan-out's wall and CPU seconds, and what the store holds."""
-    from airflow_provider_chatapi._protocol.ledger import BatchLedger  # noqa: F401 (imported to be measured)
+    from airflow_provider_chatapi._protocol.ledger import Ledger  # noqa: F401 (imported to be measured)
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook  # noqa: F401
     from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator  # noqa: F401
 
@@ -150,8 +150,6 @@ def fan_out_child(mode: str) -> None:
     if mode != "idle":
         ledger = ledger_over(store) if mode == "ledger" else None
         seconds, cpu = timed_sends(partial(hook_fan_out, ledger=ledger), phones_to(BIG_RECIPIENTS))
-        if ledger is not None:
-            ledger.complete()
     peak, final = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resident_kib()  # before the sums below
     held = {"bytes": store.value_bytes(), "key_bytes": sum(map(len, store.texts)), "largest": store.largest}
     held.update(writes=store.writes, keys=len(store.texts))
@@ -260,7 +258,7 @@ def report_crash() -> list[Verdict]:
     wave_start, wave_stop, wave_key = crash_wave()
     heading(
         f"6d. A crash at half-way: N = {CRASH_RECIPIENTS:,} recipients, the first try SIGKILLed at the write of"
-        f" {wave_key} (outcomes of recipients {wave_start:,}-{wave_stop - 1:,}), then a retry (first_try=False,"
+        f" {wave_key} (outcomes of recipients {wave_start:,}-{wave_stop - 1:,}), then a retry (try 2,"
         " same generation) over the same file store; stand-in in this process"
     )
     found = crash_and_retry()
@@ -388,7 +386,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Child process of item 6: a fan-out, measured or crashed.")
     parser.add_argument("--fan-out", choices=("idle", "ledger", "bare"), help="6a-6c: print what it took")
     parser.add_argument("--crash-store", type=Path, help="6d: fan out over a store persisted to this JSON file")
-    parser.add_argument("--retry", action="store_true", help="with --crash-store: a retry (first_try=False)")
+    parser.add_argument("--retry", action="store_true", help="with --crash-store: a retry (try 2)")
     arguments = parser.parse_args()
     if arguments.crash_store:
         crash_child(arguments.crash_store, arguments.retry)

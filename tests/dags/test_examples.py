@@ -49,7 +49,7 @@ def test_send_contact_example_end_to_end(airflow_db: Path, stand_in: Callable[..
     assert run.state == "success"
     bodies = {
         request.json.get("quotedMsgId", request.json.get("chatId", "phone")): request.json
-        for request in gateway.requests
+        for request in gateway.requests_to("sendContact")
     }
     _, xcom = run_results(dag.dag_id, run.run_id)
     first_id = xcom[("send_via_template", -1)]
@@ -73,7 +73,7 @@ def test_mapped_example_sends_once_per_recipient(airflow_db: Path, stand_in: Cal
     run = dag.test()
 
     assert run.state == "success"
-    assert sorted(json.dumps(request.json, sort_keys=True) for request in gateway.requests) == sorted(
+    assert sorted(json.dumps(request.json, sort_keys=True) for request in gateway.requests_to("sendContact")) == sorted(
         json.dumps({"phone": phone, "contactId": ["79009999999@c.us"]}, sort_keys=True)
         for phone in ("79001111111", "79002222222", "447911123456")
     )
@@ -108,7 +108,7 @@ def test_1msg_cards_example_end_to_end(airflow_db: Path, stand_in: Callable[...,
         "name": {"formatted_name": "+7 900 111-11-11", "first_name": "+7 900 111-11-11"},
         "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
     }
-    assert sorted(json.dumps(request.json, sort_keys=True) for request in gateway.requests) == sorted(
+    assert sorted(json.dumps(request.json, sort_keys=True) for request in gateway.requests_to("sendContact")) == sorted(
         json.dumps(body, sort_keys=True)
         for body in (
             {"chatId": "120363041234567890@g.us", "contacts": [ann, bob]},
@@ -116,7 +116,7 @@ def test_1msg_cards_example_end_to_end(airflow_db: Path, stand_in: Callable[...,
             {"phone": "17472822486", "contacts": [by_number]},
         )
     )
-    assert all(request.path == f"/{gateway.instance_id}/sendContact" for request in gateway.requests)
+    assert all(request.path == f"/{gateway.instance_id}/sendContact" for request in gateway.requests_to("sendContact"))
     _, xcom = run_results(dag.dag_id, run.run_id)
     by_cards = {(m.chat_id, len(m.contacts)): m.id for m in gateway.messages}
     assert xcom[("send_cards", -1)] == by_cards[("120363041234567890@g.us", 2)]
