@@ -279,8 +279,8 @@ class Ledger:
 
     def _load(self, store: StateStore, key: str, try_number: int | None) -> int:
         """Take every earlier try's keys, in the order they were written, each chat's latest entry winning;
-        ids sent in a generation whose job was done, before a later clear, no longer count. Return this
-        try's number (when unknown: the first under which no try wrote)."""
+        nothing written in a generation whose job was done counts after a later clear (the user asked for
+        the job again). Return this try's number (when unknown: the first under which no try wrote)."""
         written: list[dict[str, Any]] = []
         for earlier in range(1, try_number) if try_number else itertools.count(1):
             first = len(written)
@@ -297,7 +297,9 @@ class Ledger:
             voided = value["g"] <= done < self._generation
             for chat, entry in value["r"].items():
                 record = DeliveryRecord.decoded(chat, entry)
-                if record is not None and not (voided and record.message_id):
+                if voided:
+                    self._forget(chat)  # and whatever an earlier entry of the chat said
+                elif record is not None:
                     self._keep(record)
         assert try_number is not None
         return try_number
@@ -325,12 +327,15 @@ class Ledger:
     # ---- the records in memory ------------------------------------------------------------------
 
     def _keep(self, record: DeliveryRecord) -> None:
-        earlier = self._records.get(record.chat_id)
-        if earlier is not None and earlier.message_id:
-            self._owners.pop(earlier.message_id, None)
+        self._forget(record.chat_id)
         self._records[record.chat_id] = record
         if record.message_id:
             self._owners[record.message_id] = record.chat_id
+
+    def _forget(self, chat: str) -> None:
+        earlier = self._records.pop(chat, None)
+        if earlier is not None and earlier.message_id:
+            self._owners.pop(earlier.message_id, None)
 
     def _digest(self, send: ContactSend) -> str:
         digest = self._digests.get(send.chat_id)

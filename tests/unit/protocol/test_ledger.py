@@ -255,3 +255,20 @@ def test_without_a_store_every_send_is_lost_since_the_given_start() -> None:
     ledger = Ledger(None, lost_since=since)
     assert not ledger.durable
     assert [(item.send, item.intent) for item in ledger.prepare([SEND, ONE])] == [(SEND, since), (ONE, since)]
+
+
+def test_after_a_clear_of_a_done_job_no_earlier_entry_of_a_chat_counts() -> None:
+    """Try 1 lost its answer, try 2 found the card and the job was done; after a clear, try 1's intent,
+    beneath try 2's id, must not come back as a lost send (whose lookup would take the old card)."""
+    store = JsonStore()
+    run_try(Ledger(store, try_number=1), [SEND], lambda send: ...)
+    retry = Ledger(store, try_number=2)
+    retry.prepare([SEND])
+    retry.settle(Verdicts(found={SEND.chat_id: "true_found"}))
+    (wave,) = retry.waves()
+    retry.before_wave(*wave)
+    retry.after_wave(*wave)
+    assert store.values["chatapi_send_contact:2:0"].get("d") is True
+    cleared = Ledger(store, try_number=3, generation=2)
+    assert cleared.prepare([SEND]) == []
+    assert cleared.recorded(SEND) is None
