@@ -130,7 +130,7 @@ def reconcile_plan(lost: Sequence[LostSend], *, dialect: Dialect, ledger: Ledger
         _say_one(log, verdicts)
         return
     log.info(
-        "Earlier tries' answers were lost for %d cards: %d found at the gateway (not sent again), %d not there "
+        "Earlier tries' outcomes were unknown for %d cards: %d found at the gateway (not sent again), %d not there "
         "(sending them), %d cannot tell",
         len(lost),
         len(verdicts.found),
@@ -143,9 +143,9 @@ def reconcile_plan(lost: Sequence[LostSend], *, dialect: Dialect, ledger: Ledger
 
 def _say_one(log: Log, verdicts: Verdicts) -> None:
     for found in verdicts.found.values():
-        log.info("An earlier try's answer was lost, but the gateway has its card: %s", found)
+        log.info("An earlier try's outcome was unknown, but the gateway has its card: %s", found)
     if verdicts.absent:
-        log.warning("An earlier try's answer was lost and the gateway shows no such card; sending again")
+        log.warning("An earlier try's outcome was unknown, and the gateway shows no such card; sending it")
     for reason in verdicts.unknown.values():
         log.warning("%s: %s", CANNOT_TELL.capitalize(), reason)
 

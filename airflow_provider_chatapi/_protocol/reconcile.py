@@ -47,7 +47,7 @@ __all__ = [
 
 HISTORY_LIMIT = 1000
 """Messages asked for in one history read; a full page is read again in narrower windows."""
-CANNOT_TELL = "an earlier try's answer was lost, and the gateway cannot tell whether its card arrived"
+CANNOT_TELL = "an earlier try's outcome is unknown, and the gateway cannot tell whether its card arrived"
 """How a send that could not be settled is reported, followed by the reason."""
 _VCARD_START = "BEGIN:VCARD"
 _VCARD_ESCAPE = re.compile(r"\\([,;\\])")

@@ -53,7 +53,7 @@ def test_send_contact_example_end_to_end(airflow_db: Path, stand_in: Callable[..
     }
     _, xcom = run_results(dag.dag_id, run.run_id)
     first_id = xcom[("send_via_template", -1)]
-    assert len(gateway.requests) == 3
+    assert len(gateway.requests_to("sendContact")) == 3
     assert bodies == {
         "phone": {"phone": "17472822486", "contactId": CONTACTS},
         "17680561234-1479621234@g.us": {"chatId": "17680561234-1479621234@g.us", "contactId": CONTACTS},

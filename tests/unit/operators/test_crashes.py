@@ -164,5 +164,5 @@ def test_a_failed_or_resumed_fan_out_logs_lines_a_person_reads(
     with caplog.at_level(logging.INFO, logger=LOG.name), pytest.raises(AirflowFailException):
         fan_out(recipients, store, try_number=3)
     lines = info_lines(caplog)
-    assert any(line.startswith("Earlier tries' answers were lost for") for line in lines)
+    assert any(line.startswith("Earlier tries' outcomes were unknown for") for line in lines)
     assert len(lines) <= 20
