@@ -1,13 +1,13 @@
 """Benchmarks of airflow-provider-chatapi against the floors it cannot beat. Run with ``scripts/bench``.
 
-``scripts/bench`` runs this file in the newest Airflow environment (``scripts/env.sh``); with the project
-installed anywhere, ``python benchmarks/run.py`` does the same; ``--only 2,3`` runs some items only. It
-needs only the project's dependencies, sends traffic to 127.0.0.1 only (stand-in gateways of
-``airflow_provider_chatapi.testing``: ``StandInGateway`` in this process, or ``python -m
-airflow_provider_chatapi.testing --port 0 [--delay D]`` in a process of its own), takes about three
-minutes on two cores and exits 1 if a target is missed. The variants of an item run interleaved, their
-order rotated each round, so that machine noise hits all of them alike; each figure is the median of
-the rounds, with their min and max.
+``scripts/bench`` runs this file in the newest Airflow environment (``scripts/env.sh``); with the
+project installed anywhere, ``python benchmarks/run.py`` does the same; ``--only 2,3`` runs some items
+only. It needs only the project's dependencies and its ``test`` extra (item 5's http provider), sends
+traffic to 127.0.0.1 only (stand-in gateways of ``airflow_provider_chatapi.testing``: ``StandInGateway``
+in this process, or ``python -m airflow_provider_chatapi.testing --port 0 [--delay D]`` in a process of
+its own), takes about ten minutes on two cores and exits 1 if a target is missed. The variants of an
+item run interleaved, their order rotated each round, so that machine noise hits all of them alike; each
+figure is the median of the rounds, with their min and max.
 
 One module per item, each describing its item and its target in its docstring: ``item_import.py`` (1),
 ``item_sync_send.py`` (the stand-in's ceiling, then 2), ``item_fan_out.py`` (3), ``item_memory.py`` (4),
