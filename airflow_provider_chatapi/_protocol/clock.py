@@ -66,6 +66,12 @@ class Intent:
             return self.at
         return None if offset is None else math.floor(self.at + offset)
 
+    def tied_by(self, offset: float | None) -> Intent | None:
+        """This intent on the gateway's clock, read by the clock that wrote it (``offset``: the gateway's
+        minus that clock's); None without an offset."""
+        at = self.on_gateway_clock(offset)
+        return None if at is None else Intent(at, tied=True)
+
 
 def intent_now(offset: float | None) -> Intent:
     """An intent for a send about to be made: on the gateway's clock if ``offset`` is known."""

@@ -10,12 +10,13 @@ intents before the requests and the outcomes after them. A single send is a batc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_chatapi._protocol.plans import Call
 from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, LostSend, Verdicts, first_few
 from airflow_provider_chatapi._protocol.sends import SendResult
-from airflow_provider_chatapi.exceptions import GatewayError, NotSentError
+from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayError, NotSentError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -47,7 +48,7 @@ def send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log
     request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
     record = None
     if ledger is not None:
-        earlier = yield from _earlier_card(send, dialect=dialect, ledger=ledger, log=log)
+        earlier = _earlier_card(send, ledger=ledger, log=log)
         if earlier is not None:
             return SendResult(
                 id=earlier, sent=True, message="queued by an earlier try", queue_number=None, earlier_try=True
@@ -59,6 +60,14 @@ def send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log
         if ledger is not None and record is not None:
             ledger.record(record.nothing_queued())  # the next try sends at once, with nothing to look up
         raise
+    except DeliveryUnknownError:
+        if ledger is not None and record is not None and record.intent is not None and not record.intent.tied:
+            # Placed on the gateway's clock now, through this worker's own clock: a retry on a worker whose
+            # clock differs still looks for the card from the right second.
+            tied = record.intent.tied_by((yield from dialect.clock_plan()))
+            if tied is not None:
+                ledger.record(replace(record, intent=tied))
+        raise
     if ledger is not None and record is not None:
         ledger.record(record.sent(result.id))
     if result.job_id is not None:
@@ -68,13 +77,10 @@ def send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log
     return result
 
 
-def _earlier_card(send: ContactSend, *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[str | None]:
-    """The id of the card an earlier try of ``send`` queued, from the ledger or the gateway; None to send."""
+def _earlier_card(send: ContactSend, *, ledger: Ledger, log: Log) -> str | None:
+    """The id of the card an earlier try of ``send`` queued (on record, or found by :func:`prepare_plan`);
+    None to send."""
     prior = ledger.recorded(send)
-    if prior is not None and prior.lost and prior.intent is not None:
-        yield from reconcile_plan([LostSend(send, prior.intent)], dialect=dialect, ledger=ledger, log=log)
-        prior = ledger.recorded(send)
-        return None if prior is None else prior.message_id  # the reconciliation said what it found
     if prior is None or prior.message_id is None:
         return None
     # A batch's line per card goes to DEBUG: its reconciliation, and its summary, said it once for all.
@@ -98,11 +104,13 @@ def recorded_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger, l
 def prepare_plan(sends: Sequence[ContactSend], *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[None]:
     """Before a try's first send: settle every send an earlier try lost, in one look at the gateway; or,
     with none lost, read the gateway's clock, on which the try's intents are then recorded (so that a
-    retry on another worker, whose clock may differ, still places them right)."""
+    retry on another worker, whose clock may differ, still places them right). A lone send skips that
+    read: its intent is placed on the gateway's clock only if its answer is lost (:func:`send_plan`), one
+    request then rather than one on every send."""
     lost = ledger.prepare(sends)
     if lost:
         yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
-    else:
+    elif len(sends) > 1:
         ledger.tie((yield from dialect.clock_plan()))
 
 

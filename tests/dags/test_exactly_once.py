@@ -67,7 +67,7 @@ def test_a_gateway_down_for_three_tries_says_nothing_was_queued_each_time(
     assert text.count("nothing was queued; the gateway is unavailable") >= 3
     assert "MAY HAVE BEEN QUEUED" not in text and "earlier try's answer was lost" not in text
     lookups = [r.endpoint for r in gateway.requests if r.endpoint in ("messages", "showMessagesQueue")]
-    if HAS_STATE_STORE:  # the record says nothing was queued: no lookup (a status probe reads the clock)
+    if HAS_STATE_STORE:  # the record says nothing was queued: no lookup
         assert lookups == []
     else:  # no record: each retry first looks for a card an earlier try, perhaps killed, may have queued
         assert text.count("the gateway shows no such card; sending it") >= 2

@@ -197,9 +197,9 @@ def test_a_retry_returns_the_card_the_gateway_has(stand_in: Callable[..., StandI
     gateway = stand_in()
     assert two_tries(gateway, at_least_once=False, second_try_faults=[]) == gateway.messages[0].id
     assert len(gateway.messages) == 1
-    # the first try reads the gateway's clock (status) and records its intent on it; the retry reads the
-    # history since then, whatever its own worker's clock says
-    assert [r.endpoint for r in gateway.requests] == ["status", "sendContact", "messages", "showMessagesQueue"]
+    # the first try, its answer lost, reads the gateway's clock (status) to place its intent on it; the
+    # retry reads the history since then, whatever its own worker's clock says
+    assert [r.endpoint for r in gateway.requests] == ["sendContact", "status", "messages", "showMessagesQueue"]
 
 
 def test_a_retry_that_cannot_ask_the_gateway_does_not_send(stand_in: Callable[..., StandInGateway]) -> None:

@@ -247,3 +247,60 @@ def test_before_3_3_a_first_try_of_a_generation_sends_without_asking(stand_in: C
     single().execute(context(None, 2, cleared=True))  # the first try after a clear: the user asked for it again
     assert len(gateway.messages) == 2
     assert [request.endpoint for request in gateway.requests] == ["sendContact", "sendContact"]
+
+
+def test_a_single_send_makes_one_request_and_two_store_writes(stand_in: Callable[..., StandInGateway]) -> None:
+    """The happy path of a single send on 3.3: the POST alone (its intent is placed on the gateway's clock
+    only if the answer is lost), the intent written before it and the id (with the done mark) after it."""
+    gateway = stand_in()
+    store = CountingStore()
+    single().execute(context(store, 1))
+    assert [request.endpoint for request in gateway.requests] == ["sendContact"]
+    assert (store.reads, store.writes) == (0, 2)
+
+
+class CountingStore(DictStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = self.writes = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.reads += 1
+        return super().get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.writes += 1
+        super().set(key, value)
+
+
+class Killed(BaseException):
+    """The worker dying: nothing after it runs, as after a ``kill -9``."""
+
+
+@pytest.mark.parametrize("dialect", ["chatapi", "1msg"])
+def test_a_single_send_killed_after_its_post_is_never_sent_twice_whatever_the_clocks(
+    stand_in: Callable[..., StandInGateway], worker_clock: Callable[[float], None], dialect: str
+) -> None:
+    """Killed before its answer was written, a lone send's intent stays on its worker's clock: a retry on
+    another worker cannot place it to the second, so a card near it is "cannot tell", never a second card."""
+    gateway = stand_in(dialect)
+    store = DyingStore(die_at=2)  # the write of the id, after the POST
+    worker_clock(20.0)
+    with pytest.raises(Killed):
+        single().execute(context(store, 1))
+    worker_clock(-20.0)
+    with pytest.raises(DeliveryUnknownError, match="worker's clock"):
+        single().execute(context(store, 2))
+    assert len(gateway.messages) == 1
+
+
+class DyingStore(DictStore):
+    def __init__(self, die_at: int | None) -> None:
+        super().__init__()
+        self.die_at, self.writes = die_at, 0
+
+    def set(self, key: str, value: Any) -> None:
+        self.writes += 1
+        if self.writes == self.die_at:
+            raise Killed
+        super().set(key, value)
