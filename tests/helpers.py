@@ -86,6 +86,25 @@ class DictStore:
         self.values[key] = value
 
 
+class Killed(BaseException):
+    """The worker dying: nothing after it runs, as after a ``kill -9``."""
+
+
+class DyingStore(DictStore):
+    """A task state store whose worker dies at its ``die_at``-th write."""
+
+    def __init__(self, die_at: int | None = None) -> None:
+        super().__init__()
+        self.die_at = die_at
+        self.writes = 0
+
+    def set(self, key: str, value: Any) -> None:
+        self.writes += 1
+        if self.writes == self.die_at:
+            raise Killed
+        super().set(key, value)
+
+
 # ---- DAG runs ----------------------------------------------------------------------------------
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -14,28 +13,9 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_chatapi._protocol.ledger import WAVE_SIZE
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
-from tests.helpers import DictStore
+from tests.helpers import DictStore, DyingStore, Killed
 
 LOOKUPS = ("messages", "showMessagesQueue")
-
-
-class Killed(BaseException):
-    """The worker dying: nothing after it runs, as after a ``kill -9``."""
-
-
-class DyingStore(DictStore):
-    """A task state store whose worker dies at its ``die_at``-th write (the outcomes of a wave)."""
-
-    def __init__(self, die_at: int | None = None) -> None:
-        super().__init__()
-        self.die_at = die_at
-        self.writes = 0
-
-    def set(self, key: str, value: Any) -> None:
-        self.writes += 1
-        if self.writes == self.die_at:
-            raise Killed
-        super().set(key, value)
 
 
 LOG = logging.getLogger("test.chatapi.crashes")

@@ -23,7 +23,7 @@ from airflow_provider_chatapi.exceptions import DeliveryUnknownError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
-from tests.helpers import DictStore
+from tests.helpers import DictStore, DyingStore, Killed
 
 RETRIES = 3
 
@@ -273,10 +273,6 @@ class CountingStore(DictStore):
         super().set(key, value)
 
 
-class Killed(BaseException):
-    """The worker dying: nothing after it runs, as after a ``kill -9``."""
-
-
 @pytest.mark.parametrize("dialect", ["chatapi", "1msg"])
 def test_a_single_send_killed_after_its_post_is_never_sent_twice_whatever_the_clocks(
     stand_in: Callable[..., StandInGateway], worker_clock: Callable[[float], None], dialect: str
@@ -292,15 +288,3 @@ def test_a_single_send_killed_after_its_post_is_never_sent_twice_whatever_the_cl
     with pytest.raises(DeliveryUnknownError, match="worker's clock"):
         single().execute(context(store, 2))
     assert len(gateway.messages) == 1
-
-
-class DyingStore(DictStore):
-    def __init__(self, die_at: int | None) -> None:
-        super().__init__()
-        self.die_at, self.writes = die_at, 0
-
-    def set(self, key: str, value: Any) -> None:
-        self.writes += 1
-        if self.writes == self.die_at:
-            raise Killed
-        super().set(key, value)
