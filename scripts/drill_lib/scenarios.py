@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drill_lib.drill import ScenarioError
+from drill_lib.drill import RUN_TIMEOUT, ScenarioError
 from drill_lib.services import ancestors, descendants, kill_pids, session_members, wait_for
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ REFUSAL = {"kind": "rejected", "message": "The number is not on WhatsApp"}  # th
 REUSE_WITHIN = 30.0  # seconds since the previous row's run ended for clear_succeeded or twice to take it
 FAULTED = 20  # sends answered with a fault in clear_other and clear_failed
 SHUFFLE_SEED = 20  # issue 20: the order the shuffled scenario's retry gets, the same on every run
+AGAIN_AFTER = 100  # cards the retry queues before shuffled_twice kills it
 SKEW, SKEW_SECONDS = "-20s", 20.0  # the skewed worker's clock: FAKETIME, and how far behind that is
 
 
@@ -59,24 +60,48 @@ def shuffled(case: Case) -> None:
     """As ``kill_worker``, but the retry gets the same recipients in another order: ``drill_shuffled_*``
     renders them from a Variable at the start of each try, which is rewritten shuffled right after the kill
     (the retry cannot start before the heartbeat timeout). The drill checks what each try rendered."""
+    _shuffled(case, again=False)
+
+
+def shuffled_twice(case: Case) -> None:
+    """As ``shuffled``, and then the retry is killed too (``kill -9`` of its task process, as ``kill_task``)
+    once it has queued :data:`AGAIN_AFTER` cards, with the recipients shuffled another way for try 3."""
+    _shuffled(case, again=True)
+
+
+def _shuffled(case: Case, *, again: bool) -> None:
     key = f"drill_shuffled_{case.row.dialect}"  # the DAG, and the Variable it renders its recipients from
-    recipients = case.drill.recipients
-    order = list(recipients)
-    random.Random(SHUFFLE_SEED).shuffle(order)
-    case.api.set_variable(key, json.dumps(recipients))
+    orders = [list(case.drill.recipients)]
+    for seed in (SHUFFLE_SEED, SHUFFLE_SEED + 1):
+        orders.append(list(orders[0]))
+        random.Random(seed).shuffle(orders[-1])
+    case.api.set_variable(key, json.dumps(orders[0]))
     case.trigger(key)
-    _, first, said = _kill_worker(case)
-    case.api.set_variable(key, json.dumps(order))
+    _, ti, said = _kill_worker(case)
+    case.api.set_variable(key, json.dumps(orders[1]))
+    tries, notes = [ti], [said, "the Variable shuffled"]
+    if again:
+        killed = case.run_cards()
+        case.wait_task({"running"}, after_try=1)
+        wait_for(
+            f"{case.row.scenario}/{case.row.dialect}: the retry queued {AGAIN_AFTER} cards",
+            lambda: case.run_cards() >= killed + AGAIN_AFTER or case.finished(),
+            RUN_TIMEOUT,
+            interval=0.05,
+        )
+        tries.append(case.api.task_instance(case.dag_id, case.runs[-1]))
+        notes.append(_kill_task_process(case, case.run_cards()) + f" of try {tries[-1]['try_number']}")
+        case.api.set_variable(key, json.dumps(orders[2]))
+        notes.append("the Variable shuffled another way")
     case.wait_run()
-    last = case.api.task_instance(case.dag_id, case.runs[-1])
-    seen = {"try 1": _rendered(first), f"try {last['try_number']}": _rendered(last)}
-    case.note(
-        f"{said}; then the Variable shuffled; {' and '.join(f'{name} rendered {n[:2]}…' for name, n in seen.items())} "
-        f"(compared on the first {min(map(len, seen.values()))} recipients rendered_fields shows)"
-    )
-    for (name, rendered), meant in zip(seen.items(), (recipients, order), strict=True):
-        if len(rendered) < 20 or rendered != meant[: len(rendered)]:
-            raise ScenarioError(f"{name} rendered {rendered[:3]}…, not the order it was meant: {meant[:3]}…")
+    tries.append(case.api.task_instance(case.dag_id, case.runs[-1]))
+    seen = {f"try {ti['try_number']}": _rendered(ti) for ti in tries}
+    shown = min(map(len, seen.values()))
+    rendered = " and ".join(f"{name} rendered {numbers[:2]}…" for name, numbers in seen.items())
+    case.note(f"{'; '.join(notes)}; {rendered} (compared on the first {shown} recipients rendered_fields shows)")
+    for (name, numbers), meant in zip(seen.items(), orders, strict=False):
+        if len(numbers) < 20 or numbers != meant[: len(numbers)]:
+            raise ScenarioError(f"{name} rendered {numbers[:3]}…, not the order it was meant: {meant[:3]}…")
 
 
 def skewed(case: Case) -> None:
@@ -87,7 +112,7 @@ def skewed(case: Case) -> None:
     process has libfaketime loaded, and that the clock it logs by is 20 s behind; then it restarts worker2
     without faketime."""
     services = case.services
-    services.stop(["worker2"])  # idle between scenarios
+    services.kill_tree("worker2")  # idle between scenarios: nothing to wait for
     try:
         case.trigger()
         victim, _, said = _kill_worker(case, restart=False)
@@ -101,7 +126,7 @@ def skewed(case: Case) -> None:
         case.wait_run()
         case.note(_clocks(case, retry, seen))
     finally:
-        services.stop(["worker2"])
+        services.kill_tree("worker2")  # idle again: the run has ended (or been failed)
         services.start_airflow("worker2")
         if services.procs["worker1"].poll() is not None:
             services.start_airflow("worker1")
@@ -320,6 +345,7 @@ SCENARIOS: dict[str, Callable[[Case], None]] = {
     "kill_task": kill_task,
     "kill_worker": kill_worker,
     "shuffled": shuffled,
+    "shuffled_twice": shuffled_twice,
     "skewed": skewed,  # restarts both workers
     "restart_scheduler": restart_scheduler,
     "restart_gateway": restart_gateway,
