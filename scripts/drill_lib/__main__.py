@@ -92,9 +92,9 @@ def start_backends(services: Services, gateways: dict[str, Gateway]) -> None:
 
 def start_airflow(phases: Phases, services: Services, api: Api, dialects: list[str]) -> None:
     release = services.release
-    phases.run(f"start {release.label}: airflow db migrate", migrate, services)
-    phases.run(f"start {release.label}: Airflow processes ready", start_processes, services, api)
-    phases.run(f"start {release.label}: DAGs parsed", parse_dags, services, api, dialects)
+    phases.run(f"start {release.version}: airflow db migrate", migrate, services)
+    phases.run(f"start {release.version}: Airflow processes ready", start_processes, services, api)
+    phases.run(f"start {release.version}: DAGs parsed", parse_dags, services, api, dialects)
 
 
 def migrate(services: Services) -> None:
@@ -154,12 +154,12 @@ def run_release(
         drill = Drill(services, api, release, gateways, recipients)
         for dialect in options.dialects:
             for scenario in scenarios:
-                name = f"{release.label} {scenario}/{dialect}"
+                name = f"{release.version} {scenario}/{dialect}"
                 row = phases.run(name, drill.run, scenario, dialect, SCENARIOS[scenario])
                 rows.append(row)
                 print(f"   {summary(row)}", flush=True)
     finally:
-        phases.run(f"stop {release.label}", services.stop_airflow)
+        phases.run(f"stop {release.version}", services.stop_airflow)
 
 
 def summary(row: Row) -> str:

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from drill_lib.releases import API_USER
+
 if TYPE_CHECKING:
     from drill_lib.releases import Release
 
@@ -37,8 +39,6 @@ class Api:
     def authorization(self) -> str:
         """v2: ``[core] simple_auth_manager_all_admins = True``, so ``GET /auth/token`` hands out an admin's
         token; v1: basic auth (``[api] auth_backends``) as the user the release created."""
-        from drill_lib.releases import API_USER
-
         if self.release.api_auth == "basic":
             return "Basic " + base64.b64encode(f"{API_USER}:{self.password}".encode()).decode()
         if self._token is None:

@@ -204,7 +204,7 @@ class Drill:
 
     def run(self, scenario: str, dialect: str, act: Callable[[Case], None]) -> Row:
         gateway = self.gateways[dialect]
-        row = Row(scenario, dialect, len(self.recipients), self.release.label, self.release.targets)
+        row = Row(scenario, dialect, len(self.recipients), self.release.version, self.release.targets)
         case = Case(self, row, gateway, f"drill_fan_out_{dialect}")
         started = time.monotonic()
         try:

@@ -39,10 +39,6 @@ class Release:
     targets: ClassVar[Targets]
     has_state_store: ClassVar[bool]
 
-    @property
-    def label(self) -> str:
-        return self.version
-
     def command(self, name: str, services: Services) -> list[str]:
         worker = {"worker1": [*WORKER, "w1@%h"], "worker2": [*WORKER, "w2@%h"]}
         return [self.python, "-m", "airflow", *(worker.get(name) or self.commands(services)[name])]
