@@ -4,12 +4,16 @@ it means to raises :class:`ScenarioError`, which FAILs its row."""
 
 from __future__ import annotations
 
+import glob
+import json
+import random
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from drill_lib.drill import ScenarioError
+from drill_lib.drill import RUN_TIMEOUT, ScenarioError
 from drill_lib.services import ancestors, descendants, kill_pids, session_members, wait_for
 
 if TYPE_CHECKING:
@@ -25,6 +29,9 @@ RETRYABLE_FAULTS = [  # a lost answer that hid a queued card, then one that hid 
 REFUSAL = {"kind": "rejected", "message": "The number is not on WhatsApp"}  # the gateway's sent: false
 REUSE_WITHIN = 30.0  # seconds since the previous row's run ended for clear_succeeded or twice to take it
 FAULTED = 20  # sends answered with a fault in clear_other and clear_failed
+SHUFFLE_SEED = 20  # issue 20: the order the shuffled scenario's retry gets, the same on every run
+AGAIN_AFTER = 100  # cards the retry queues before shuffled_twice kills it
+SKEW, SKEW_SECONDS = "-20s", 20.0  # the skewed worker's clock: FAKETIME, and how far behind that is
 
 
 def baseline(case: Case) -> None:
@@ -44,18 +51,87 @@ def kill_task(case: Case) -> None:
 def kill_worker(case: Case) -> None:
     """``kill -9`` of the Celery worker running the fan-out, with its pool and task processes; then a new one.
     The heartbeat timeout fails the try, and Airflow retries it on a worker."""
-    services = case.services
-    run_id = case.trigger()
-    queued = case.at_half()
-    workers = {services.procs[name].pid: name for name in WORKERS}
-    pid = case.api.task_instance(case.dag_id, run_id).get("pid")
-    victim = next((workers[p] for p in ancestors(pid) if p in workers), None) if pid else None
-    if victim is None:  # the busy worker has the task's supervisor and task processes beside its pool
-        victim = max(workers.values(), key=lambda name: len(session_members(services.procs[name].pid)))
-    killed = services.kill_tree(victim)
-    services.start_airflow(victim)
-    case.note(f"kill -9 {victim} ({len(killed)} processes, task pid {pid}) at {queued} cards")
+    case.trigger()
+    case.note(_kill_worker(case)[2])
     case.wait_run()
+
+
+def shuffled(case: Case) -> None:
+    """As ``kill_worker``, but the retry gets the same recipients in another order: ``drill_shuffled_*``
+    renders them from a Variable at the start of each try, which is rewritten shuffled right after the kill
+    (the retry cannot start before the heartbeat timeout). The drill checks what each try rendered."""
+    _shuffled(case, again=False)
+
+
+def shuffled_twice(case: Case) -> None:
+    """As ``shuffled``, and then the retry is killed too (``kill -9`` of its task process, as ``kill_task``)
+    once it has queued :data:`AGAIN_AFTER` cards, with the recipients shuffled another way for try 3."""
+    _shuffled(case, again=True)
+
+
+def _shuffled(case: Case, *, again: bool) -> None:
+    key = f"drill_shuffled_{case.row.dialect}"  # the DAG, and the Variable it renders its recipients from
+    orders = [list(case.drill.recipients)]
+    for seed in (SHUFFLE_SEED, SHUFFLE_SEED + 1):
+        orders.append(list(orders[0]))
+        random.Random(seed).shuffle(orders[-1])
+    case.api.set_variable(key, json.dumps(orders[0]))
+    case.trigger(key)
+    _, ti, said = _kill_worker(case)
+    case.api.set_variable(key, json.dumps(orders[1]))
+    tries, notes = [ti], [said, "the Variable shuffled"]
+    if again:
+        killed = case.run_cards()
+        case.wait_task({"running"}, after_try=1)
+        wait_for(
+            f"{case.row.scenario}/{case.row.dialect}: the retry queued {AGAIN_AFTER} cards",
+            lambda: case.run_cards() >= killed + AGAIN_AFTER or case.finished(),
+            RUN_TIMEOUT,
+            interval=0.05,
+        )
+        tries.append(case.api.task_instance(case.dag_id, case.runs[-1]))
+        notes.append(_kill_task_process(case, case.run_cards()) + f" of try {tries[-1]['try_number']}")
+        case.api.set_variable(key, json.dumps(orders[2]))
+        notes.append("the Variable shuffled another way")
+    case.wait_run()
+    tries.append(case.api.task_instance(case.dag_id, case.runs[-1]))
+    seen = {f"try {ti['try_number']}": _rendered(ti) for ti in tries}
+    shown = min(map(len, seen.values()))
+    rendered = " and ".join(f"{name} rendered {numbers[:2]}…" for name, numbers in seen.items())
+    case.note(f"{'; '.join(notes)}; {rendered} (compared on the first {shown} recipients rendered_fields shows)")
+    for (name, numbers), meant in zip(seen.items(), orders, strict=False):
+        if len(numbers) < 20 or numbers != meant[: len(numbers)]:
+            raise ScenarioError(f"{name} rendered {numbers[:3]}…, not the order it was meant: {meant[:3]}…")
+
+
+def skewed(case: Case) -> None:
+    """As ``kill_worker``, but the retry runs on a worker whose clock is 20 s behind (Debian's libfaketime,
+    preloaded into it and so into its supervisor and task processes). worker2 is stopped first, so try 1 runs
+    on worker1; at half, worker1 is killed and worker2 started under faketime, the only worker, which takes the
+    retry; worker1 comes back once the retry runs there. The drill checks where the retry ran, that its task
+    process has libfaketime loaded, and that the clock it logs by is 20 s behind; then it restarts worker2
+    without faketime."""
+    services = case.services
+    services.kill_tree("worker2")  # idle between scenarios: nothing to wait for
+    try:
+        case.trigger()
+        victim, _, said = _kill_worker(case, restart=False)
+        if victim != "worker1":
+            raise ScenarioError(f"try 1 ran on {victim} with worker2 stopped")
+        services.start_airflow("worker2", faketime_env())
+        retry = case.wait_task({"running"}, after_try=1)
+        seen = datetime.now(UTC)
+        case.note(f"{said}; worker2 started with FAKETIME={SKEW}; {_where(case, retry)}")
+        services.start_airflow("worker1")
+        case.wait_run()
+        case.note(_clocks(case, retry, seen))
+    finally:
+        services.kill_tree("worker2")  # idle again: the run has ended (or been failed)
+        services.start_airflow("worker2")
+        if services.procs["worker1"].poll() is not None:
+            services.start_airflow("worker1")
+        for name in WORKERS:
+            wait_for(f"Celery {name} ready", lambda name=name: services.worker_ready(name), 120, services.log(name))
 
 
 def restart_scheduler(case: Case) -> None:
@@ -187,6 +263,74 @@ def _kill_task_process(case: Case, queued: int) -> str:
     return f"kill -9 task process {pid} ({children}; supervisor {supervisor} in {worker}) at {queued} cards"
 
 
+def _kill_worker(case: Case, *, restart: bool = True) -> tuple[str, dict[str, Any], str]:
+    """At half the last run's cards, ``kill -9`` of the Celery worker running its task, with its pool,
+    supervisor and task processes, and (``restart``) a new one at once: the worker, the task instance just
+    before the kill, and what was done."""
+    services = case.services
+    queued = case.at_half()
+    workers = {services.procs[name].pid: name for name in WORKERS}
+    ti = case.api.task_instance(case.dag_id, case.runs[-1])
+    pid = ti.get("pid")
+    victim = next((workers[p] for p in ancestors(pid) if p in workers), None) if pid else None
+    if victim is None:  # the busy worker has the task's supervisor and task processes beside its pool
+        alive = [name for name in WORKERS if services.procs[name].poll() is None]
+        victim = max(alive, key=lambda name: len(session_members(services.procs[name].pid)))
+    killed = services.kill_tree(victim)
+    if restart:
+        services.start_airflow(victim)
+    return victim, ti, f"kill -9 {victim} ({len(killed)} processes, task pid {pid}) at {queued} cards"
+
+
+def faketime_env() -> dict[str, str]:
+    """The environment that runs a process, and every process it starts, :data:`SKEW` behind (libfaketime,
+    as Debian's ``faketime -f`` sets it); the monotonic clock left alone, as a wrong wall clock leaves it."""
+    libraries = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not libraries:
+        raise ScenarioError("libfaketime not installed (Debian's faketime)")
+    return {"LD_PRELOAD": libraries[0], "FAKETIME": SKEW, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def _where(case: Case, ti: dict[str, Any]) -> str:
+    """Where a running try's task process is, and whether libfaketime is loaded in it (``/proc/PID/maps``; its
+    ``environ`` cannot tell: setproctitle writes the process title over it)."""
+    pid, services = ti["pid"], case.services
+    chain = ancestors(pid)
+    worker = next((name for name in WORKERS if services.procs[name].pid in chain), None)
+    if worker != "worker2":
+        raise ScenarioError(f"try {ti['try_number']} (task pid {pid}) ran under {worker}, not the skewed worker2")
+    try:
+        loaded = "libfaketime" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return f"try {ti['try_number']} ran under worker2 (task pid {pid}, gone before /proc could be read)"
+    if not loaded:
+        raise ScenarioError(f"try {ti['try_number']}'s task process {pid} under worker2 has no libfaketime loaded")
+    return f"try {ti['try_number']} ran under worker2, libfaketime loaded in its task process {pid}"
+
+
+def _clocks(case: Case, ti: dict[str, Any], seen: datetime) -> str:
+    """How far behind the drill's clock the retry's clocks were, ``seen`` being when the drill saw it running:
+    the first line its task process logged (``logger: task``, stamped in the task process) and its
+    ``start_date`` (its supervisor's clock, in Airflow 3). Both must be about :data:`SKEW` behind."""
+    folder = case.services.home / "logs" / f"dag_id={case.dag_id}" / f"run_id={case.runs[-1]}" / "task_id=send"
+    lines = (json.loads(line) for line in (folder / f"attempt={ti['try_number']}.log").read_text().splitlines())
+    first = next((line["timestamp"] for line in lines if line.get("logger") == "task" and "timestamp" in line), None)
+    if first is None:
+        raise ScenarioError(f"try {ti['try_number']} logged no line of its task process")
+    task = (seen - datetime.fromisoformat(first)).total_seconds()
+    start = (seen - datetime.fromisoformat(ti["start_date"])).total_seconds()
+    said = f"the task process's first log line {task:.1f} s, start_date {start:.1f} s behind the drill's clock"
+    if not SKEW_SECONDS - 5 <= task <= SKEW_SECONDS + 10:
+        raise ScenarioError(f"try {ti['try_number']}'s clock is not {SKEW} off: {said}")
+    return said
+
+
+def _rendered(ti: dict[str, Any]) -> list[str]:
+    """The recipients a try rendered, in order, as far as its ``rendered_fields`` show them (Airflow keeps
+    the first ``[core] max_templated_field_length`` characters of a long field)."""
+    return re.findall(r"7901\d{7}", str((ti.get("rendered_fields") or {}).get("recipients", "")))
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
@@ -200,6 +344,9 @@ SCENARIOS: dict[str, Callable[[Case], None]] = {
     "twice": twice,
     "kill_task": kill_task,
     "kill_worker": kill_worker,
+    "shuffled": shuffled,
+    "shuffled_twice": shuffled_twice,
+    "skewed": skewed,  # restarts both workers
     "restart_scheduler": restart_scheduler,
     "restart_gateway": restart_gateway,
     "clear_other": clear_other,

@@ -16,6 +16,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drill_lib.releases import Release
 
 LOOPBACK = "127.0.0.1"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -72,10 +76,14 @@ class Services:
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.dags_folder = dags_folder
-        self.pg_port, self.redis_port, self.api_port = free_port(), free_port(), free_port()
+        self.pg_port, self.redis_port, self.api_port = free_port(), free_port(), 0
         self.pg_data = root / "pgdata"
+        self.release: Release | None = None  # the Airflow release running (:meth:`use`)
         self.home = root / "airflow"
+        self.db_name, self.redis_db, self.fernet_key = "airflow", 0, ""
+        self.api_password = secrets.token_hex(12)
         self.procs: dict[str, subprocess.Popen] = {}
+        self.log_starts: dict[str, int] = {}  # where in its log each Airflow process's last start begins
         self.sessions: set[int] = set()
         self.pg_started = False
         self.env: dict[str, str] = {}
@@ -124,55 +132,33 @@ class Services:
 
     # ---- Airflow --------------------------------------------------------------------------------
 
-    def airflow_env(self, connections: dict[str, str]) -> dict[str, str]:
+    def use(self, release: Release, extra_env: dict[str, str]) -> None:
+        """Set up for one Airflow release: its own database (in the one PostgreSQL), Redis database, home,
+        REST API port and settings; ``extra_env`` (the connections, the recipients) goes to all its processes.
+        The previous release's processes must have been stopped (:meth:`stop_airflow`)."""
+        first = self.release is None
+        self.release = release
+        self.db_name = "airflow" if first else f"airflow_{release.version.replace('.', '_')}"
+        self.redis_db += 0 if first else 1
+        self.home = self.root / f"airflow-{release.version}"
+        self.api_port = free_port()
+        if not first:
+            createdb = [_pg_tool("createdb"), "-h", LOOPBACK, "-p", str(self.pg_port), "-U", "airflow", self.db_name]
+            self._as_postgres(*createdb, log=self.logs / "postgres.log")
         from cryptography.fernet import Fernet
 
-        db = f"airflow@{LOOPBACK}:{self.pg_port}/airflow"
-        api = f"http://{LOOPBACK}:{self.api_port}"
-        settings = {
-            "CORE__EXECUTOR": "CeleryExecutor",
-            "CORE__DAGS_FOLDER": str(self.dags_folder),
-            "CORE__LOAD_EXAMPLES": "False",
-            "CORE__FERNET_KEY": Fernet.generate_key().decode(),
-            "CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-            "CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-            "DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{db}",
-            "CELERY__BROKER_URL": f"redis://{LOOPBACK}:{self.redis_port}/0",
-            "CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
-            "CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-            "CELERY__OPERATION_TIMEOUT": "5",
-            "API__HOST": LOOPBACK,
-            "API__PORT": str(self.api_port),
-            "API__BASE_URL": api,
-            "API__SECRET_KEY": secrets.token_hex(16),
-            "API__WORKERS": "1",
-            "API_AUTH__JWT_SECRET": secrets.token_hex(32),
-            "SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "2",
-            "SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "12",
-            "SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-            "SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
-            "SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
-            "SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-            "DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parsed once: the file does not change
-            "TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-            "LOGGING__LOGGING_LEVEL": "INFO",
-        }
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-        env.update({f"AIRFLOW__{key}": value for key, value in settings.items()})
-        env.update(connections)
+        self.fernet_key = Fernet.generate_key().decode()
+        env = self.plain_env()
+        env.update({f"AIRFLOW__{key}": value for key, value in release.settings(self).items()})
+        env.update(extra_env)
         env["AIRFLOW_HOME"] = str(self.home)
-        env["NO_PROXY"] = env["no_proxy"] = "*"  # every request of the drill goes to loopback
         self.env = env
-        return env
 
     def airflow(self, *args: str, timeout: float = 300) -> None:
-        log = self.logs / "airflow-cli.log"
+        log = self.logs / f"airflow-cli-{self.release.version}.log"
         with log.open("a") as output:
             done = subprocess.run(
-                [sys.executable, "-m", "airflow", *args],
+                [self.release.python, "-m", "airflow", *args],
                 env=self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -182,16 +168,26 @@ class Services:
         if done.returncode:
             raise DrillError(f"`airflow {' '.join(args)}` failed ({done.returncode}):\n{tail(log)}")
 
-    def start_airflow(self, name: str) -> None:
-        commands = {
-            "scheduler": ["scheduler"],
-            "dag-processor": ["dag-processor"],
-            "triggerer": ["triggerer", "--skip-serve-logs"],
-            "api-server": ["api-server", "--host", LOOPBACK, "--port", str(self.api_port)],
-            "worker1": ["celery", "worker", "--concurrency", "2", "--celery-hostname", "w1@%h", "--skip-serve-logs"],
-            "worker2": ["celery", "worker", "--concurrency", "2", "--celery-hostname", "w2@%h", "--skip-serve-logs"],
-        }
-        self.start(name, [sys.executable, "-m", "airflow", *commands[name]], log=self.logs / f"{name}.log")
+    def start_airflow(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        """Start one of the release's processes (``extra_env`` on top of its settings: faketime's, say)."""
+        env = {**self.env, **(extra_env or {})}
+        log = self.log(name)
+        self.log_starts[name] = log.stat().st_size if log.exists() else 0
+        self.start(name, self.release.command(name, self), log=log, env=env)
+
+    def worker_ready(self, name: str) -> bool:
+        """Whether a Celery worker started last logged its ``ready.`` (a :class:`DrillError` if it exited)."""
+        self.check_alive(name)
+        with self.log(name).open(errors="replace") as log:
+            log.seek(self.log_starts.get(name, 0))
+            return " ready." in log.read()
+
+    def stop_airflow(self) -> None:
+        """Stop the release's processes (and whatever they left in their sessions), and forget them."""
+        names = [name for name in self.procs if name in self.release.processes]
+        self.stop(names)
+        for name in names:
+            del self.procs[name]
 
     def plain_env(self) -> dict[str, str]:
         """The drill's own environment without Airflow's settings, for the services that are not Airflow."""
@@ -214,6 +210,9 @@ class Services:
         self.sessions.add(proc.pid)
 
     def log(self, name: str) -> Path:
+        """A process's log file: an Airflow process's is named after its release too (``worker1-3.3.2``)."""
+        if self.release is not None and name in self.release.processes:
+            name = f"{name}-{self.release.version}"
         return self.logs / f"{name}.log"
 
     def check_alive(self, *names: str) -> None:
@@ -235,20 +234,29 @@ class Services:
         proc.wait(timeout=10)
         return pids
 
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
+    def stop(self, names: list[str]) -> None:
+        """SIGTERM these processes, a short grace (throw-away services), then SIGKILL what is left of their
+        sessions, their own children included."""
+        procs = [self.procs[name] for name in names]
+        for proc in procs:
             if proc.poll() is None:
                 _kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5  # throw-away services: a short grace, then SIGKILL
-        for proc in self.procs.values():
+        deadline = time.monotonic() + 5
+        for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for session in self.sessions:  # whatever is left, its own children included
-            for pid in session_members(session):
+        for proc in procs:
+            for pid in session_members(proc.pid):
                 _kill(pid, signal.SIGKILL)
-        for proc in self.procs.values():
+        for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+
+    def stop_all(self) -> None:
+        self.stop(list(self.procs))
+        for session in self.sessions:  # processes started before and replaced (a killed worker's orphans)
+            for pid in session_members(session):
+                _kill(pid, signal.SIGKILL)
         if self.pg_started:
             try:
                 self._as_postgres(
