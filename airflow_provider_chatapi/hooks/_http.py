@@ -46,13 +46,17 @@ _HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout
 class _MaskedRequestLog(logging.Filter):
     """httpx logs every request with its URL, token and all, as an ``httpx.URL`` argument; Airflow 2.11 and
     3.0 mask only text arguments, so the record is formatted here and masked as text. It logs them at INFO,
-    a line per request (10,000 for a fan-out to 10,000): they become DEBUG, as ``requests`` logs its own."""
+    a line per request (10,000 for a fan-out to 10,000): they become DEBUG, as ``requests`` logs its own,
+    and are dropped here unless the logger is enabled for DEBUG (the level was checked before this filter,
+    and Airflow 2.11's task log handlers take any record that reaches them)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         if record.args:
             record.msg, record.args = redact(record.getMessage()), ()
-        if record.levelno == logging.INFO:
-            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         return True
 
 

@@ -141,3 +141,37 @@ def test_403_plain_text_is_not_retried_and_says_what_1msg_said(stand_in: Callabl
     with pytest.raises(AuthenticationError, match=r"Channel is in trial mode.*trial channel"):
         ChatApiHook(max_retries=3).send_contact(contacts=[ANN_CARD], phone="17472822486")
     assert len(gateway.requests) == 1
+
+
+def test_httpx_request_lines_reach_no_handler_unless_debug_is_on(stand_in: Callable[..., StandInGateway]) -> None:
+    """Airflow 2.11's task log handlers take any record that reaches them: a fan-out to 2,000 wrote about
+    1,550 "HTTP Request: POST …" lines a try, lowered to DEBUG but never dropped."""
+    import asyncio
+    import logging
+
+    stand_in()
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()  # level NOTSET: takes whatever reaches it, as Airflow 2.11's handlers do
+    handler.emit = seen.append  # type: ignore[method-assign]
+    httpx_log = logging.getLogger("httpx")
+    level = httpx_log.level
+    httpx_log.addHandler(handler)
+
+    async def fan_out() -> None:
+        hook = ChatApiHook()
+        try:
+            await hook.asend_to_many(["79009999999"], ["79001111111", "79002222222"])
+        finally:
+            await hook.aclose()
+
+    try:
+        httpx_log.setLevel(logging.INFO)
+        asyncio.run(fan_out())
+        assert [record.getMessage() for record in seen if "HTTP Request" in record.getMessage()] == []
+        httpx_log.setLevel(logging.DEBUG)
+        asyncio.run(fan_out())
+        requests = [record for record in seen if "HTTP Request" in record.getMessage()]
+        assert len(requests) == 2 and {record.levelno for record in requests} == {logging.DEBUG}
+    finally:
+        httpx_log.removeHandler(handler)
+        httpx_log.setLevel(level)
