@@ -189,6 +189,7 @@ class Ledger:
         self._fresh: set[str] = set()  # intents this try wrote: not lost, about to be sent
         self._changed: set[str] = set()  # chats whose records are not written yet
         self._keys_written = 0
+        self._voided_keys: list[str] = []  # to be emptied at this try's first write: the record stays small
         if store is not None and try_number != 1:  # a first try has nothing to read
             try_number = self._load(store, key, try_number)
         self._prefix = f"{key}:{try_number or 1}"
@@ -281,20 +282,23 @@ class Ledger:
         """Take every earlier try's keys, in the order they were written, each chat's latest entry winning;
         nothing written in a generation whose job was done counts after a later clear (the user asked for
         the job again). Return this try's number (when unknown: the first under which no try wrote)."""
-        written: list[dict[str, Any]] = []
+        written: dict[str, dict[str, Any]] = {}
         for earlier in range(1, try_number) if try_number else itertools.count(1):
             first = len(written)
             for index in itertools.count():
-                value = store.get(f"{key}:{earlier}:{index}")
+                name = f"{key}:{earlier}:{index}"
+                value = store.get(name)
                 if not _is_wave(value):
                     break
-                written.append(value)
+                written[name] = value
             if try_number is None and len(written) == first:
                 try_number = earlier
                 break
-        done = max((value["g"] for value in written if value.get("d") is True), default=-1)
-        for value in written:
+        done = max((value["g"] for value in written.values() if value.get("d") is True), default=-1)
+        for name, value in written.items():
             voided = value["g"] <= done < self._generation
+            if voided and value["r"]:
+                self._voided_keys.append(name)
             for chat, entry in value["r"].items():
                 record = DeliveryRecord.decoded(chat, entry)
                 if voided:
@@ -312,6 +316,9 @@ class Ledger:
         done = last and all(self._is_served(send) for send in self._sends)
         if not chats and not done:
             return
+        for name in self._voided_keys:  # a clear after a done job: none of it counts, so none of it is kept
+            self._store.set(name, {"g": self._generation, "r": {}})
+        self._voided_keys.clear()
         if wave.key is None:
             wave.key, wave.members = f"{self._prefix}:{self._keys_written}", []
             self._keys_written += 1

@@ -272,3 +272,16 @@ def test_after_a_clear_of_a_done_job_no_earlier_entry_of_a_chat_counts() -> None
     cleared = Ledger(store, try_number=3, generation=2)
     assert cleared.prepare([SEND]) == []
     assert cleared.recorded(SEND) is None
+
+
+def test_a_clear_after_a_done_job_empties_the_old_record_so_it_stays_small() -> None:
+    """The drill's clear_succeeded: two generations of 2,000 left 120 bytes a recipient in the store."""
+    sends = build_send_to_many("79009999999", [f"7900100{n:04d}" for n in range(2 * WAVE_SIZE + 10)])
+    store = JsonStore()
+    run_try(Ledger(store, try_number=1, generation=0), sends, lambda send: f"true_{send.chat_id}_3EB031DE2C36C559")
+    one_generation = sum(store.size(key) for key in store.values)
+    run_try(Ledger(store, try_number=2, generation=1), sends, lambda send: f"true_{send.chat_id}_0F0F0F0F0F0F0F0F")
+    assert sum(store.size(key) for key in store.values) < one_generation + 100
+    assert served(store, sends, try_number=3, generation=1) == {
+        send.chat_id: f"true_{send.chat_id}_0F0F0F0F0F0F0F0F" for send in sends
+    }
