@@ -66,7 +66,7 @@ import random
 import time
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import httpx._transports.default
@@ -177,14 +177,13 @@ class DyingStore(DictStore):
 
 @dataclass
 class TaskInstance:
-    """What the operators read of Airflow's ``ti``."""
+    """What the operators read of Airflow's ``ti``: the try, and ``max_tries``, which a clear raises."""
 
     try_number: int
     max_tries: int
-    pushed: dict[str, Any] = field(default_factory=dict)
 
     def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
+        """1msg's job ids go to XCom; no fault here makes a job."""
 
 
 class WorldClock:
@@ -213,7 +212,7 @@ def _short_repr(value: Any) -> str:
     shown = [
         f"{item.name}={getattr(value, item.name)!r}"
         for item in fields(value)
-        if item.default is not getattr(value, item.name) and item.default != getattr(value, item.name)
+        if getattr(value, item.name) != item.default
     ]
     return f"{type(value).__name__}({', '.join(shown)})"
 
