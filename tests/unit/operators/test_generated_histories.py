@@ -29,6 +29,16 @@ tries run one after another, so each try's cards are the messages appended while
   any other failure is one Airflow retries (``DeliveryUnknownError``, a transient ``NotSentError``, or a
   ``FanOutError`` of those), or the killed worker.
 
+**What it assumes of the operators** (a rewrite of the ledger must keep it, or change this test):
+``execute(context)`` reads ``context["task_state_store"]`` (``get``/``set``) and ``context["ti"]``
+(``try_number``, ``max_tries``: a clear's generation is ``max_tries - retries``), and lets a
+``BaseException`` from ``set`` through; it returns the message id, or a fan-out's ids in recipient order;
+a failure Airflow must not retry is an ``AirflowFailException`` raised from the ``ChatApiError`` (or
+``FanOutError``, whose ``failures`` and ``queued`` are keyed by chat id), any other failure is raised as
+it is; the provider reads the clock as ``time.time()`` (not ``from time import time``, ``time_ns`` or
+``datetime.now``, which the worker's skew would not reach); with ``max_in_flight=1`` a fan-out sends one
+request at a time.
+
 **The clocks.** The provider reads the worker's clock through ``time.time()``, the stdlib function looked
 up at each call; the stand-in reads its own through ``airflow_provider_chatapi.testing.time`` (its
 ``_now()``), an attribute that exists so that a test can set it. The test sets that attribute, for the
