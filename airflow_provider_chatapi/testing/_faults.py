@@ -17,8 +17,10 @@ class Fault:
     """How to answer one request instead of the normal answer.
 
     With no ``status`` the request is handled normally (and so queued when valid) and answered
-    ``delay`` seconds later. With a ``status`` the gateway answers that status, ``body`` and ``headers``
-    instead, and queues the message anyway only if ``queue`` is set: a 500 that hid a queued message.
+    ``delay`` seconds later; a success (a 2xx JSON object that does not say ``sent: false``) then carries
+    ``fields`` too, and ``ok_status`` instead of its own status if set. With a ``status`` the gateway
+    answers that status, ``body`` and ``headers`` instead, and queues the message anyway only if
+    ``queue`` is set: a 500 that hid a queued message.
     ``reset`` drops the connection without any answer, after queueing the message if ``queue`` is set.
     """
 
@@ -28,11 +30,29 @@ class Fault:
     delay: float = 0.0
     queue: bool = False
     reset: bool = False
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    ok_status: int | None = None
+
+    def decorate(self, status: int, body: Any) -> tuple[int, Any]:
+        """The normal answer ``status`` and ``body`` as this fault changes it: a success (a 2xx JSON object
+        that does not say ``sent: false``) gets :attr:`fields` and :attr:`ok_status`; any other answer is
+        left as it is."""
+        success = 200 <= status < 300 and isinstance(body, dict) and body.get("sent") is not False
+        if self.status is not None or not success:
+            return status, body
+        return (status if self.ok_status is None else self.ok_status), {**body, **self.fields}
 
     @classmethod
     def slow(cls, delay: float) -> Fault:
         """Queue the message at once and answer normally ``delay`` seconds later (past a short client timeout)."""
         return cls(delay=delay)
+
+    @classmethod
+    def decorated(cls, fields: Mapping[str, Any] | None = None, *, status: int | None = None) -> Fault:
+        """Handle the request normally, and answer a success with ``fields`` added (``{"error": None}`` makes
+        ``{"sent": true, "id": …, "error": null}``) and with ``status`` (a 201, say) if given: an odd answer
+        that still means the card was queued. A refusal or an error is answered as it is."""
+        return cls(fields=dict(fields or {}), ok_status=status)
 
     @classmethod
     def reset_after_queueing(cls) -> Fault:

@@ -126,7 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _act(self, gateway: StandInGateway, request: RecordedRequest, fault: Fault | None) -> None:
         # The gateway acts on a request as it arrives; only its answer is late (or never comes).
         if fault is None or fault.status is None:
-            answer: tuple[int, Any, Mapping[str, str]] | None = (*gateway._answer(request), {})
+            status, body = gateway._answer(request)
+            if fault is not None:
+                status, body = fault.decorate(status, body)
+            answer: tuple[int, Any, Mapping[str, str]] | None = (status, body, {})
         else:
             if fault.queue:
                 gateway._answer(request)

@@ -441,6 +441,29 @@ def test_queued_as_a_job(onemsg: StandInGateway) -> None:
     assert (message.chat_id, message.contacts) == (f"{PHONE}@c.us", (ANN,))
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_decorated_success_is_queued_and_answered_with_the_extra_fields(
+    stand_in: Callable[..., StandInGateway], dialect: str
+) -> None:
+    gateway = stand_in(dialect, refuse_chats={"79005555555@c.us": "Not on WhatsApp"})
+    card = {"contacts": [ANN]} if dialect == "1msg" else {"contactId": ["79001111111@c.us"]}
+    gateway.inject(
+        Fault.decorated({"error": None}),
+        Fault.decorated({"error": None, "note": "extra"}, status=201),
+        Fault.decorated({"error": None}, status=201),  # a refusal is answered as it is
+    )
+    odd, created = post(gateway, {"phone": PHONE, **card}), post(gateway, {"phone": PHONE, **card})
+    refusal = post(gateway, {"phone": "79005555555", **card})
+
+    assert odd.status_code == 200
+    assert odd.json()["error"] is None and odd.json()["sent"] is True
+    assert created.status_code == 201
+    said = created.json()
+    assert (said["sent"], said["error"], said["note"]) == (True, None, "extra")
+    assert [odd.json()["id"], created.json()["id"]] == [message.id for message in gateway.messages]
+    assert (refusal.status_code, refusal.json()) == (200, {"sent": False, "message": "Not on WhatsApp"})
+
+
 @pytest.mark.parametrize(("location", "status"), [("/elsewhere", 307), ("https://api.1msg.io/123456/sendContact", 308)])
 def test_redirect(onemsg: StandInGateway, location: str, status: int) -> None:
     onemsg.inject(Fault.redirect() if location == "/elsewhere" else Fault.redirect(location, status=status))
