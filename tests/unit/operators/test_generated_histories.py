@@ -55,8 +55,8 @@ same requests in every run.
 **Profiles.** ``chatapi-normal`` (a fixed seed, a few hundred examples, well under a minute) runs in the
 suite; ``CHATAPI_HYPOTHESIS=deep`` selects ``chatapi-deep`` (thousands, longer histories, and now and
 then a fan-out of two waves and one recipient more than the ledger's wave size). A fan-out's ledger
-writes its record in waves of ``BatchLedger.wave_size`` recipients; a task with ``small_waves`` sets it
-to 3, while it exists, so that a handful of recipients spans several waves. Both profiles shrink and
+writes its record in waves of at most ``ledger.WAVE_SIZE`` recipients; a task with ``small_waves`` sets it
+to 3, so that a handful of recipients spans several waves. Both profiles shrink and
 report one failure at a time (shrinking several takes minutes): to see what the machine finds behind the
 one it reports, leave that failure's ingredient out with ``CHATAPI_HYPOTHESIS_OFF``, a comma-separated
 list of ``worker_clock`` (every worker on the world's clock), ``no_date`` (the gateway always sends
@@ -123,7 +123,7 @@ OFF = frozenset(filter(None, os.environ.get("CHATAPI_HYPOTHESIS_OFF", "").replac
 _REAL_TIME = time.time
 WORLD_START = 1_767_225_600.25  # 2026-01-01, a quarter past a second: Date headers truncate it
 SMALL_WAVES = 3
-WAVE_SIZE: int = getattr(ledger_module, "WAVE_SIZE", 400)
+WAVE_SIZE = ledger_module.WAVE_SIZE
 BIG_FAN_OUT = 2 * WAVE_SIZE + 1
 MAX_SMALL = 7  # recipients of a small fan-out
 MAX_EXTRA = 2  # recipients a later try may add
@@ -333,7 +333,7 @@ class Histories(RuleBasedStateMachine):
         self.job_start = 0  # the job's first card: an index into gateway.messages
         self.meant: set[str] = set()  # the chats the job's tries named
         self.pending: collections.deque[str] = collections.deque()  # sendContact's faults not yet met
-        self.wave_size: int | None = None  # BatchLedger.wave_size before this example set it
+        self.wave_size: int | None = None  # ledger.WAVE_SIZE before this example set it
 
     # -- the rules: what Airflow may do next
 
@@ -346,10 +346,9 @@ class Histories(RuleBasedStateMachine):
         self.gateway.date_header = task.date_header
         self.clock.now = WORLD_START
         self.max_tries = task.retries
-        batch_ledger = getattr(ledger_module, "BatchLedger", None)
-        if task.small_waves and hasattr(batch_ledger, "wave_size"):
-            self.wave_size = batch_ledger.wave_size
-            batch_ledger.wave_size = SMALL_WAVES
+        if task.small_waves:
+            self.wave_size = ledger_module.WAVE_SIZE
+            ledger_module.WAVE_SIZE = SMALL_WAVES
         self._run(plan, "first try")
 
     @precondition(lambda self: self.retryable and 0 < self.try_number <= self.max_tries)
@@ -368,7 +367,7 @@ class Histories(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.wave_size is not None:
-            ledger_module.BatchLedger.wave_size = self.wave_size
+            ledger_module.WAVE_SIZE = self.wave_size
 
     # -- the invariants, after every step
 
