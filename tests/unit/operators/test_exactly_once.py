@@ -288,3 +288,26 @@ def test_a_single_send_killed_after_its_post_is_never_sent_twice_whatever_the_cl
     with pytest.raises(DeliveryUnknownError, match="worker's clock"):
         single().execute(context(store, 2))
     assert len(gateway.messages) == 1
+
+
+@pytest.mark.parametrize("dialect", ["chatapi", "1msg"])
+@pytest.mark.parametrize("fan_out_too", [False, True], ids=["single", "fan-out"])
+def test_a_lost_clock_probe_and_a_gateway_far_behind_send_no_second_card(
+    stand_in: Callable[..., StandInGateway], dialect: str, fan_out_too: bool
+) -> None:
+    """Found by the generated histories: the status probe went unanswered, so the intent stayed on the
+    worker's clock, and the retry read the history from 120 s before it on our clock, after the card of a
+    gateway 200 s behind: "absent", and a second card."""
+    gateway = stand_in(dialect, clock_offset=-200)
+    store = DictStore()
+    gateway.inject(Fault.reset_before_queueing(), endpoint="status")
+    gateway.inject(Fault.server_error(500))  # the first card queued, its answer lost
+    # no HTTP retries: the probe's lost answer is not made good in place
+    operator = fan_out(["79001111111", "79002222222"], max_retries=0) if fan_out_too else single(max_retries=0)
+    with pytest.raises(Exception, match="MAY HAVE BEEN QUEUED"):
+        operator.execute(context(store, 1))
+    try:
+        operator.execute(context(store, 2))
+    except Exception as error:  # "cannot tell" is allowed; a second card is not
+        assert "cannot tell" in str(error)
+    assert max(cards(gateway).values()) == 1
