@@ -171,7 +171,6 @@ class Ledger:
         generation: int = 0,
         at_least_once: bool = False,
         lost_since: Intent | None = None,
-        key: str = LEDGER_KEY,
     ) -> None:
         self.at_least_once = at_least_once
         self.durable = store is not None
@@ -191,8 +190,8 @@ class Ledger:
         self._keys_written = 0
         self._voided_keys: list[str] = []  # to be emptied at this try's first write: the record stays small
         if store is not None and try_number != 1:  # a first try has nothing to read
-            try_number = self._load(store, key, try_number)
-        self._prefix = f"{key}:{try_number or 1}"
+            try_number = self._load(store, try_number)
+        self._prefix = f"{LEDGER_KEY}:{try_number or 1}"
 
     # ---- what the plans ask ---------------------------------------------------------------------
 
@@ -278,7 +277,7 @@ class Ledger:
 
     # ---- reading and writing the store ----------------------------------------------------------
 
-    def _load(self, store: StateStore, key: str, try_number: int | None) -> int:
+    def _load(self, store: StateStore, try_number: int | None) -> int:
         """Take every earlier try's keys, in the order they were written, each chat's latest entry winning;
         nothing written in a generation whose job was done counts after a later clear (the user asked for
         the job again). Return this try's number (when unknown: the first under which no try wrote)."""
@@ -286,7 +285,7 @@ class Ledger:
         for earlier in range(1, try_number) if try_number else itertools.count(1):
             first = len(written)
             for index in itertools.count():
-                name = f"{key}:{earlier}:{index}"
+                name = f"{LEDGER_KEY}:{earlier}:{index}"
                 value = store.get(name)
                 if not _is_wave(value):
                     break
