@@ -56,6 +56,30 @@ def test_a_429_pauses_every_request_not_yet_started(monkeypatch: pytest.MonkeyPa
     assert starts[0] < 0.05 and min(starts[1:]) >= 0.3  # the others waited out the gateway's Retry-After
 
 
+def test_a_429_also_pauses_requests_already_waiting_for_their_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20, item 7: a request that had taken its slot and was sleeping until it started anyway, past a
+    pause set by a 429 met meanwhile."""
+    starts: list[float] = []
+
+    async def transport(client: Any, settings: Any, call: Any) -> str:
+        starts.append(time.monotonic())
+        if len(starts) == 1:
+            await asyncio.sleep(0.05)  # the others have taken their slots (0.1 s, 0.2 s, ...) by now
+            raise RateLimitedError("sendContact", "slow down", status_code=429, retry_after=0.5)
+        return "ok"
+
+    monkeypatch.setattr(_http, "call_with_httpx", transport)
+
+    async def batch() -> float:
+        pacer = _http.Pacer(per_second=10)
+        begun = time.monotonic()
+        await asyncio.gather(*(pacer(None, None, None) for _ in range(4)), return_exceptions=True)  # type: ignore[arg-type]
+        return begun
+
+    begun = asyncio.run(batch())
+    assert min(start - begun for start in starts[1:]) >= 0.5
+
+
 @pytest.mark.parametrize("bad", [0, -1, True, "10"])
 def test_max_per_second_is_checked_when_the_dag_is_parsed(bad: Any) -> None:
     with pytest.raises(InvalidInputError, match="max_per_second"):

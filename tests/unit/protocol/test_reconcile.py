@@ -181,6 +181,24 @@ def test_our_card_is_found() -> None:
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        "BEGIN:VCARD\nVERSION:3.0\nN:Lee;Ann\\, Jr.;;;\nFN:Lee\\, Ann\\; Acme\nEND:VCARD",  # a vCard's escapes
+        {"contacts": [{"name": {"formatted_name": "Lee, Ann; Acme"}}]},  # a JSON object, not text
+    ],
+    ids=["vcard escapes", "json object"],
+)
+def test_a_card_without_a_number_is_found_by_its_name_however_the_body_writes_it(body: Any) -> None:
+    """Issue 20, item 7: a real vCard writes "Lee, Ann" as "Lee\\, Ann", and 1msg may answer a body as an
+    object: either way the name is the card's."""
+    nameless = build_send_contact(
+        contacts=[{"name": "Lee, Ann; Acme", "email": "ann@example.com"}], phone="17472822486"
+    )
+    card = sent_card("wamid.NAMED", "contacts", nameless.chat_id, at=SINCE + 1, body=body)  # type: ignore[arg-type]
+    assert find(nameless, [card], dialect="1msg") == "wamid.NAMED"
+
+
+@pytest.mark.parametrize(
     "other",
     [
         entry(ONEMSG_CARD, chatId="79005555555@c.us"),

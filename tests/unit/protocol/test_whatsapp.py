@@ -14,6 +14,7 @@ from airflow_provider_chatapi._protocol.whatsapp import (
     normalize_contact_ids,
     normalize_phone,
     normalize_quoted_message_id,
+    normalize_recipients,
 )
 from airflow_provider_chatapi.exceptions import InvalidInputError
 from airflow_provider_chatapi.testing._checks import check_classic_send
@@ -270,3 +271,15 @@ def test_every_request_we_build_is_one_the_gateway_accepts(contacts: list[tuple[
     problem, _, queued = check_classic_send(dict(request.json or {}))
     assert problem is None
     assert queued == tuple(request.json["contactId"])  # type: ignore[index]
+
+
+@given(st.sets(st.from_regex(r"7900[0-9]{7}", fullmatch=True), min_size=2, max_size=8))
+def test_a_set_rendered_as_text_keeps_one_order_in_every_process(numbers: set[str]) -> None:
+    """Issue 20: a set rendered by a non-native template lists its items in the rendering process's hash
+    order (six processes, six orders); read back, it is sorted as a set itself is."""
+    rendered = "{" + ", ".join(repr(number) for number in numbers) + "}"
+    reversed_text = "{" + ", ".join(repr(number) for number in reversed(list(numbers))) + "}"
+    expected = [f"{number}@c.us" for number in sorted(numbers)]
+    assert normalize_contact_ids(rendered) == tuple(expected)
+    chats = [f"{target['phone']}@c.us" for target in normalize_recipients(reversed_text)]
+    assert chats == expected
