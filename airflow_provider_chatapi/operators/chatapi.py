@@ -144,7 +144,8 @@ class SendContactOperator(_ChatApiOperator):
 
     A retry never sends a card twice: on Airflow 3.3+ the send is recorded in the task state store and a
     retry after a lost answer asks the gateway before sending; before 3.3 such a send fails without
-    retrying. Bad input and permanent refusals fail without retrying. See ``docs/guarantees.md``.
+    retrying, and a retry after a hard kill asks the gateway first. Bad input and permanent refusals fail
+    without retrying. See ``docs/guarantees.md``.
     """
 
     template_fields: Sequence[str] = SEND_TEMPLATE_FIELDS
@@ -210,9 +211,10 @@ class SendContactToManyOperator(_ChatApiOperator):
     Returns (XCom ``return_value``) the message ids, in recipient order.
 
     Each recipient keeps the no-duplicate guarantee of :class:`SendContactOperator`: on Airflow 3.3+ a
-    retry skips the recipients already served and reconciles those whose answer was lost. Before 3.3 a
-    batch in which any card was, or may have been, queued fails without retrying, and logs the ids
-    queued. See ``docs/guarantees.md``.
+    retry skips the recipients already served (whatever their order in the new try) and reconciles those
+    whose answer was lost. Before 3.3 a batch in which any card was, or may have been, queued fails without
+    retrying, and logs the ids queued; a retry after a hard kill sends only to the recipients the gateway
+    shows no card for. See ``docs/guarantees.md``.
     """
 
     template_fields: Sequence[str] = ("contact_ids", "contacts", "recipients", "quoted_message_id", "chatapi_conn_id")
