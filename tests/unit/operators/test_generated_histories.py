@@ -99,7 +99,7 @@ from airflow_provider_chatapi.exceptions import DeliveryUnknownError, FanOutErro
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, QueuedMessage, StandInGateway
-from tests.helpers import DictStore, needs_store
+from tests.helpers import DyingStore, Killed, needs_store
 
 pytestmark = needs_store
 
@@ -164,25 +164,6 @@ def phone(index: int) -> str:
 
 def chat(number: str) -> str:
     return f"{number}@c.us"
-
-
-class Killed(BaseException):
-    """The worker dying (a ``kill -9``): nothing after it runs."""
-
-
-class DyingStore(DictStore):
-    """The task instance's state store, whose worker dies at the ``die_at``-th write of a try."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.die_at: int | None = None
-        self.writes = 0
-
-    def set(self, key: str, value: Any) -> None:
-        self.writes += 1
-        if self.writes == self.die_at:
-            raise Killed
-        super().set(key, value)
 
 
 @dataclass
