@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -191,8 +192,14 @@ def _extra_number(
         return default
     try:
         number = kind(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(float("inf")) overflows
         number = None
-    if isinstance(raw, bool) or number is None or number < minimum or (kind is int and number != float(raw)):
+    if (
+        isinstance(raw, bool)
+        or number is None
+        or not math.isfinite(number)
+        or number < minimum
+        or (kind is int and number != float(raw))
+    ):
         raise ConnectionConfigError(conn_id, f"extra {name!r}", raw, f"must be a {kind.__name__} of at least {minimum}")
     return number

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,11 @@ __all__ = [
     "SendResult",
     "build_send_contact",
     "build_send_to_many",
+    "checked_flag",
     "checked_max_in_flight",
     "checked_max_per_second",
+    "checked_max_retries",
+    "checked_timeout",
     "fan_out_failure",
 ]
 
@@ -134,9 +138,40 @@ def checked_max_per_second(max_per_second: Any) -> float | None:
     """A batch's bound on requests started a second: a positive number, or None for no bound."""
     if max_per_second is None:
         return None
-    if isinstance(max_per_second, bool) or not isinstance(max_per_second, (int, float)) or not max_per_second > 0:
+    if not _positive_number(max_per_second):
         raise InvalidInputError("max_per_second", max_per_second, "must be a positive number of requests a second")
     return float(max_per_second)
+
+
+def checked_timeout(timeout: Any) -> float | None:
+    """Seconds to wait for the gateway: a positive, finite number; None to take the connection's."""
+    if timeout is None:
+        return None
+    if not _positive_number(timeout):
+        raise InvalidInputError("timeout", timeout, "must be a positive number of seconds")
+    return float(timeout)
+
+
+def checked_max_retries(max_retries: Any) -> int | None:
+    """HTTP retries of a call: a whole number of at least 0; None to take the connection's."""
+    if max_retries is None:
+        return None
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise InvalidInputError("max_retries", max_retries, "must be a whole number of at least 0")
+    return max_retries
+
+
+def checked_flag(value: Any, field: str) -> bool:
+    """A yes-or-no argument: a bool, or the text ``"true"`` / ``"false"`` a template renders (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidInputError(field, value, 'must be True or False (or the text "true" / "false")')
+
+
+def _positive_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:

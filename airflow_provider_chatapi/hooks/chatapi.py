@@ -30,6 +30,8 @@ from airflow_provider_chatapi._protocol.sends import (
     build_send_to_many,
     checked_max_in_flight,
     checked_max_per_second,
+    checked_max_retries,
+    checked_timeout,
     fan_out_failure,
 )
 from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
@@ -85,8 +87,8 @@ class ChatApiHook(BaseHook):
     ) -> None:
         super().__init__(**kwargs)
         self.chatapi_conn_id = chatapi_conn_id
-        self.timeout = timeout
-        self.max_retries = max_retries
+        self.timeout = checked_timeout(timeout)
+        self.max_retries = checked_max_retries(max_retries)
         self._async_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
     @classmethod

@@ -14,8 +14,11 @@ from airflow_provider_chatapi._protocol.clock import Intent
 from airflow_provider_chatapi._protocol.ledger import Ledger
 from airflow_provider_chatapi._protocol.sends import (
     DEFAULT_MAX_IN_FLIGHT,
+    checked_flag,
     checked_max_in_flight,
     checked_max_per_second,
+    checked_max_retries,
+    checked_timeout,
 )
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryUnknownError, FanOutError, NotSentError
 
@@ -54,9 +57,10 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.chatapi_conn_id = chatapi_conn_id
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.at_least_once = at_least_once
+        # Checked when the DAG is parsed, as the hook checks them: a bad value fails there, naming itself.
+        self.timeout = checked_timeout(timeout)
+        self.max_retries = checked_max_retries(max_retries)
+        self.at_least_once = checked_flag(at_least_once, "at_least_once")
 
     def _ledger(self, context: Context) -> Ledger | None:
         """The task instance's record of its sends: kept across tries in its state store (Airflow 3.3+).

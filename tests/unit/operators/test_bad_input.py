@@ -222,6 +222,9 @@ CONNECTIONS = [
     ({"login": "999"}, "login", "999"),  # differs from the instance in the host
     ({"extra": {"timeout": "soon"}}, "extra 'timeout'", "soon"),
     ({"extra": {"max_retries": -1}}, "extra 'max_retries'", -1),
+    ({"extra": {"timeout": "nan"}}, "extra 'timeout'", "nan"),
+    ({"extra": {"timeout": "inf"}}, "extra 'timeout'", "inf"),
+    ({"extra": {"max_retries": "inf"}}, "extra 'max_retries'", "inf"),
 ]
 
 
@@ -240,3 +243,46 @@ def test_bad_connection(
     assert f"connection 'chatapi_default' {field}={value!r}: " in str(error.value)
     assert "oops" not in str(error.value)
     assert gateway.requests == []
+
+
+# ---- the operators' own options ------------------------------------------------------------------
+
+OPTIONS = [
+    ("timeout", "30"),
+    ("timeout", -1),
+    ("timeout", 0),
+    ("timeout", float("nan")),
+    ("timeout", float("inf")),
+    ("timeout", True),
+    ("max_retries", "3"),
+    ("max_retries", -1),
+    ("max_retries", 2.5),
+    ("max_retries", True),
+    ("at_least_once", "false-ish"),
+    ("at_least_once", 1),
+    ("at_least_once", None),
+]
+
+
+@pytest.mark.parametrize(("option", "value"), OPTIONS, ids=[f"{option}={value!r}" for option, value in OPTIONS])
+def test_a_bad_option_fails_when_the_dag_is_parsed_naming_itself(option: str, value: Any) -> None:
+    """Issue 21, item 4: ``timeout="30"``, ``-1``, ``nan``, ``inf`` and ``max_retries="3"``, ``-1`` were kept as
+    given and failed late with bare Python errors (or never); ``at_least_once="false"`` was truthy."""
+    from airflow_provider_chatapi.exceptions import InvalidInputError
+    from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+    from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator
+
+    with pytest.raises(InvalidInputError, match=f"{option}={value!r}: must be"):
+        SendContactOperator(task_id="send", **VALID, **{option: value})
+    with pytest.raises(InvalidInputError, match=f"{option}={value!r}: must be"):
+        SendContactToManyOperator(
+            task_id="many", contact_ids=["79001111111"], recipients=["79002222222"], **{option: value}
+        )
+    if option != "at_least_once":
+        with pytest.raises(InvalidInputError, match=f"{option}={value!r}: must be"):
+            ChatApiHook(**{option: value})
+
+
+@pytest.mark.parametrize(("text", "meant"), [("false", False), ("False", False), (" TRUE ", True), (False, False)])
+def test_at_least_once_reads_a_rendered_true_or_false_as_meant(text: Any, meant: bool) -> None:
+    assert SendContactOperator(task_id="send", **VALID, at_least_once=text).at_least_once is meant
