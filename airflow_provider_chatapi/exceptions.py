@@ -58,7 +58,7 @@ class InvalidInputError(ChatApiError, ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        super().__init__(f"{field}={value!r}: {problem}")
+        super().__init__(f"{field}={_shown(value)}: {problem}")
 
 
 class ConnectionConfigError(InvalidInputError):
@@ -203,3 +203,15 @@ class DeliveryReportUnavailableError(ChatApiError):
         self.status_code = status_code
         answer = f"HTTP {status_code}: " if status_code is not None else ""
         super().__init__(f"Chat API cannot report delivery by message id: {answer}{detail}")
+
+
+_SHOWN = 200  # characters of a bad value an error quotes: a 1 MB argument is not copied into the log
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut short when long; an int too long for ``repr`` is described instead."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4,300 digits
+        return f"<an int of about {value.bit_length() * 3 // 10:,} digits>"
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 1]}… ({len(text):,} characters)"

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
+    "MAX_CONTACTS",
     "ContactSend",
     "SendResult",
     "build_send_contact",
@@ -45,6 +46,8 @@ __all__ = [
 
 DEFAULT_MAX_IN_FLIGHT = 10
 """Requests one batch keeps in flight at once by default."""
+MAX_CONTACTS = 257
+"""Most contacts one message may carry (Meta's contacts message)."""
 
 
 @dataclass(frozen=True)
@@ -199,9 +202,13 @@ def _cards(contact_ids: Any, contacts: Any) -> tuple[Card, ...]:
             {"contact_ids": contact_ids, "contacts": contacts},
             f"give exactly one of them (ids, or full contact cards), got {given}",
         )
-    if contacts is not None:
-        return normalize_contacts(contacts)
-    return _cards_for_ids(normalize_contact_ids(contact_ids))
+    field, value = ("contacts", contacts) if contacts is not None else ("contact_ids", contact_ids)
+    cards = normalize_contacts(contacts) if contacts is not None else _cards_for_ids(normalize_contact_ids(contact_ids))
+    if len(cards) > MAX_CONTACTS:
+        raise InvalidInputError(
+            field, value, f"holds {len(cards)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"
+        )
+    return cards
 
 
 @functools.lru_cache(maxsize=1024)  # cards are only read once built, so one set serves every send of them

@@ -46,6 +46,8 @@ _PHONE_SEPARATORS = re.compile(r"[\s().\-]")
 DIGITS = re.compile(r"[0-9]+")
 # Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
 _GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
+_LID = re.compile(r"[0-9A-Za-z._:-]{1,128}")  # 1msg's opaque linked ids: no whitespace, markup or sprawl
+_MAX_RENDERED = 1_000_000  # characters of a rendered list: far more than any real list of numbers
 _MESSAGE_ID = re.compile(r"[^\s]{1,500}")
 
 
@@ -58,6 +60,8 @@ def normalize_phone(value: Any, *, field: str = "phone") -> str:
         raise InvalidInputError(field, value, "a phone number must be a string or an int")
     if isinstance(value, int) and value <= 0:
         raise InvalidInputError(field, value, "a phone number must be positive")
+    if isinstance(value, int) and value >= 10**_MAX_PHONE_DIGITS:
+        raise InvalidInputError(field, value, f"a phone number has at most {_MAX_PHONE_DIGITS} digits")
     return _phone_digits(str(value), field, value)
 
 
@@ -194,6 +198,8 @@ def _split_text(text: str, field: str) -> list[Any]:
         return []
     if stripped[0] in "[({":
         # A list rendered by a non-native Jinja template arrives as its repr (or as JSON).
+        if len(stripped) > _MAX_RENDERED:
+            raise InvalidInputError(field, text, f"is a rendered list of more than {_MAX_RENDERED:,} characters")
         parsed = parse_literal(stripped)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise InvalidInputError(field, text, "looks like a rendered list but is not one")
@@ -210,7 +216,7 @@ def _split_text(text: str, field: str) -> list[Any]:
 def parse_literal(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…", nested past Python's stack
         pass
     try:
         return ast.literal_eval(text)
@@ -233,8 +239,10 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id") -> str:
         if not _GROUP_ID.fullmatch(group):
             raise InvalidInputError(field, value, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'")
         return group + GROUP_SUFFIX
-    if text.lower().endswith(LID_SUFFIX) and len(text) > len(LID_SUFFIX) and " " not in text:
-        return text  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
+    if text.lower().endswith(LID_SUFFIX):  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
+        if not _LID.fullmatch(text[: -len(LID_SUFFIX)]):
+            raise InvalidInputError(field, value, "a linked id is 1 to 128 letters, digits or '._:-' before @lid")
+        return text
     raise InvalidInputError(
         field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
     )

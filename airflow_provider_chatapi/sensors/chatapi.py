@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, LazyHookMixin
 from airflow_provider_chatapi._protocol.acks import DELIVERED, DeliveryWatch, checked_message_ids, checked_wait_for
-from airflow_provider_chatapi._protocol.sends import DEFAULT_MAX_IN_FLIGHT, checked_max_in_flight
+from airflow_provider_chatapi._protocol.sends import DEFAULT_MAX_IN_FLIGHT, checked_max_in_flight, checked_timeout
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryFailedError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         ``read`` only for recipients with read receipts on: for others the wait ends at the deadline.
     :param chatapi_conn_id: the ``chatapi`` connection (templated); a 1msg one.
     :param poke_interval: seconds between polls.
-    :param timeout: seconds to wait in all (default one hour); then the task fails without retrying, naming
-        the messages still short of ``wait_for``.
+    :param timeout: seconds (or a ``timedelta``) to wait in all (default one hour); then the task fails
+        without retrying, naming the messages still short of ``wait_for``.
     :param deferrable: wait in the triggerer instead of a worker slot (default: ``[operators]
         default_deferrable``).
     :param max_in_flight: requests in flight at once when polling many messages.
@@ -68,18 +68,22 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         wait_for: str = DELIVERED,
         chatapi_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: float = 30.0,
-        timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        timeout: float | timedelta = DEFAULT_DELIVERY_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        # As Airflow's own sensors take it: seconds, or a timedelta.
+        seconds = checked_timeout(timeout.total_seconds() if isinstance(timeout, timedelta) else timeout)
+        if seconds is None:
+            raise InvalidInputError("timeout", timeout, "must be a positive number of seconds, or a timedelta")
+        super().__init__(poke_interval=poke_interval, timeout=seconds, **kwargs)
         self.message_ids = message_ids
         self.wait_for = checked_wait_for(wait_for)  # when the DAG is parsed
         self.chatapi_conn_id = chatapi_conn_id
         self.deferrable = deferrable
         self.max_in_flight = checked_max_in_flight(max_in_flight)
-        self.timeout_seconds = float(timeout)
+        self.timeout_seconds = float(self.timeout)
         self._watch: DeliveryWatch | None = None
 
     def _http_policy(self) -> dict[str, Any]:

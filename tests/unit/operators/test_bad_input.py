@@ -286,3 +286,32 @@ def test_a_bad_option_fails_when_the_dag_is_parsed_naming_itself(option: str, va
 @pytest.mark.parametrize(("text", "meant"), [("false", False), ("False", False), (" TRUE ", True), (False, False)])
 def test_at_least_once_reads_a_rendered_true_or_false_as_meant(text: Any, meant: bool) -> None:
     assert SendContactOperator(task_id="send", **VALID, at_least_once=text).at_least_once is meant
+
+
+HUGE = [
+    ({"contact_ids": ["79001111111"], "chat_id": "1234\n5678@lid"}, "chat_id"),
+    ({"contact_ids": ["79001111111"], "chat_id": "<b>1234</b>@lid"}, "chat_id"),
+    ({"contact_ids": ["79001111111"], "chat_id": "1" * 100_000 + "@lid"}, "chat_id"),
+    ({"contact_ids": "[" * 100_000, "phone": "79002222222"}, "contact_ids"),
+    ({"contact_ids": ["79001111111"], "phone": 10**5000}, "phone"),
+    ({"contact_ids": [f"7900{n:07d}" for n in range(258)], "phone": "79002222222"}, "contact_ids"),
+]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    HUGE,
+    ids=["lid newline", "lid markup", "lid 100 kB", "deep rendered list", "5,000-digit phone", "258 contacts"],
+)
+def test_odd_and_huge_input_fails_naming_the_field_in_a_short_message(
+    stand_in: Callable[..., StandInGateway], arguments: dict[str, Any], field: str
+) -> None:
+    """Issue 21, item 4: newlines, markup and 100 kB in an @lid chat, a rendered "[[[[…" (a bare
+    RecursionError), a 5,000-digit int (a bare ValueError) and more than Meta's 257 contacts got through or
+    failed without naming the field."""
+    gateway = stand_in("1msg")  # the dialect that takes @lid chats
+    with pytest.raises(AirflowFailException) as error:
+        SendContactOperator(task_id="send", **arguments).execute({})  # type: ignore[arg-type]
+    assert str(error.value).startswith(f"{field}=")
+    assert len(str(error.value)) < 600
+    assert gateway.requests == []

@@ -124,3 +124,19 @@ def test_poke_mode_returns_each_state_and_leaves_no_connection_open(stand_in: Ca
     sensor = ChatApiDeliverySensor(task_id="wait", message_ids=ids, deferrable=False, poke_interval=0.05, timeout=10)
     assert sensor.execute({}) == {ids[0]: "delivered", ids[1]: "read"}  # type: ignore[arg-type]
     assert gateway.wait_until_no_open_connections(timeout=2.0) == 0
+
+
+def test_the_sensor_takes_its_timeout_as_seconds_or_a_timedelta_as_airflows_sensors_do() -> None:
+    """Issue 21, item 4: ``timeout=timedelta(minutes=30)`` raised a bare TypeError when the DAG was parsed."""
+    from datetime import timedelta
+
+    from airflow_provider_chatapi.exceptions import InvalidInputError
+
+    assert (
+        ChatApiDeliverySensor(task_id="wait", message_ids="wamid.A", timeout=timedelta(minutes=30)).timeout_seconds
+        == 1800
+    )
+    assert ChatApiDeliverySensor(task_id="wait", message_ids="wamid.A", timeout=90).timeout_seconds == 90
+    for bad in ("30", -1, timedelta(0), float("nan"), None):
+        with pytest.raises(InvalidInputError, match=r"^timeout="):
+            ChatApiDeliverySensor(task_id="wait", message_ids="wamid.A", timeout=bad)
