@@ -38,6 +38,9 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
 _BIRTHDAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CARD_EXAMPLE = "{'name': 'Ann Lee', 'phone': '+7 900 111-11-11'}"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_TEXT = 1024
+"""Most characters in one text field of a card (a name, a company, a street, ...)."""
 
 
 def normalize_contacts(value: Any, *, field: str = "contacts") -> tuple[Card, ...]:
@@ -274,6 +277,12 @@ def _text(value: Any, field: str) -> str:
     text = value.strip()
     if not text:
         raise InvalidInputError(field, value, "is empty")
+    if len(text) > MAX_TEXT:
+        raise InvalidInputError(
+            field, value, f"is {len(text):,} characters long; a card's text is at most {MAX_TEXT:,}"
+        )
+    if _CONTROL.search(text):
+        raise InvalidInputError(field, value, "holds a control character (a line break, a tab, a NUL, ...)")
     return text
 
 

@@ -162,6 +162,10 @@ BAD_CARDS = [
     Bad([{**OK, "birthday": "28.02.1990"}], "contacts[0].birthday", "28.02.1990"),
     Bad([{**OK, "birthday": "1990-02-30"}], "contacts[0].birthday", "1990-02-30"),
     Bad([OK, {**OK, "birthday": 19900228}], "contacts[1].birthday", 19900228),
+    # issue 21, item 4: control characters were sent as given
+    Bad([{**OK, "name": "Ann\x00Lee"}], "contacts[0].name", "Ann\x00Lee"),
+    Bad([{**OK, "org": {"company": "Acme\nInc"}}], "contacts[0].org.company", "Acme\nInc"),
+    Bad([{**OK, "addresses": [{"city": "Riga\x1b[31m"}]}], "contacts[0].addresses[0].city", "Riga\x1b[31m"),
 ]
 
 
@@ -315,3 +319,16 @@ def test_odd_and_huge_input_fails_naming_the_field_in_a_short_message(
     assert str(error.value).startswith(f"{field}=")
     assert len(str(error.value)) < 600
     assert gateway.requests == []
+
+
+def test_a_megabyte_name_is_refused_before_any_request_in_a_short_message(
+    stand_in: Callable[..., StandInGateway],
+) -> None:
+    """Issue 21, item 4: a 1 MB contact name was sent; text on a card is at most 1,024 characters."""
+    gateway = stand_in("1msg")
+    with pytest.raises(AirflowFailException, match=r"^contacts\[0\]\.name=.*1,048,576 characters long") as error:
+        SendContactOperator(task_id="send", contacts=[{**OK, "name": "A" * 2**20}], phone="79002222222").execute({})  # type: ignore[arg-type]
+    assert len(str(error.value)) < 600
+    assert gateway.requests == []
+    SendContactOperator(task_id="send", contacts=[{**OK, "name": "A" * 1024}], phone="79002222222").execute({})  # type: ignore[arg-type]
+    assert len(gateway.requests) == 1  # the control: 1,024 characters go out
