@@ -91,7 +91,7 @@ def _earlier_card(send: ContactSend, *, ledger: Ledger, log: Log) -> str | None:
 
 def recorded_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[SendResult]:
     """:func:`send_plan` with a ledger: the batch of one, prepared, and recorded before and after its request."""
-    dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
+    dialect.check([send])  # what the dialect cannot carry fails before any record or request
     yield from prepare_plan([send], dialect=dialect, ledger=ledger, log=log)
     ((start, stop),) = ledger.waves()
     ledger.before_wave(start, stop)

@@ -42,7 +42,7 @@ import base64
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_chatapi._protocol.clock import Intent, intent_now
@@ -142,7 +142,7 @@ class _Wave:
     start: int
     stop: int
     key: str | None = None
-    members: list[str] | None = None
+    members: dict[str, None] = field(default_factory=dict)  # an ordered set: the chats in the key
 
 
 class Ledger:
@@ -319,10 +319,9 @@ class Ledger:
             self._store.set(name, {"g": self._generation, "r": {}})
         self._voided_keys.clear()
         if wave.key is None:
-            wave.key, wave.members = f"{self._prefix}:{self._keys_written}", []
+            wave.key = f"{self._prefix}:{self._keys_written}"
             self._keys_written += 1
-        assert wave.members is not None
-        wave.members += [chat for chat in chats if chat not in wave.members]
+        wave.members.update(dict.fromkeys(chats))
         entries = {chat: self._records[chat].encoded() for chat in wave.members}
         value: dict[str, Any] = {"g": self._generation, "r": entries}
         if done:

@@ -139,20 +139,12 @@ def checked_max_in_flight(max_in_flight: Any) -> int:
 
 def checked_max_per_second(max_per_second: Any) -> float | None:
     """A batch's bound on requests started a second: a positive number, or None for no bound."""
-    if max_per_second is None:
-        return None
-    if not _positive_number(max_per_second):
-        raise InvalidInputError("max_per_second", max_per_second, "must be a positive number of requests a second")
-    return float(max_per_second)
+    return _positive_or_none(max_per_second, "max_per_second", "must be a positive number of requests a second")
 
 
 def checked_timeout(timeout: Any) -> float | None:
     """Seconds to wait for the gateway: a positive, finite number; None to take the connection's."""
-    if timeout is None:
-        return None
-    if not _positive_number(timeout):
-        raise InvalidInputError("timeout", timeout, "must be a positive number of seconds")
-    return float(timeout)
+    return _positive_or_none(timeout, "timeout", "must be a positive number of seconds")
 
 
 def checked_max_retries(max_retries: Any) -> int | None:
@@ -173,8 +165,13 @@ def checked_flag(value: Any, field: str) -> bool:
     raise InvalidInputError(field, value, 'must be True or False (or the text "true" / "false")')
 
 
-def _positive_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+def _positive_or_none(value: Any, field: str, problem: str) -> float | None:
+    """``value`` as a float when it is a positive, finite number; None when it is None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise InvalidInputError(field, value, problem)
+    return float(value)
 
 
 def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:

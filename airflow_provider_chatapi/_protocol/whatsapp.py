@@ -176,12 +176,8 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
         items = _split_text(value, field) if isinstance(value, str) else [value]
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
         raise InvalidInputError(field, value, f"expected a list of {noun}s, got {type(value).__name__}")
-    elif isinstance(value, (set, frozenset)):
-        # A set's order is its hash order, which differs between processes: a retry would build
-        # another request than the try it resumes.
-        items = sorted(value, key=str)
     else:
-        items = list(value)
+        items = _in_order(value)
     for index, item in enumerate(items):
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             raise InvalidInputError(
@@ -190,6 +186,12 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
     if not items:
         raise InvalidInputError(field, value, f"is empty; give at least one {noun}")
     return items
+
+
+def _in_order(items: Iterable[Any]) -> list[Any]:
+    """The items as a list; a set's sorted, since its own order is its hash order, which differs between
+    processes (a retry would build another request than the try it resumes)."""
+    return sorted(items, key=str) if isinstance(items, (set, frozenset)) else list(items)
 
 
 def _split_text(text: str, field: str) -> list[Any]:
@@ -203,9 +205,7 @@ def _split_text(text: str, field: str) -> list[Any]:
         parsed = parse_literal(stripped)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise InvalidInputError(field, text, "looks like a rendered list but is not one")
-        # A rendered set lists its items in the hash order of the process that rendered it: sorted, as a
-        # set itself is, so that every try builds the same request.
-        return sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
+        return _in_order(parsed)  # a rendered set too lists its items in its process's hash order
     parts = [part.strip() for part in stripped.split(",")]
     for index, part in enumerate(parts):
         if not part:

@@ -70,9 +70,7 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
         DAG run started and settles it from the gateway's history before sending anything.
         """
         store = cast("StateStore | None", context.get("task_state_store"))  # not in the Context type before 3.3
-        ti = context.get("ti")
-        try_number = getattr(ti, "try_number", None)
-        try_number = try_number if isinstance(try_number, int) and not isinstance(try_number, bool) else None
+        try_number = _ti_number(context, "try_number")
         generation = _clear_generation(context, self.retries or 0)
         if store is not None:
             return Ledger(store, try_number=try_number, generation=generation, at_least_once=self.at_least_once)
@@ -306,10 +304,14 @@ def _clear_generation(context: Context, retries: int) -> int:
     first try since a clear the same way). The run's ``clear_number`` would not do: Airflow raises it on a
     clear of any task in the run.
     """
-    max_tries = getattr(context.get("ti"), "max_tries", None)
-    if isinstance(max_tries, bool) or not isinstance(max_tries, int):
-        return 0
-    return max(0, max_tries - retries)
+    max_tries = _ti_number(context, "max_tries")
+    return 0 if max_tries is None else max(0, max_tries - retries)
+
+
+def _ti_number(context: Context, name: str) -> int | None:
+    """A whole-number attribute of the task instance (``try_number``, ``max_tries``); None without one."""
+    value = getattr(context.get("ti"), name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _durable(ledger: Ledger | None) -> bool:
