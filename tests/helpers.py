@@ -12,6 +12,7 @@ import operator
 import os
 import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,18 @@ class DictStore:
     def set(self, key: str, value: Any) -> None:
         assert value is not None, "Airflow's store refuses None"
         self.values[key] = value
+
+
+@dataclass
+class TaskInstance:
+    """What the operators read of Airflow's ``ti`` in a test that calls ``execute``: the try, and
+    ``max_tries``, which a clear raises (to the try's number and the retries) and a retry leaves alone."""
+
+    try_number: int
+    max_tries: int
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        """1msg's job ids go to XCom; these tests read the operators' return values instead."""
 
 
 class Killed(BaseException):

@@ -14,19 +14,10 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_chatapi.exceptions import FanOutError
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
-from tests.helpers import DictStore
+from tests.helpers import DictStore, TaskInstance
 
 RECIPIENTS = ["79002222222", "79003333333", "79004444444"]
 RETRIES = 3
-
-
-@dataclass
-class TaskInstance:
-    try_number: int
-    max_tries: int
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
 
 
 @dataclass

@@ -23,18 +23,9 @@ from airflow_provider_chatapi.exceptions import DeliveryUnknownError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
-from tests.helpers import DictStore, DyingStore, Killed
+from tests.helpers import DictStore, DyingStore, Killed, TaskInstance
 
 RETRIES = 3
-
-
-@dataclass
-class TaskInstance:
-    try_number: int
-    max_tries: int = RETRIES
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
 
 
 @dataclass

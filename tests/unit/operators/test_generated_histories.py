@@ -99,7 +99,7 @@ from airflow_provider_chatapi.exceptions import DeliveryUnknownError, FanOutErro
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, QueuedMessage, StandInGateway
-from tests.helpers import DyingStore, Killed, needs_store
+from tests.helpers import DyingStore, Killed, TaskInstance, needs_store
 
 pytestmark = needs_store
 
@@ -164,17 +164,6 @@ def phone(index: int) -> str:
 
 def chat(number: str) -> str:
     return f"{number}@c.us"
-
-
-@dataclass
-class TaskInstance:
-    """What the operators read of Airflow's ``ti``: the try, and ``max_tries``, which a clear raises."""
-
-    try_number: int
-    max_tries: int
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        """1msg's job ids go to XCom; no fault here makes a job."""
 
 
 class WorldClock:
