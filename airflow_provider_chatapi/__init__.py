@@ -60,6 +60,15 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "How long to wait to connect, and then for an answer. Default 30.",
                         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": 30},
                     },
+                    "default_region": {
+                        "label": "Default region",
+                        "description": (
+                            "Where numbers written the national way, without + and a country code, are read: a "
+                            "two-letter country code such as RU or US (8 (495) 123-45-67 in RU is +7 495 123-45-67). "
+                            "Empty: such numbers are refused."
+                        ),
+                        "schema": {"type": ["string", "null"], "pattern": "^[A-Za-z]{2}$"},
+                    },
                     "max_retries": {
                         "label": "Retries",
                         "description": (
@@ -80,6 +89,7 @@ def get_provider_info() -> dict[str, Any]:
                         "dialect": "empty: chosen by the API URL",
                         "timeout": "30",
                         "max_retries": "3",
+                        "default_region": "RU, US, ... (empty: only international numbers)",
                     },
                 },
             }

@@ -13,7 +13,15 @@ __all__ = ["JOB_IDS_XCOM_KEY", "SEND_TEMPLATE_FIELDS", "LazyHookMixin"]
 JOB_IDS_XCOM_KEY = "chatapi_job_ids"
 """Where a sending operator lists which ids it returned are 1msg job ids, so a delivery sensor refuses them."""
 
-SEND_TEMPLATE_FIELDS = ("contact_ids", "contacts", "phone", "chat_id", "quoted_message_id", "chatapi_conn_id")
+SEND_TEMPLATE_FIELDS = (
+    "contact_ids",
+    "contacts",
+    "phone",
+    "chat_id",
+    "quoted_message_id",
+    "default_region",
+    "chatapi_conn_id",
+)
 """What a single send templates: the operator's and the notifier's arguments alike."""
 
 

@@ -7,9 +7,22 @@ upstream tasks may write it short::
     {"name": "Ann Lee", "phone": "+7 900 111-11-11", "email": "ann@example.com", "org": "Acme"}
 
 or in full; either way :func:`normalize_contacts` returns full objects, or raises an
-:class:`InvalidInputError` naming the card and the field (``contacts[1].phones[0].wa_id``). Phone numbers
-pass the same numbering-plan checks as ``contact_ids``. A bare contact id becomes a card named by its
-number (:func:`card_for_number`). Each dialect then sends what it can of a card.
+:class:`InvalidInputError` naming the card and the field (``contacts[1].phones[0].wa_id``).
+
+Meta's contract (contacts messages, revision of 2025-11-03) is followed as written:
+
+- ``wa_id`` only where the writer gave one: with it, WhatsApp shows **Message** beside the number, so it
+  is never made up for a number no one said is on WhatsApp. A bare contact id is a WhatsApp id by
+  definition, so its card (:func:`card_for_number`) has one.
+- A phone without ``wa_id`` must be a real number: read with the same rules as ``contact_ids`` (an
+  extension and letters allowed) and shown in international form (``+7 495 123-45-67``), so that it
+  dials from any country. Beside a ``wa_id``, ``phone`` is free text, shown as written.
+- Every ``type`` is free text, sent as written (``CELL``, ``Landline``, ``Work (old)``); none is invented.
+- A url without a scheme (``www.example.com``) is taken as ``https://``; an e-mail is free text.
+- Every text is at most :data:`MAX_TEXT` characters with no control character; a message holds at most
+  :data:`MAX_CONTACTS` cards.
+
+:data:`ENTRY_FIELDS` and the other tables here are the stand-in gateway's too, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -20,39 +33,64 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from airflow_provider_chatapi._protocol.whatsapp import international_format, normalize_phone, parse_literal
+from airflow_provider_chatapi._protocol.whatsapp import (
+    RegionSource,
+    digits_of,
+    international_format,
+    normalize_phone,
+    parse_literal,
+    read_number,
+)
 from airflow_provider_chatapi.exceptions import InvalidInputError
 
-__all__ = ["Card", "card_for_number", "card_whatsapp_ids", "normalize_contacts"]
+__all__ = [
+    "ENTRY_FIELDS",
+    "MAX_CONTACTS",
+    "MAX_TEXT",
+    "NAME_PARTS",
+    "ORG_FIELDS",
+    "Card",
+    "card_for_number",
+    "card_numbers",
+    "card_whatsapp_ids",
+    "normalize_contacts",
+]
 
 Card = dict[str, Any]
 """A contact card: WhatsApp's contact object, normalised."""
 
-PHONE_TYPES = ("CELL", "MAIN", "IPHONE", "HOME", "WORK")
-PLACE_TYPES = ("HOME", "WORK")
 NAME_PARTS = ("prefix", "first_name", "middle_name", "last_name", "suffix")
+"""A name's parts: WhatsApp wants at least one besides ``formatted_name``."""
+ORG_FIELDS = ("company", "department", "title")
+ENTRY_FIELDS = {
+    "phones": ("phone", "type", "wa_id"),
+    "emails": ("email", "type"),
+    "urls": ("url", "type"),
+    "addresses": ("street", "city", "state", "zip", "country", "country_code", "type"),
+}
+"""A card's list fields, and the keys an entry of each may have (every one free text but ``wa_id``)."""
+MAX_TEXT = 1024
+"""Most characters in one text field of a card (a name, a company, a street, ...)."""
+MAX_CONTACTS = 257
+"""Most contacts one message may carry (Meta's contacts message)."""
 _SHORTHANDS = {"phone": "phones", "email": "emails", "url": "urls"}
-_ADDRESS_FIELDS = ("street", "city", "state", "zip", "country", "country_code", "type")
-_ORG_FIELDS = ("company", "department", "title")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+_SCHEMELESS_URL = re.compile(r"[^\s/?#:@]+\.[^\s/?#:@]+(?:[/?#][^\s]*)?")  # www.example.com/path
 _BIRTHDAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CARD_EXAMPLE = "{'name': 'Ann Lee', 'phone': '+7 900 111-11-11'}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-MAX_TEXT = 1024
-"""Most characters in one text field of a card (a name, a company, a street, ...)."""
 
 
-def normalize_contacts(value: Any, *, field: str = "contacts") -> tuple[Card, ...]:
+def normalize_contacts(value: Any, *, field: str = "contacts", region: RegionSource = None) -> tuple[Card, ...]:
     """Return the cards to send, in the order given, each once.
 
     Takes a list of mappings, one mapping, an upstream task's output, or a template's rendering of them
-    (JSON or a Python literal).
+    (JSON or a Python literal). ``region`` reads phone numbers written the national way.
     """
     items = _card_items(value, field)
     unique: dict[str, Card] = {}
     for index, item in enumerate(items):
-        card = _card(item, f"{field}[{index}]")
+        card = _card(item, f"{field}[{index}]", region)
         unique.setdefault(json.dumps(card, sort_keys=True), card)
     return tuple(unique.values())
 
@@ -60,15 +98,26 @@ def normalize_contacts(value: Any, *, field: str = "contacts") -> tuple[Card, ..
 def card_for_number(number: str) -> Card:
     """The card for a bare WhatsApp number: named by the number in international format."""
     shown = international_format(number)
-    return {
-        "name": {"formatted_name": shown, "first_name": shown},
-        "phones": [{"phone": f"+{number}", "type": "CELL", "wa_id": number}],
-    }
+    return {"name": {"formatted_name": shown, "first_name": shown}, "phones": [{"phone": shown, "wa_id": number}]}
 
 
 def card_whatsapp_ids(card: Mapping[str, Any]) -> list[str]:
-    """The WhatsApp numbers on a card, in order."""
+    """The WhatsApp ids the writer gave on a card, in order."""
     return [phone["wa_id"] for phone in card.get("phones", ()) if phone.get("wa_id")]
+
+
+def card_numbers(card: Mapping[str, Any]) -> list[str]:
+    """Every number on a card, as digits with the country code, in order: a phone's ``wa_id``, else its
+    number (which has no extension: what a gateway that sends numbers can send)."""
+    numbers = []
+    for phone in card.get("phones", ()):
+        if phone.get("wa_id"):
+            numbers.append(phone["wa_id"])
+        else:  # shown in international form by _phone: read back without a region
+            number = read_number(phone["phone"], None, field="phone", value=phone["phone"])
+            if not number.extension:
+                numbers.append(digits_of(number))
+    return numbers
 
 
 def _card_items(value: Any, field: str) -> list[Any]:
@@ -93,7 +142,7 @@ def _card_items(value: Any, field: str) -> list[Any]:
     return items
 
 
-def _card(value: Any, field: str) -> Card:
+def _card(value: Any, field: str, region: RegionSource) -> Card:
     if not isinstance(value, Mapping):
         raise InvalidInputError(
             field, value, f"a contact card is a mapping such as {_CARD_EXAMPLE}, not {type(value).__name__}"
@@ -111,7 +160,10 @@ def _card(value: Any, field: str) -> Card:
     for key, read in _READERS.items():
         given_as = next((name for name, full in _SHORTHANDS.items() if full == key and name in value), key)
         if value.get(given_as) is not None:
-            card[key] = read(value[given_as], f"{field}.{given_as}")
+            given = value[given_as]
+            card[key] = (
+                _phones(given, f"{field}.{given_as}", region) if key == "phones" else read(given, f"{field}.{given_as}")
+            )
     return card
 
 
@@ -137,29 +189,39 @@ def _name_from_text(text: str) -> dict[str, str]:
     return {"formatted_name": text, "first_name": first, **({"last_name": last} if last else {})}
 
 
-def _phones(value: Any, field: str) -> list[dict[str, str]]:
-    return [_phone(item, item_field) for item, item_field in _listed(value, field)]
+def _phones(value: Any, field: str, region: RegionSource) -> list[dict[str, str]]:
+    return [_phone(item, item_field, region) for item, item_field in _listed(value, field)]
 
 
-def _phone(value: Any, field: str) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        number = normalize_phone(value, field=field)
-        return {"phone": f"+{number}", "type": "CELL", "wa_id": number}
-    _only(value, ("phone", "type", "wa_id"), field)
-    if value.get("phone") is None and value.get("wa_id") is None:
-        raise InvalidInputError(field, dict(value), "a phone needs phone or wa_id")
-    kind = _choice(value.get("type", "CELL"), PHONE_TYPES, f"{field}.type")
-    wa_id = normalize_phone(value["wa_id"], field=f"{field}.wa_id") if value.get("wa_id") is not None else ""
-    phone = value.get("phone")
-    if phone is None:
-        return {"phone": f"+{wa_id}", "type": kind, "wa_id": wa_id}
-    number = normalize_phone(phone, field=f"{field}.phone")
-    shown = " ".join(phone.split()) if isinstance(phone, str) else f"+{number}"
-    return {"phone": shown, "type": kind, "wa_id": wa_id or number}
+def _phone(value: Any, field: str, region: RegionSource) -> dict[str, str]:
+    """A phone entry: a number alone (no ``wa_id``), or ``{phone, type, wa_id}`` as given."""
+    entry = value if isinstance(value, Mapping) else {"phone": value}
+    _only(entry, ENTRY_FIELDS["phones"], field)
+    if entry.get("phone") is None and entry.get("wa_id") is None:
+        raise InvalidInputError(field, dict(entry), "a phone needs phone or wa_id")
+    phone: dict[str, str] = {}
+    if entry.get("wa_id") is not None:
+        wa_id = normalize_phone(entry["wa_id"], field=f"{field}.wa_id", region=region)
+        shown = entry.get("phone")
+        phone["phone"] = international_format(wa_id) if shown is None else _text(shown, f"{field}.phone")
+    else:
+        phone["phone"] = _shown_number(entry["phone"], field if entry is not value else f"{field}.phone", region)
+    if entry.get("type") is not None:
+        phone["type"] = _text(entry["type"], f"{field}.type")
+    if entry.get("wa_id") is not None:
+        phone["wa_id"] = wa_id
+    return phone
+
+
+def _shown_number(value: Any, field: str, region: RegionSource) -> str:
+    """A phone with no ``wa_id`` beside it: a real number, in international form (extension included)."""
+    if not isinstance(value, str):
+        return international_format(normalize_phone(value, field=field, region=region))
+    return international_format(read_number(_text(value, field), region, field=field, value=value))
 
 
 def _emails(value: Any, field: str) -> list[dict[str, str]]:
-    return [_typed(item, item_field, "email", _email) for item, item_field in _listed(value, field)]
+    return [_typed(item, item_field, "email", _text) for item, item_field in _listed(value, field)]
 
 
 def _urls(value: Any, field: str) -> list[dict[str, str]]:
@@ -167,27 +229,22 @@ def _urls(value: Any, field: str) -> list[dict[str, str]]:
 
 
 def _typed(value: Any, field: str, key: str, check: Callable[[Any, str], str]) -> dict[str, str]:
-    """An email or url entry: the bare value, or ``{key: value, "type": HOME|WORK}``."""
+    """An email or url entry: the bare value, or ``{key: value, "type": free text}``."""
     if not isinstance(value, Mapping):
         return {key: check(value, field)}
-    _only(value, (key, "type"), field)
+    _only(value, ENTRY_FIELDS[f"{key}s"], field)
     entry = {key: check(value.get(key), f"{field}.{key}")}
     if value.get("type") is not None:
-        entry["type"] = _choice(value["type"], PLACE_TYPES, f"{field}.type")
+        entry["type"] = _text(value["type"], f"{field}.type")
     return entry
-
-
-def _email(value: Any, field: str) -> str:
-    text = _text(value, field)
-    if not _EMAIL.fullmatch(text):
-        raise InvalidInputError(field, value, "is not an email address such as ann@example.com")
-    return text
 
 
 def _url(value: Any, field: str) -> str:
     text = _text(value, field)
+    if _SCHEMELESS_URL.fullmatch(text):
+        text = f"https://{text}"  # www.example.com, as people write a site; every site worth a card has TLS
     if not _URL.fullmatch(text):
-        raise InvalidInputError(field, value, "a url starts with https:// or http:// and has a host")
+        raise InvalidInputError(field, value, "a url is a web address: https://example.com, or example.com")
     return text
 
 
@@ -196,26 +253,25 @@ def _org(value: Any, field: str) -> dict[str, str]:
         return {"company": _text(value, field)}
     if not isinstance(value, Mapping):
         raise InvalidInputError(field, value, "an org is a company name or a mapping of company, department, title")
-    _only(value, _ORG_FIELDS, field)
-    org = {key: _text(value[key], f"{field}.{key}") for key in _ORG_FIELDS if value.get(key) is not None}
+    _only(value, ORG_FIELDS, field)
+    org = {key: _text(value[key], f"{field}.{key}") for key in ORG_FIELDS if value.get(key) is not None}
     if not org:
-        raise InvalidInputError(field, dict(value), f"an org needs one of {', '.join(_ORG_FIELDS)}")
+        raise InvalidInputError(field, dict(value), f"an org needs one of {', '.join(ORG_FIELDS)}")
     return org
 
 
 def _addresses(value: Any, field: str) -> list[dict[str, str]]:
     addresses = []
+    fields = ENTRY_FIELDS["addresses"]
     for item, item_field in _listed(value, field, allow_scalar=False):
         if not isinstance(item, Mapping):
-            raise InvalidInputError(item_field, item, f"an address is a mapping of {', '.join(_ADDRESS_FIELDS)}")
-        _only(item, _ADDRESS_FIELDS, item_field)
+            raise InvalidInputError(item_field, item, f"an address is a mapping of {', '.join(fields)}")
+        _only(item, fields, item_field)
         address = {
             key: _text(_zip_text(item[key]) if key == "zip" else item[key], f"{item_field}.{key}")
-            for key in _ADDRESS_FIELDS
+            for key in fields
             if item.get(key) is not None
         }
-        if "type" in address:
-            address["type"] = _choice(address["type"], PLACE_TYPES, f"{item_field}.type")
         if not address:
             raise InvalidInputError(item_field, dict(item), "an address needs at least one field")
         addresses.append(address)
@@ -242,7 +298,7 @@ def _birthday(value: Any, field: str) -> str:
     raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
 
 
-_READERS: dict[str, Callable[[Any, str], Any]] = {
+_READERS: dict[str, Callable[..., Any]] = {  # phones also take the region
     "name": _name,
     "phones": _phones,
     "emails": _emails,
@@ -283,11 +339,4 @@ def _text(value: Any, field: str) -> str:
         )
     if _CONTROL.search(text):
         raise InvalidInputError(field, value, "holds a control character (a line break, a tab, a NUL, ...)")
-    return text
-
-
-def _choice(value: Any, choices: tuple[str, ...], field: str) -> str:
-    text = value.strip().upper() if isinstance(value, str) else None
-    if text not in choices:
-        raise InvalidInputError(field, value, f"must be one of {', '.join(choices)}")
     return text

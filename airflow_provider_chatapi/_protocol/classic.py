@@ -17,7 +17,7 @@ from airflow_provider_chatapi._protocol.answers import (
     status_word,
     unreadable_send,
 )
-from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
+from airflow_provider_chatapi._protocol.cards import card_numbers
 from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.dialect import Dialect
 from airflow_provider_chatapi._protocol.http import ApiRequest
@@ -63,14 +63,7 @@ class ClassicDialect(Dialect):
             raise InvalidInputError("chat_id", send.chat_id, "the classic gateway knows no @lid chats; use @c.us")
         else:
             body["chatId"] = send.chat_id
-        for index, card in enumerate(send.contacts):
-            if not card_whatsapp_ids(card):
-                raise InvalidInputError(
-                    f"contacts[{index}]",
-                    card,
-                    "the classic gateway sends a contact by its WhatsApp number, and this card has none",
-                )
-        body["contactId"] = _contact_ids(send)
+        body["contactId"] = [f"{number}{PRIVATE_SUFFIX}" for number in _numbers(send)]
         if send.quoted_message_id is not None:
             if not _QUOTED_MESSAGE_ID.fullmatch(send.quoted_message_id):
                 raise InvalidInputError(
@@ -123,8 +116,8 @@ class ClassicDialect(Dialect):
     def card_shape(self, send: ContactSend) -> CardShape:
         """One vCard per number sent (cards that share a number go out as one): ``vcard`` for one, else
         ``multi_vcard``."""
-        count = len(_contact_ids(send))
-        return CardShape(_SINGLE if count == 1 else _MULTI, count)
+        numbers = _numbers(send)
+        return CardShape(_SINGLE if len(numbers) == 1 else _MULTI, tuple((number,) for number in numbers))
 
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
         """The history since ``min_time`` and the outbound queue, taken together: complete unless the queue
@@ -137,9 +130,21 @@ class ClassicDialect(Dialect):
 CLASSIC = ClassicDialect()
 
 
-def _contact_ids(send: ContactSend) -> list[str]:
-    """The ``contactId`` list of a send: each card's WhatsApp number, once."""
-    return list(dict.fromkeys(f"{number}{PRIVATE_SUFFIX}" for number in send.whatsapp_ids))
+def _numbers(send: ContactSend) -> list[str]:
+    """What a send's cards become on a classic gateway, which sends numbers (``contactId``), not cards: each
+    card's first number (its ``wa_id``, else its phone), once."""
+    numbers = []
+    for index, card in enumerate(send.contacts):
+        on_card = card_numbers(card)
+        if not on_card:
+            raise InvalidInputError(
+                f"contacts[{index}]",
+                card,
+                "the classic gateway sends a contact by its number, and this card has none it can send "
+                "(a phone without an extension, or a wa_id)",
+            )
+        numbers.append(on_card[0])
+    return list(dict.fromkeys(numbers))
 
 
 def parse_message_history(response: ApiResponse) -> HistoryPage:

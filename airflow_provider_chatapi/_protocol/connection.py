@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow_provider_chatapi._protocol.classic import CLASSIC
 from airflow_provider_chatapi._protocol.onemsg import ONEMSG
 from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GatewaySettings
-from airflow_provider_chatapi._protocol.whatsapp import DIGITS
-from airflow_provider_chatapi.exceptions import ConnectionConfigError
+from airflow_provider_chatapi._protocol.whatsapp import DIGITS, checked_region
+from airflow_provider_chatapi.exceptions import ConnectionConfigError, InvalidInputError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -60,6 +60,7 @@ def settings_from_connection(
         dialect=dialect,
         timeout=_extra_number(extra, "timeout", conn_id, DEFAULT_TIMEOUT, float, minimum=0.001),
         max_retries=_extra_number(extra, "max_retries", conn_id, DEFAULT_MAX_RETRIES, int, minimum=0),
+        default_region=_extra_region(extra, conn_id),
     )
 
 
@@ -182,6 +183,14 @@ def _extra(extra: Mapping[str, Any], name: str) -> Any:
     # Connection forms before Airflow 2.3 stored custom fields as extra__<conn_type>__<name>.
     raw = extra.get(name, extra.get(f"extra__chatapi__{name}"))
     return None if raw is None or raw == "" else raw
+
+
+def _extra_region(extra: Mapping[str, Any], conn_id: str) -> str | None:
+    raw = _extra(extra, "default_region")
+    try:
+        return checked_region(raw)
+    except InvalidInputError as error:
+        raise ConnectionConfigError(conn_id, "extra 'default_region'", raw, error.problem) from None
 
 
 def _extra_number(

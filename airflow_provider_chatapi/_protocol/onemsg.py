@@ -30,6 +30,7 @@ from airflow_provider_chatapi._protocol.answers import (
     status_word,
     unreadable_send,
 )
+from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
 from airflow_provider_chatapi._protocol.clock import clock_offset
 from airflow_provider_chatapi._protocol.dialect import Dialect
 from airflow_provider_chatapi._protocol.http import ApiRequest
@@ -121,7 +122,11 @@ class OneMsgDialect(Dialect):
         return (yield Call(delivery_request(message_id), functools.partial(parse_delivery, message_id)))
 
     def card_shape(self, send: ContactSend) -> CardShape:
-        return CardShape(CARD_TYPES, len(send.contacts))
+        # A card is known by a WhatsApp id the writer gave, else by its name.
+        return CardShape(
+            CARD_TYPES,
+            tuple(tuple(card_whatsapp_ids(card)) or card["name"]["formatted_name"] for card in send.contacts),
+        )
 
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
         """The history since ``min_time``: 1msg has no queue to list, and a card is in it once accepted."""

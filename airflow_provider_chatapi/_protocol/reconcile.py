@@ -19,7 +19,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
 from airflow_provider_chatapi._protocol.http import ApiRequest
 from airflow_provider_chatapi._protocol.plans import Call
 from airflow_provider_chatapi.exceptions import GatewayError
@@ -55,11 +54,12 @@ _LISTED = 5  # candidates or sends named in one message
 
 
 class CardShape(NamedTuple):
-    """What a send's message looks like in the gateway's history: its ``type`` values, and how many cards
-    it holds (a classic gateway sends two cards of one number as one)."""
+    """What a send's message looks like in the gateway's history: its ``type`` values, and what shows each
+    of its cards (a classic gateway sends two cards of one number as one): the numbers that may stand in
+    it (any one will do), or with none, the name it shows."""
 
     types: Collection[str]
-    cards: int
+    cards: tuple[tuple[str, ...] | str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,20 +279,19 @@ def _is_our_card(send: ContactSend, entry: Mapping[str, Any], shape: CardShape, 
         and isinstance(entry_id, str)
         and bool(entry_id)
         and owners.get(entry_id, send.chat_id) == send.chat_id
-        and _names_every_card(send, entry.get("body"), shape.cards)
+        and _names_every_card(entry.get("body"), shape.cards)
     )
 
 
-def _names_every_card(send: ContactSend, body: Any, count: int) -> bool:
+def _names_every_card(body: Any, cards: Sequence[tuple[str, ...] | str]) -> bool:
     text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    if _VCARD_START in text and text.count(_VCARD_START) != count:
+    if _VCARD_START in text and text.count(_VCARD_START) != len(cards):
         return False
     text = _VCARD_ESCAPE.sub(r"\1", text)  # a vCard writes "Lee, Ann" as "Lee\, Ann"
-    for card in send.contacts:
-        numbers = card_whatsapp_ids(card)
-        if numbers:
-            if not any(re.search(rf"(?<![0-9]){number}(?![0-9])", text) for number in numbers):
+    for shown in cards:
+        if isinstance(shown, str):
+            if shown not in text:
                 return False
-        elif card["name"]["formatted_name"] not in text:
+        elif not any(re.search(rf"(?<![0-9]){number}(?![0-9])", text) for number in shown):
             return False
     return True

@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi._protocol.cards import Card, card_for_number, card_whatsapp_ids, normalize_contacts
+from airflow_provider_chatapi._protocol.cards import MAX_CONTACTS, Card, card_for_number, normalize_contacts
 from airflow_provider_chatapi._protocol.whatsapp import (
     PRIVATE_SUFFIX,
+    RegionSource,
     normalize_chat_id,
     normalize_contact_ids,
     normalize_phone,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
-    "MAX_CONTACTS",
     "ContactSend",
     "SendResult",
     "build_send_contact",
@@ -46,8 +46,6 @@ __all__ = [
 
 DEFAULT_MAX_IN_FLIGHT = 10
 """Requests one batch keeps in flight at once by default."""
-MAX_CONTACTS = 257
-"""Most contacts one message may carry (Meta's contacts message)."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +60,6 @@ class ContactSend:
     contacts: tuple[Card, ...]
     phone: str | None = None
     quoted_message_id: str | None = None
-
-    @property
-    def whatsapp_ids(self) -> list[str]:
-        """The WhatsApp numbers of the cards, card by card (the first of each card that has one)."""
-        return [numbers[0] for numbers in map(card_whatsapp_ids, self.contacts) if numbers]
 
     def identity(self) -> dict[str, Any]:
         """The send as JSON: what a ledger compares to tell one send from another.
@@ -109,25 +102,35 @@ def build_send_contact(
     phone: Any = None,
     chat_id: Any = None,
     quoted_message_id: Any = None,
+    region: RegionSource = None,
 ) -> ContactSend:
-    """Validate and normalise one send: exactly one of ``contact_ids`` / ``contacts``, of ``phone`` / ``chat_id``."""
+    """Validate and normalise one send: exactly one of ``contact_ids`` / ``contacts``, of ``phone`` / ``chat_id``.
+
+    ``region`` reads the numbers written the national way (see :func:`~.whatsapp.read_number`).
+    """
     if (phone is None) == (chat_id is None):
         given = "both" if phone is not None else "neither"
         raise InvalidInputError(
             "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
         )
-    cards = _cards(contact_ids, contacts)
-    target = {"phone": normalize_phone(phone)} if phone is not None else {"chat_id": normalize_chat_id(chat_id)}
-    return _send(cards, _quoted(quoted_message_id), **target)
+    cards = _cards(contact_ids, contacts, region)
+    if phone is not None:
+        return _send(cards, _quoted(quoted_message_id), phone=normalize_phone(phone, region=region))
+    return _send(cards, _quoted(quoted_message_id), chat_id=normalize_chat_id(chat_id))
 
 
 def build_send_to_many(
-    contact_ids: Any, recipients: Any, *, contacts: Any = None, quoted_message_id: Any = None
+    contact_ids: Any,
+    recipients: Any,
+    *,
+    contacts: Any = None,
+    quoted_message_id: Any = None,
+    region: RegionSource = None,
 ) -> list[ContactSend]:
     """One send per recipient, in order; every argument is validated first."""
-    cards = _cards(contact_ids, contacts)
+    cards = _cards(contact_ids, contacts, region)
     quoted = _quoted(quoted_message_id)
-    return [_send(cards, quoted, **target) for target in normalize_recipients(recipients)]
+    return [_send(cards, quoted, **target) for target in normalize_recipients(recipients, region=region)]
 
 
 def checked_max_in_flight(max_in_flight: Any) -> int:
@@ -191,7 +194,7 @@ def _quoted(quoted_message_id: Any) -> str | None:
     return None if quoted_message_id is None else normalize_quoted_message_id(quoted_message_id)
 
 
-def _cards(contact_ids: Any, contacts: Any) -> tuple[Card, ...]:
+def _cards(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[Card, ...]:
     if (contact_ids is None) == (contacts is None):
         given = "both" if contacts is not None else "neither"
         raise InvalidInputError(
@@ -200,7 +203,10 @@ def _cards(contact_ids: Any, contacts: Any) -> tuple[Card, ...]:
             f"give exactly one of them (ids, or full contact cards), got {given}",
         )
     field, value = ("contacts", contacts) if contacts is not None else ("contact_ids", contact_ids)
-    cards = normalize_contacts(contacts) if contacts is not None else _cards_for_ids(normalize_contact_ids(contact_ids))
+    if contacts is not None:
+        cards = normalize_contacts(contacts, region=region)
+    else:
+        cards = _cards_for_ids(normalize_contact_ids(contact_ids, region=region))
     if len(cards) > MAX_CONTACTS:
         raise InvalidInputError(
             field, value, f"holds {len(cards)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"

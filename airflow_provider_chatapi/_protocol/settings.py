@@ -27,6 +27,8 @@ class GatewaySettings:
     dialect: Dialect
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    default_region: str | None = None
+    """Where a number written the national way is read (an ISO country code); None: nowhere."""
 
     def replace(self, **changes: Any) -> GatewaySettings:
         """A copy with some settings changed (a hook's own timeout, say)."""

@@ -11,16 +11,22 @@ import ast
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from airflow_provider_chatapi.exceptions import InvalidInputError
+
+if TYPE_CHECKING:
+    import phonenumbers
 
 __all__ = [
     "DIGITS",
     "GROUP_SUFFIX",
     "LID_SUFFIX",
     "PRIVATE_SUFFIX",
+    "RegionSource",
+    "checked_region",
+    "digits_of",
     "international_format",
     "normalize_chat_id",
     "normalize_contact_id",
@@ -29,20 +35,24 @@ __all__ = [
     "normalize_quoted_message_id",
     "normalize_recipients",
     "parse_literal",
+    "read_number",
+    "whatsapp_number",
 ]
 
 PRIVATE_SUFFIX = "@c.us"
 GROUP_SUFFIX = "@g.us"
 LID_SUFFIX = "@lid"
-# E.164: a country code never starts with 0 and a full number has at most 15 digits; the shortest
-# numbers in use (Niue, Saint Helena) have 7.
-_MIN_PHONE_DIGITS = 7
-_MAX_PHONE_DIGITS = 15
+_MAX_PHONE_DIGITS = 15  # E.164
 _NO_COUNTRY_CODE = (
     "does not start with a country code in use (+{prefix}…): write the country code first, "
     "not a national prefix such as 8 or 0"
 )
-_PHONE_SEPARATORS = re.compile(r"[\s().\-]")
+_DIALLED = re.compile(r"\+?[0-9\s().\-]+")  # what a person dials: digits, separators, a leading +
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_INTERNATIONAL = re.compile(r"\+|00")  # the leading + of E.164, or the call prefix dialled in much of the world
+RegionSource: TypeAlias = "str | Callable[[], str | None] | None"
+"""The region a national number is read in: a country code, or how to learn it (a hook asks its connection
+only when a number needs it), or None for none."""
 DIGITS = re.compile(r"[0-9]+")
 # Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
 _GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
@@ -51,10 +61,12 @@ _MAX_RENDERED = 1_000_000  # characters of a rendered list: far more than any re
 _MESSAGE_ID = re.compile(r"[^\s]{1,500}")
 
 
-def normalize_phone(value: Any, *, field: str = "phone") -> str:
+def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = None) -> str:
     """Return a phone number as the gateway wants it: digits only, country code first.
 
-    ``"+7 (900) 111-11-11"``, ``"79001111111"`` and ``79001111111`` all give ``"79001111111"``.
+    ``"+7 (900) 111-11-11"``, ``"0079001111111"``, ``"79001111111"`` and ``79001111111`` all give
+    ``"79001111111"``; ``"8 (900) 111-11-11"`` does too with ``region="RU"``, and is refused without one.
+    See :func:`read_number` for the rules.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidInputError(field, value, "a phone number must be a string or an int")
@@ -62,63 +74,136 @@ def normalize_phone(value: Any, *, field: str = "phone") -> str:
         raise InvalidInputError(field, value, "a phone number must be positive")
     if isinstance(value, int) and value >= 10**_MAX_PHONE_DIGITS:
         raise InvalidInputError(field, value, f"a phone number has at most {_MAX_PHONE_DIGITS} digits")
-    return _phone_digits(str(value), field, value)
-
-
-@functools.lru_cache(maxsize=4096)  # the same numbers go out again and again; an error is never cached
-def _phone_digits(text: str, field: str, value: Any) -> str:
-    """The digits of a written phone number; errors name ``value``, the whole of what was given."""
-    number = _PHONE_SEPARATORS.sub("", text)
-    if not number:
+    text = str(value).strip()
+    if not text:
         raise InvalidInputError(field, value, "is empty")
-    if number.startswith("+"):
-        number = number[1:]
-    elif number.startswith("00"):
-        number = number[2:]  # the international call prefix, as dialled in much of the world
-    if not DIGITS.fullmatch(number):
+    if not _DIALLED.fullmatch(text):
         raise InvalidInputError(
             field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
         )
-    if number.startswith("0"):
-        raise InvalidInputError(
-            field, value, "starts with 0, so it looks like a national number; write the country code first"
-        )
-    if not _MIN_PHONE_DIGITS <= len(number) <= _MAX_PHONE_DIGITS:
-        raise InvalidInputError(
-            field,
-            value,
-            f"has {len(number)} digits; an international number has {_MIN_PHONE_DIGITS} to {_MAX_PHONE_DIGITS}",
-        )
-    problem = _numbering_plan_problem(number)
-    if problem:
-        raise InvalidInputError(field, value, problem)
-    return number
+    number = read_number(text, region, field=field, value=value)
+    if number.extension:
+        raise InvalidInputError(field, value, "WhatsApp cannot dial an extension")
+    return digits_of(number)
 
 
-@functools.lru_cache(maxsize=4096)  # the same contacts go out again and again
-def _numbering_plan_problem(number: str) -> str | None:
-    """What the numbering plan of the number's country says against it, if anything.
+def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
+    """The number ``text`` means, as libphonenumber reads it; refused unless it is valid and unambiguous.
 
-    Google's libphonenumber metadata knows each country's code and number lengths: it catches a
-    national number written without its country code (``89001111111``: Russia's trunk prefix 8 where
-    the country code 7 belongs), and numbers too short or too long for their country. Only lengths
-    are checked, not number ranges, so a newly opened range is never refused.
+    - ``+…`` or ``00…``: international, whatever the region.
+    - A bare run of digits: the gateway's own form, digits with the country code. With a region it may also
+      be a national number there (``6505551234`` in ``US``); where both readings are valid numbers and
+      differ (``84951234567`` in ``RU``: Moscow, or Vietnam), it is refused as ambiguous.
+    - Any other writing (brackets, spaces or dashes without ``+``) is national: read in ``region``, and
+      refused without one, naming what it would have meant read as international.
+
+    Every number must be valid (``is_valid_number``) in the country it resolves to, not only of a
+    possible length: ``8 (495) 123-45-67`` without a region would otherwise be a valid Vietnamese number.
     """
-    import phonenumbers  # here, not at the top: ~50 ms and 3 MB of metadata, needed only to send
+    outcome = _reading(text, _region_of(region, text))
+    if isinstance(outcome, str):
+        raise InvalidInputError(field, value, outcome)
+    return outcome
+
+
+def _region_of(source: RegionSource, text: str) -> str | None:
+    """The region, asked of ``source`` only when the number's meaning depends on it (no ``+`` or ``00``):
+    a hook reads its connection's ``default_region`` then, and not for an international number."""
+    if source is None or _INTERNATIONAL.match(text):
+        return None
+    return source() if callable(source) else source
+
+
+@functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
+def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
+    """The number ``text`` means in ``region``, or what is wrong with it (see :func:`read_number`)."""
+    international = _INTERNATIONAL.match(text)
+    if international:
+        return _valid(_parsed(f"+{text[international.end() :]}", None))
+    # A bare run of digits is the gateway's own form: digits with the country code.
+    as_digits = _valid(_parsed(f"+{text}", None)) if DIGITS.fullmatch(text) else None
+    if region is None:
+        if as_digits is not None:
+            return as_digits
+        meant = _valid(_parsed("+" + _NOT_DIGIT.sub("", text), None))
+        hint = (
+            f"read as international it would be {_shown(meant)}"
+            if not isinstance(meant, str)
+            else "it has no country code"
+        )
+        return (
+            f"is written the national way (no + or 00 before a country code): {hint}; write it with + and its "
+            "country code, or set default_region"
+        )
+    national = _valid(_parsed(text, region), f" in {region}")
+    if as_digits is None or isinstance(as_digits, str):
+        return national
+    if isinstance(national, str) or digits_of(national) == digits_of(as_digits):
+        return as_digits
+    return (
+        f"is ambiguous: {_shown(national)} read as a number in {region}, or {_shown(as_digits)} read as digits "
+        "with their country code; write it with + and its country code"
+    )
+
+
+def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
+    import phonenumbers
 
     try:
-        parsed = phonenumbers.parse(f"+{number}")
-    except phonenumbers.NumberParseException:
-        return _NO_COUNTRY_CODE.format(prefix=number[:3])
-    reason = phonenumbers.is_possible_number_with_reason(parsed)
-    if reason == phonenumbers.ValidationResult.IS_POSSIBLE:
-        return None
+        return phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as error:
+        if error.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            return _NO_COUNTRY_CODE.format(prefix=text.lstrip("+")[:3])
+        return "is not a phone number"
+
+
+def _valid(number: phonenumbers.PhoneNumber | str, where: str = "") -> phonenumbers.PhoneNumber | str:
+    """The number if libphonenumber's metadata holds it valid, else why not (``where``: " in RU", or "")."""
+    import phonenumbers
+
+    if isinstance(number, str) or phonenumbers.is_valid_number(number):
+        return number
+    reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
-        return _NO_COUNTRY_CODE.format(prefix=number[:3])
-    return f"has the wrong number of digits for a +{parsed.country_code} number"
+        return _NO_COUNTRY_CODE.format(prefix=digits_of(number)[:3])
+    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
+    problem = (
+        f"has the wrong number of digits for a +{number.country_code} number"
+        if reason != phonenumbers.ValidationResult.IS_POSSIBLE
+        else f"is not a valid +{number.country_code} ({region}) number: no such range is in use"
+    )
+    return (
+        f"{problem}{where} (libphonenumber {phonenumbers.__version__}; if the range is new, upgrade phonenumberslite)"
+    )
 
 
-def normalize_contact_id(value: Any, *, field: str = "contact_ids") -> str:
+def digits_of(number: phonenumbers.PhoneNumber) -> str:
+    import phonenumbers
+
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def _shown(number: phonenumbers.PhoneNumber) -> str:
+    """``+84 951 234 567 (VN)``: a number as people write it across borders, and its country."""
+    import phonenumbers
+
+    written = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return f"{written} ({phonenumbers.region_code_for_number(number)})"
+
+
+def checked_region(value: Any, field: str = "default_region") -> str | None:
+    """An ISO 3166 country code that libphonenumber knows (``"RU"``, ``"us"``), upper-cased; None for none."""
+    import phonenumbers
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    region = value.strip().upper() if isinstance(value, str) else None
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInputError(field, value, "must be a two-letter ISO country code such as 'RU' or 'US'")
+    return region
+
+
+def normalize_contact_id(value: Any, *, field: str = "contact_ids", region: RegionSource = None) -> str:
     """Return a contact's WhatsApp id, ``digits@c.us``; a bare phone number gets the suffix."""
     if isinstance(value, str):
         text = value.strip()
@@ -126,29 +211,32 @@ def normalize_contact_id(value: Any, *, field: str = "contact_ids") -> str:
         if suffix == GROUP_SUFFIX:
             raise InvalidInputError(field, value, "is a group chat id; a contact is a person's id (digits@c.us)")
         if suffix == PRIVATE_SUFFIX:
-            return _phone_digits(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
+            return whatsapp_number(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
         if "@" in text:
             raise InvalidInputError(field, value, "a contact id ends in @c.us")
-    return normalize_phone(value, field=field) + PRIVATE_SUFFIX
+    return normalize_phone(value, field=field, region=region) + PRIVATE_SUFFIX
 
 
-def normalize_contact_ids(value: Any, *, field: str = "contact_ids") -> tuple[str, ...]:
+def whatsapp_number(text: str, field: str, value: Any) -> str:
+    """The digits of a WhatsApp id (``79001111111`` of ``79001111111@c.us``): always with the country code."""
+    if not DIGITS.fullmatch(text):
+        raise InvalidInputError(field, value, "a WhatsApp id is digits with the country code before @c.us")
+    return digits_of(read_number(text, None, field=field, value=value))
+
+
+def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: RegionSource = None) -> tuple[str, ...]:
     """Return the contacts to send as unique ``digits@c.us`` ids, in the order given.
 
     Takes whatever an upstream task or a template produces: a list, tuple or set; a single id or an int;
     a rendered Python or JSON list such as ``"['79001111111', '79002222222@c.us']"``; or a
     comma-separated string.
     """
-    return _unique_contact_ids(tuple(_listed_items(value, field, "contact")), field)
-
-
-@functools.lru_cache(maxsize=1024)  # a DAG sends the same list of contacts to many recipients
-def _unique_contact_ids(items: tuple[str | int, ...], field: str) -> tuple[str, ...]:
-    ids = [normalize_contact_id(item, field=f"{field}[{index}]") for index, item in enumerate(items)]
+    items = _listed_items(value, field, "contact")
+    ids = [normalize_contact_id(item, field=f"{field}[{index}]", region=region) for index, item in enumerate(items)]
     return tuple(dict.fromkeys(ids))
 
 
-def normalize_recipients(value: Any, *, field: str = "recipients") -> list[dict[str, str]]:
+def normalize_recipients(value: Any, *, field: str = "recipients", region: RegionSource = None) -> list[dict[str, str]]:
     """Return each recipient as ``{"phone": digits}`` or ``{"chat_id": id}``, in the order given.
 
     Takes the same forms as :func:`normalize_contact_ids`; an item with an ``@`` is a chat id, any
@@ -160,7 +248,7 @@ def normalize_recipients(value: Any, *, field: str = "recipients") -> list[dict[
         if isinstance(item, str) and "@" in item:
             target = {"chat_id": normalize_chat_id(item, field=item_field)}
         else:
-            target = {"phone": normalize_phone(item, field=item_field)}
+            target = {"phone": normalize_phone(item, field=item_field, region=region)}
         chat = target.get("chat_id") or f"{target['phone']}{PRIVATE_SUFFIX}"
         if chat in targets:
             raise InvalidInputError(item_field, item, f"names the chat {chat} again; each recipient gets one card")
@@ -233,7 +321,7 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id") -> str:
     text = value.strip()
     suffix = text[-len(PRIVATE_SUFFIX) :].lower()
     if suffix == PRIVATE_SUFFIX:
-        return _phone_digits(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
+        return whatsapp_number(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
     if suffix == GROUP_SUFFIX:
         group = text[: -len(GROUP_SUFFIX)]
         if not _GROUP_ID.fullmatch(group):
@@ -256,9 +344,11 @@ def normalize_quoted_message_id(value: Any, *, field: str = "quoted_message_id")
     return text
 
 
-@functools.lru_cache(maxsize=4096)
-def international_format(number: str) -> str:
-    """``79001111111`` as people write it across borders: ``+7 900 111-11-11``."""
-    import phonenumbers  # see _numbering_plan_problem
+def international_format(number: phonenumbers.PhoneNumber | str) -> str:
+    """A number as people write it across borders: ``+7 900 111-11-11`` (``79001111111`` is read as
+    digits with the country code)."""
+    import phonenumbers
 
-    return phonenumbers.format_number(phonenumbers.parse(f"+{number}"), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    parsed = _parsed(f"+{number}", None) if isinstance(number, str) else number
+    assert not isinstance(parsed, str), f"{number!r} was checked before it is shown"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

@@ -73,6 +73,8 @@ def legacy_form_widgets() -> dict[str, Any]:
             validators.append(NumberRange(min=schema.get("minimum")))
         elif "number" in kinds:
             validators.append(Regexp(_NUMBER, message=f"{field['label']} must be a number of seconds, e.g. 30"))
+        elif "pattern" in schema:
+            validators.append(Regexp(schema["pattern"], message=f"{field['label']}: {field['description']}"))
         elif "enum" in schema:
             choices = [choice for choice in schema["enum"] if choice is not None]
             validators.append(any_of(choices))  # Airflow 3.0/3.1's stand-in takes the choices only

@@ -35,12 +35,13 @@ from airflow_provider_chatapi._protocol.sends import (
     fan_out_failure,
 )
 from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from airflow_provider_chatapi._protocol.whatsapp import checked_region
 from airflow_provider_chatapi.exceptions import ChatApiError
 from airflow_provider_chatapi.hooks import _http
 from airflow_provider_chatapi.hooks._form import legacy_field_behaviour, legacy_form_widgets, probe_failure
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import httpx
     from airflow.providers.common.compat.sdk import Connection
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.plans import Call, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
     from airflow_provider_chatapi._protocol.settings import GatewaySettings
+    from airflow_provider_chatapi._protocol.whatsapp import RegionSource
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "Delivery", "SendResult"]
 
@@ -62,7 +64,8 @@ class ChatApiHook(BaseHook):
 
     The connection (type ``chatapi``) holds the instance's API URL in ``host`` (or the gateway's base URL
     in ``host`` and the instance id in ``login``), the API token in ``password``, and optionally
-    ``dialect`` (``chatapi`` or ``1msg``), ``timeout`` (seconds) and ``max_retries`` in its extra. Nothing
+    ``dialect`` (``chatapi`` or ``1msg``), ``timeout`` (seconds), ``max_retries`` and ``default_region`` in its
+    extra. Nothing
     is fetched or connected until the first call; one HTTP session serves every synchronous call and one
     ``httpx`` client every asynchronous call of an event loop, until :meth:`close` / :meth:`aclose`.
 
@@ -173,14 +176,20 @@ class ChatApiHook(BaseHook):
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
+        default_region: str | None = None,
         ledger: Ledger | None = None,
     ) -> SendResult:
         """Send contact cards to a phone number or a chat, in one message.
 
         Give the contacts as ``contact_ids`` (WhatsApp numbers, in any form the operators take) or as full
         ``contacts`` cards, and exactly one of ``phone`` and ``chat_id``. Every argument is validated before
-        the connection is even read; what only the connection's dialect can judge (a classic gateway
-        needs a number on every card) is checked before the request is sent.
+        any request; the connection is read first only when a number's meaning depends on its
+        ``default_region``. What only the connection's dialect can judge (a classic gateway needs a number
+        on every card) is checked before the request is sent.
+
+        :param default_region: where numbers written the national way (``8 (495) 123-45-67``) are read: an
+            ISO country code such as ``"RU"``; None takes the connection's ``default_region``. Without
+            either, only ``+…``, ``00…`` or bare digits with their country code are taken.
 
         :param ledger: where the operators record the send so that a retry never sends it twice; leave
             it out to simply send.
@@ -190,7 +199,12 @@ class ChatApiHook(BaseHook):
         :raises DeliveryUnknownError: the message may have been queued; do not send it again blindly.
         """
         send = build_send_contact(
-            contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
+            contact_ids,
+            contacts=contacts,
+            phone=phone,
+            chat_id=chat_id,
+            quoted_message_id=quoted_message_id,
+            region=self._region(default_region, lambda: self.settings),
         )
         return self._drive(self._one_send_plan(send, self.settings, ledger))
 
@@ -202,13 +216,20 @@ class ChatApiHook(BaseHook):
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
+        default_region: str | None = None,
         ledger: Ledger | None = None,
     ) -> SendResult:
         """:meth:`send_contact`, asynchronously (with ``httpx``)."""
+        settings = await self.asettings()
         send = build_send_contact(
-            contact_ids, contacts=contacts, phone=phone, chat_id=chat_id, quoted_message_id=quoted_message_id
+            contact_ids,
+            contacts=contacts,
+            phone=phone,
+            chat_id=chat_id,
+            quoted_message_id=quoted_message_id,
+            region=self._region(default_region, lambda: settings),
         )
-        return await self._adrive(self._one_send_plan(send, await self.asettings(), ledger))
+        return await self._adrive(self._one_send_plan(send, settings, ledger))
 
     async def asend_to_many(
         self,
@@ -217,6 +238,7 @@ class ChatApiHook(BaseHook):
         *,
         contacts: Any = None,
         quoted_message_id: str | None = None,
+        default_region: str | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_per_second: float | None = None,
         ledger: Ledger | None = None,
@@ -227,6 +249,7 @@ class ChatApiHook(BaseHook):
         ``contact_ids`` or ``contacts``, as for :meth:`send_contact`. Every argument is validated before
         the first request, and each send follows the rules of :meth:`send_contact`.
 
+        :param default_region: as for :meth:`send_contact`.
         :param max_per_second: at most this many requests started a second (a WhatsApp channel's
             messages-per-second limit); a 429 pauses the whole batch either way.
         :param ledger: the fan-out operator's record of the batch (settled with the gateway first, then
@@ -235,10 +258,16 @@ class ChatApiHook(BaseHook):
         :raises FanOutError: after every send has finished, when any failed; its ``outcomes`` hold each
             recipient's result or error, in order.
         """
-        sends = build_send_to_many(contact_ids, recipients, contacts=contacts, quoted_message_id=quoted_message_id)
         bound = checked_max_in_flight(max_in_flight)
         rate = checked_max_per_second(max_per_second)
         settings = await self.asettings()
+        sends = build_send_to_many(
+            contact_ids,
+            recipients,
+            contacts=contacts,
+            quoted_message_id=quoted_message_id,
+            region=self._region(default_region, lambda: settings),
+        )
         settings.dialect.check(sends)  # a batch fails whole before its first record or request
 
         if ledger is not None:
@@ -313,6 +342,13 @@ class ChatApiHook(BaseHook):
             return False, probe_failure(error)
 
     # ---- driving plans ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _region(default_region: Any, settings: Callable[[], GatewaySettings]) -> RegionSource:
+        """The region numbers are read in: the call's own, checked now; else the connection's, read only if a
+        number needs it (an international number never does)."""
+        region = checked_region(default_region)
+        return region if region is not None else lambda: settings().default_region
 
     def _one_send_plan(self, send: ContactSend, settings: GatewaySettings, ledger: Ledger | None) -> Plan[SendResult]:
         if ledger is None:

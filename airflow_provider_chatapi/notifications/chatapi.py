@@ -29,6 +29,8 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
     :param phone: the recipient's phone number (templated); give exactly one of ``phone`` and ``chat_id``.
     :param chat_id: the recipient chat (templated), e.g. a support group ``120363…@g.us``.
     :param quoted_message_id: a message id to reply to (templated).
+    :param default_region: where numbers written the national way are read (templated); see
+        ``SendContactOperator``.
     :param chatapi_conn_id: the ``chatapi`` connection to send through (templated).
     :param timeout: seconds to wait for the gateway; overrides the connection's ``timeout``.
     :param max_retries: HTTP retries of requests the gateway certainly did not process.
@@ -49,6 +51,7 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
         phone: str | int | None = None,
         chat_id: str | None = None,
         quoted_message_id: str | None = None,
+        default_region: str | None = None,
         chatapi_conn_id: str = DEFAULT_CONN_ID,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -63,6 +66,7 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
         self.phone = phone
         self.chat_id = chat_id
         self.quoted_message_id = quoted_message_id
+        self.default_region = default_region
         self.chatapi_conn_id = chatapi_conn_id
         self.timeout = timeout
         self.max_retries = max_retries
@@ -79,6 +83,7 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
             "phone": self.phone,
             "chat_id": self.chat_id,
             "quoted_message_id": self.quoted_message_id,
+            "default_region": self.default_region,
         }
 
     def notify(self, context: Context) -> None:

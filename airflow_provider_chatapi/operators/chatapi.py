@@ -50,6 +50,7 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
         self,
         *,
         chatapi_conn_id: str = DEFAULT_CONN_ID,
+        default_region: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         at_least_once: bool = False,
@@ -57,6 +58,7 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.chatapi_conn_id = chatapi_conn_id
+        self.default_region = default_region
         # Checked when the DAG is parsed, as the hook checks them: a bad value fails there, naming itself.
         self.timeout = checked_timeout(timeout)
         self.max_retries = checked_max_retries(max_retries)
@@ -131,9 +133,14 @@ class SendContactOperator(_ChatApiOperator):
     :param contacts: full contact cards instead (templated): mappings such as ``{"name": "Ann Lee",
         "phone": "+7 900 111-11-11", "email": "ann@example.com", "org": "Acme"}``, or WhatsApp's full contact
         object. A classic gateway sends only each card's number, so there every card needs a phone.
-    :param phone: the recipient's phone number with its country code (templated).
+    :param phone: the recipient's phone number (templated): ``+7 900 111-11-11``, ``0079001111111`` or
+        ``79001111111`` with its country code, or written the national way with ``default_region``.
     :param chat_id: the recipient chat (templated): ``17633123456@c.us``, or a group ``…@g.us``.
     :param quoted_message_id: the id of a message in that chat to reply to (templated).
+    :param default_region: where numbers written the national way (``8 (495) 123-45-67``, ``(650)
+        555-1234``) are read, for the recipient, ``contact_ids`` and the phones on cards alike (templated):
+        a two-letter country code such as ``"RU"``; by default the connection's ``default_region``. Without
+        one, such numbers are refused, naming what they would have meant.
     :param chatapi_conn_id: the ``chatapi`` connection to send through (templated).
     :param timeout: seconds to wait for the gateway; overrides the connection's ``timeout``.
     :param max_retries: HTTP retries of requests the gateway certainly did not process (connect failure,
@@ -179,6 +186,7 @@ class SendContactOperator(_ChatApiOperator):
                 phone=self.phone,
                 chat_id=self.chat_id,
                 quoted_message_id=self.quoted_message_id,
+                default_region=self.default_region,
                 ledger=ledger,
             )
         except ChatApiError as error:
@@ -202,6 +210,7 @@ class SendContactToManyOperator(_ChatApiOperator):
     :param contact_ids: the contacts by number (templated); see :class:`SendContactOperator`.
     :param contacts: full contact cards instead (templated); see :class:`SendContactOperator`.
     :param quoted_message_id: a message id to reply to (templated); rarely useful across chats.
+    :param default_region: as for :class:`SendContactOperator` (templated).
     :param max_in_flight: how many sends may be in flight at once (a whole number of at least 1).
     :param max_per_second: at most this many requests started a second (your channel's limit); a 429
         pauses the whole batch, with the gateway's ``Retry-After`` or an exponential backoff.
@@ -219,7 +228,14 @@ class SendContactToManyOperator(_ChatApiOperator):
     shows no card for. See ``docs/guarantees.md``.
     """
 
-    template_fields: Sequence[str] = ("contact_ids", "contacts", "recipients", "quoted_message_id", "chatapi_conn_id")
+    template_fields: Sequence[str] = (
+        "contact_ids",
+        "contacts",
+        "recipients",
+        "quoted_message_id",
+        "default_region",
+        "chatapi_conn_id",
+    )
     ui_color = "#25d366"
 
     def __init__(
@@ -266,6 +282,7 @@ class SendContactToManyOperator(_ChatApiOperator):
                 self.recipients,
                 contacts=self.contacts,
                 quoted_message_id=self.quoted_message_id,
+                default_region=self.default_region,
                 max_in_flight=self.max_in_flight,
                 max_per_second=self.max_per_second,
                 ledger=ledger,
