@@ -81,6 +81,9 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
         raise InvalidInputError(
             field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
         )
+    digits = len(_NOT_DIGIT.sub("", text))
+    if digits > _MAX_PHONE_DIGITS:
+        raise InvalidInputError(field, value, f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
     number = read_number(text, region, field=field, value=value)
     if number.extension:
         raise InvalidInputError(field, value, "WhatsApp cannot dial an extension")
@@ -123,6 +126,10 @@ def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
     # A bare run of digits is the gateway's own form: digits with the country code.
     as_digits = _valid(_parsed(f"+{text}", None)) if DIGITS.fullmatch(text) else None
     if region is None:
+        if as_digits is not None and text.startswith("0"):
+            return (
+                "starts with 0, so it looks like a national number: write the country code first, or set default_region"
+            )
         if as_digits is not None:
             return as_digits
         meant = _valid(_parsed("+" + _NOT_DIGIT.sub("", text), None))
@@ -220,7 +227,7 @@ def normalize_contact_id(value: Any, *, field: str = "contact_ids", region: Regi
 def whatsapp_number(text: str, field: str, value: Any) -> str:
     """The digits of a WhatsApp id (``79001111111`` of ``79001111111@c.us``): always with the country code."""
     if not DIGITS.fullmatch(text):
-        raise InvalidInputError(field, value, "a WhatsApp id is digits with the country code before @c.us")
+        raise InvalidInputError(field, value, "a WhatsApp id holds only digits (with the country code) before @c.us")
     return digits_of(read_number(text, None, field=field, value=value))
 
 

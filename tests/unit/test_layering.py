@@ -13,7 +13,6 @@ import airflow_provider_chatapi
 
 PACKAGE = Path(airflow_provider_chatapi.__file__).parent
 ROOT = PACKAGE.parent
-MAX_LINES = 400
 IO_OR_AIRFLOW = ("airflow", "requests", "httpx", "urllib3", "socket", "http", "tenacity")
 
 
@@ -86,16 +85,3 @@ def test_the_protocol_is_pure(name: str) -> None:
         and target != "airflow_provider_chatapi.exceptions"
     )
     assert not above, f"{name} imports from above the protocol: {above}"
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        path
-        for folder in ("airflow_provider_chatapi", "benchmarks", "scripts")
-        for path in sorted((ROOT / folder).rglob("*.py"))
-    ],
-    ids=lambda path: path.relative_to(ROOT).as_posix(),
-)
-def test_no_file_is_over_400_lines(path: Path) -> None:
-    assert len(path.read_text().splitlines()) <= MAX_LINES

@@ -13,9 +13,9 @@ from airflow_provider_chatapi._protocol.cards import normalize_contacts
 from airflow_provider_chatapi._protocol.sends import build_send_contact
 from airflow_provider_chatapi.exceptions import InvalidInputError
 
-ANN = {
+ANN = {  # a phone written without wa_id: no one said it is on WhatsApp, so no "Message" button is made up
     "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
-    "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
+    "phones": [{"phone": "+7 900 111-11-11"}],
 }
 
 
@@ -35,8 +35,8 @@ ANN = {
             {
                 "name": {"formatted_name": "Cher", "first_name": "Cher"},
                 "phones": [
-                    {"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"},
-                    {"phone": "+79002222222", "type": "WORK", "wa_id": "79002222222"},
+                    {"phone": "+7 900 111-11-11"},
+                    {"phone": "+7 900 222-22-22", "type": "work", "wa_id": "79002222222"},
                 ],
             },
         ),
@@ -66,7 +66,7 @@ ANN = {
         ),
         (  # formatted_name alone: WhatsApp refuses a name with no part, so parts are derived
             {"name": {"formatted_name": "Ann Lee"}, "email": {"email": "ann@example.com", "type": "home"}},
-            {"name": ANN["name"], "emails": [{"email": "ann@example.com", "type": "HOME"}]},
+            {"name": ANN["name"], "emails": [{"email": "ann@example.com", "type": "home"}]},
         ),
     ],
 )
@@ -95,7 +95,11 @@ def test_contact_ids_become_cards_named_by_the_number() -> None:
         {"formatted_name": "+7 900 111-11-11", "first_name": "+7 900 111-11-11"},
         {"formatted_name": "+49 1511 2345678", "first_name": "+49 1511 2345678"},
     ]
-    assert send.whatsapp_ids == ["79001111111", "4915112345678"]
+    # A contact id is a WhatsApp id by definition: its card's phone has one.
+    assert [card["phones"] for card in send.contacts] == [
+        [{"phone": "+7 900 111-11-11", "wa_id": "79001111111"}],
+        [{"phone": "+49 1511 2345678", "wa_id": "4915112345678"}],
+    ]
 
 
 def test_a_bad_card_names_its_field_at_the_function_too() -> None:
@@ -103,11 +107,124 @@ def test_a_bad_card_names_its_field_at_the_function_too() -> None:
         normalize_contacts(
             [
                 {"name": "Ann Lee", "phone": "+7 900 111-11-11"},
-                {"name": "Bob", "phones": [{"wa_id": "79001111111", "type": "FAX"}]},
+                {"name": "Bob", "phones": [{"wa_id": "79001111111", "type": "Mobile\nHome"}]},
             ]
         )
-    assert (error.value.field, error.value.value) == ("contacts[1].phones[0].type", "FAX")
-    assert "CELL, MAIN, IPHONE, HOME, WORK" in str(error.value)
+    assert (error.value.field, error.value.value) == ("contacts[1].phones[0].type", "Mobile\nHome")
+    assert "control character" in str(error.value)
+
+
+# Meta's own example card (contacts messages reference, revision of 2025-11-03), as written there.
+META_EXAMPLE = {
+    "addresses": [
+        {
+            "street": "1 Lucky Shrimp Way",
+            "city": "Menlo Park",
+            "state": "CA",
+            "zip": "94025",
+            "country": "United States",
+            "country_code": "US",
+            "type": "Office",
+        },
+        {
+            "street": "2 Lucky Shrimp Way",
+            "city": "Menlo Park",
+            "state": "CA",
+            "zip": "94025",
+            "country": "United States",
+            "country_code": "US",
+            "type": "Pop-Up",
+        },
+    ],
+    "birthday": "1999-01-23",
+    "emails": [
+        {"email": "bjohnson@luckyshrimp.com", "type": "Work"},
+        {"email": "bjohnson@luckyshrimpwork.com", "type": "Work (old)"},
+    ],
+    "name": {
+        "formatted_name": "Barbara J. Johnson",
+        "first_name": "Barbara",
+        "last_name": "Johnson",
+        "middle_name": "Joana",
+        "suffix": "Esq.",
+        "prefix": "Dr.",
+    },
+    "org": {"company": "Lucky Shrimp", "department": "Legal", "title": "Lead Counsel"},
+    "phones": [
+        {"phone": "+16505559999", "type": "Landline"},
+        {"phone": "+19175559999", "type": "Mobile", "wa_id": "19175559999"},
+    ],
+    "urls": [
+        {"url": "https://www.luckyshrimp.com", "type": "Company"},
+        {"url": "https://www.facebook.com/luckyshrimp", "type": "Company (FB)"},
+    ],
+}
+
+
+def test_metas_example_card_goes_out_with_its_free_text_types_and_its_one_wa_id() -> None:
+    (card,) = normalize_contacts([META_EXAMPLE])
+    assert card == {
+        **META_EXAMPLE,
+        # the landline has no wa_id, and none is made up; it is shown in international form
+        "phones": [
+            {"phone": "+1 650-555-9999", "type": "Landline"},
+            {"phone": "+19175559999", "type": "Mobile", "wa_id": "19175559999"},  # beside a wa_id: as written
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("phone", "shown"),
+    [
+        ({"phone": "+1 650 555 1234 ext. 22", "wa_id": "16505551234"}, "+1 650 555 1234 ext. 22"),
+        ({"phone": "+1-800-FLOWERS", "wa_id": "18003569377"}, "+1-800-FLOWERS"),
+        ({"phone": "Reception, ask for Ann", "wa_id": "16505551234"}, "Reception, ask for Ann"),
+        ("+1 650 555 1234 ext. 22", "+1 650-555-1234 ext. 22"),
+        ("+1-800-FLOWERS", "+1 800-356-9377"),
+    ],
+    ids=[
+        "extension beside wa_id",
+        "letters beside wa_id",
+        "free text beside wa_id",
+        "extension alone",
+        "letters alone",
+    ],
+)
+def test_a_displayed_phone_is_free_text_beside_a_wa_id_and_a_real_number_without_one(phone: Any, shown: str) -> None:
+    (card,) = normalize_contacts([{"name": "Ann", "phones": [phone]}])
+    assert card["phones"][0]["phone"] == shown
+
+
+@pytest.mark.parametrize("phone", ["Reception, ask for Ann", "8 (495) 123-45-67", "+7 000 111 11 11"])
+def test_a_phone_without_a_wa_id_must_be_a_real_number(phone: str) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        normalize_contacts([{"name": "Ann", "phone": phone}])
+    assert (refused.value.field, refused.value.value) == ("contacts[0].phone", phone)
+
+
+def test_a_national_phone_on_a_card_is_read_in_the_region() -> None:
+    (card,) = normalize_contacts([{"name": "Ann", "phone": "8 (495) 123-45-67"}], region="RU")
+    assert card["phones"] == [{"phone": "+7 495 123-45-67"}]
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("www.example.com", "https://www.example.com"),
+        ("example.com/ann?x=1", "https://example.com/ann?x=1"),
+        ("http://example.com", "http://example.com"),
+    ],
+)
+def test_a_url_without_a_scheme_is_taken_as_https(url: str, sent: str) -> None:
+    (card,) = normalize_contacts([{"name": "Ann", "url": url}])
+    assert card["urls"] == [{"url": sent}]
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com", "not a url", "mailto:ann@example.com", "localhost"])
+def test_what_is_no_web_address_is_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="web address") as refused:
+        normalize_contacts([{"name": "Ann", "url": url}])
+    assert refused.value.field == "contacts[0].url"
 
 
 # A postal code may arrive as a number from a spreadsheet, but a bool is none: ``True`` is refused, not

@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_provider_chatapi._protocol.onemsg import ONEMSG
+from airflow_provider_chatapi._protocol.sends import build_send_contact
 from airflow_provider_chatapi._protocol.whatsapp import (
+    checked_region,
     normalize_chat_id,
     normalize_contact_ids,
     normalize_phone,
@@ -33,7 +36,7 @@ def assert_names(error: pytest.ExceptionInfo[InvalidInputError], field: str, val
         ("79001111111", "79001111111"),
         ("+7 (900) 111-11-11", "79001111111"),
         (" +1 747 282 2486 ", "17472822486"),
-        ("1.747.282.2486", "17472822486"),
+        ("+1.747.282.2486", "17472822486"),
         ("0044 7911 123456", "447911123456"),
         (79001111111, "79001111111"),
         ("6834002", "6834002"),
@@ -50,13 +53,17 @@ def test_phone_is_normalised_to_digits(given: Any, expected: str) -> None:
         ("", "is empty"),
         ("   ", "is empty"),
         ("08001234567", "national number"),
-        ("0 800 123 45 67", "national number"),
+        ("0 800 123 45 67", "written the national way"),
+        ("8 (495) 123-45-67", r"would be \+84 951 234 567 \(VN\)"),  # issue 21: Moscow, or Vietnam
+        ("(650) 555-1234", "written the national way"),
+        ("+7 000 111-11-11", r"not a valid \+7 \(RU\) number"),  # possible length, no such range
+        ("+1 650 555 1234 ext 5", "only digits"),
         ("abc", "only digits"),
         ("+7 900 abc", "only digits"),
         ("++79001111111", "only digits"),
         ("7900+1111111", "only digits"),
         ("٧٩٠٠١١١١١١١", "only digits"),
-        ("123456", "has 6 digits"),
+        ("123456", "wrong number of digits|country code"),
         ("1234567890123456", "has 16 digits"),
         ("89001111111", "does not start with a country code in use"),  # Russia's national 8-prefix
         ("+7 900 111-11", r"wrong number of digits for a \+7 number"),
@@ -210,7 +217,7 @@ def written_numbers(draw: st.DrawFn) -> tuple[str, Any]:
     written: Any = {
         "bare": digits,
         "plus": f"+{digits}",
-        "spaced": " ".join([digits[:1], digits[1:4], digits[4:]]).strip(),
+        "spaced": "+" + " ".join([digits[:1], digits[1:4], digits[4:]]).strip(),
         "dashed": f"+{digits[:2]}-{digits[2:]}",
         "int": int(digits),
         "suffix": f"{digits}@c.us",
@@ -283,3 +290,129 @@ def test_a_set_rendered_as_text_keeps_one_order_in_every_process(numbers: set[st
     assert normalize_contact_ids(rendered) == tuple(expected)
     chats = [f"{target['phone']}@c.us" for target in normalize_recipients(reversed_text)]
     assert chats == expected
+
+
+# ---- numbers written the national way (issue 21) ---------------------------------------------------
+# A national number read as if it began with its country code reaches another country: "8 (495) 123-45-67",
+# a Moscow landline, is +84 951 234 567, a valid Vietnamese number. Without a region such writing is
+# refused; with one it is read there. Checked over whole ranges, through the request the gateway gets.
+
+US_AREA_CODES = range(200, 1000)
+RU_PREFIXES = range(300, 1000)
+
+
+def sent_phone(phone: Any, region: str | None) -> str:
+    """The ``phone`` of the 1msg request built for a send to ``phone``: what would reach the gateway."""
+    send = build_send_contact(["+7 900 111-11-11"], phone=phone, region=region)
+    return str(ONEMSG.send_request(send).json["phone"])  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("country", "written", "region", "expected_prefix"),
+    [
+        ("US", [f"({npa}) 234-5678" for npa in US_AREA_CODES], "US", "1"),
+        ("US", [f"{npa}-234-5678" for npa in US_AREA_CODES], "US", "1"),
+        ("RU", [f"8 ({prefix}) 123-45-67" for prefix in RU_PREFIXES], "RU", "7"),
+        ("RU", [f"8 {prefix} 123 45 67" for prefix in RU_PREFIXES], "RU", "7"),
+    ],
+    ids=["US (NPA) NXX-XXXX", "US NPA-NXX-XXXX", "RU 8 (XXX) XXX-XX-XX", "RU 8 XXX XXX XX XX"],
+)
+def test_no_number_written_nationally_reaches_another_country(
+    country: str, written: list[str], region: str, expected_prefix: str
+) -> None:
+    elsewhere, refused_in_region = [], []
+    for text in written:
+        national_digits = "".join(ch for ch in text if ch.isdigit()).removeprefix("8" if country == "RU" else "")
+        with pytest.raises(InvalidInputError, match="written the national way") as refused:
+            sent_phone(text, None)  # without a region: refused, naming the field
+        assert refused.value.field == "phone"
+        try:
+            digits = sent_phone(text, region)
+        except InvalidInputError as error:
+            assert error.field == "phone"
+            refused_in_region.append(text)
+            continue
+        if digits != expected_prefix + national_digits:
+            elsewhere.append((text, digits))
+    assert elsewhere == []
+    # With the region, what is refused is exactly what is no number in use there.
+    in_use = [text for text in written if phonenumbers.is_valid_number(phonenumbers.parse(text, region))]
+    assert sorted(set(written) - set(refused_in_region)) == sorted(in_use)
+    assert in_use  # and the ranges do hold real numbers: the region is not simply refusing everything
+
+
+def test_the_same_national_numbers_reach_their_country_as_contact_ids_and_on_cards() -> None:
+    moscow = "8 (495) 123-45-67"
+    send = build_send_contact([moscow], contacts=None, phone="+1 650 555 1234", region="RU")
+    assert send.contacts[0]["phones"] == [{"phone": "+7 495 123-45-67", "wa_id": "74951234567"}]
+    card = build_send_contact(None, contacts=[{"name": "Ann", "phone": moscow}], phone=moscow, region="RU")
+    assert (card.phone, card.contacts[0]["phones"]) == ("74951234567", [{"phone": "+7 495 123-45-67"}])
+    for refused_without_region in ({"contact_ids": [moscow]}, {"contacts": [{"name": "Ann", "phone": moscow}]}):
+        with pytest.raises(InvalidInputError, match=r"\+84 951 234 567 \(VN\)"):
+            build_send_contact(**refused_without_region, phone="+1 650 555 1234")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("written", "region", "expected"),
+    [
+        ("+44 (0) 20 7946 0958", None, "442079460958"),  # the trunk 0 in brackets is not dialled
+        ("+44 (0) 20 7946 0958", "US", "442079460958"),  # international whatever the region
+        ("0044 20 7946 0958", "RU", "442079460958"),
+        ("79001111111", "RU", "79001111111"),  # digits with the country code, read alike both ways
+        ("6505551234", "US", "16505551234"),  # digits that are only a number in the region
+        ("442079460958", "US", "442079460958"),  # digits that are only a number with their country code
+        (74951234567, "RU", "74951234567"),
+    ],
+)
+def test_what_a_region_changes_and_what_it_leaves_alone(written: Any, region: str | None, expected: str) -> None:
+    assert normalize_phone(written, region=region) == expected
+
+
+def test_digits_that_mean_two_real_numbers_in_the_region_are_refused_as_ambiguous() -> None:
+    with pytest.raises(InvalidInputError, match=r"ambiguous: \+7 495 123-45-67 \(RU\).*\+84 951 234 567 \(VN\)"):
+        normalize_phone("84951234567", region="RU")
+    assert normalize_phone("84951234567") == "84951234567"  # without a region: the gateway's own form
+
+
+def test_the_region_is_asked_for_only_when_a_number_needs_it() -> None:
+    asked: list[str] = []
+
+    def region() -> str:
+        asked.append("RU")
+        return "RU"
+
+    assert normalize_contact_ids(["+7 900 111-11-11", "79002222222@c.us"], region=region)
+    assert asked == []
+    assert normalize_contact_ids(["8 900 333-33-33"], region=region) == ("79003333333@c.us",)
+    assert asked == ["RU"]
+
+
+@pytest.mark.parametrize("region", ["RUS", "XX", 7, "R"])
+def test_a_region_that_is_no_country_is_refused(region: Any) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        checked_region(region)
+    assert refused.value.field == "default_region"
+
+
+NUMBER_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+
+
+@given(
+    region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
+    kind=st.sampled_from(NUMBER_TYPES),
+)
+def test_every_regions_numbers_written_nationally_reach_that_region_or_are_refused(region: str, kind: int) -> None:
+    example = phonenumbers.example_number_for_type(region, kind)
+    if example is None:
+        return
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+    try:
+        assert normalize_phone(national, region=region) == digits
+    except InvalidInputError as error:
+        assert "ambiguous" in str(error)  # bare digits that are also a real number abroad
+    try:
+        sent = normalize_phone(national)
+    except InvalidInputError:
+        return
+    assert sent == digits or national.isdigit()  # only a bare run of digits is taken as international
