@@ -2,7 +2,9 @@
 dialect, and a ``messages`` query.
 
 They are written apart from :mod:`airflow_provider_chatapi._protocol` on purpose: a bug there cannot hide
-itself by passing a check it wrote. Each returns a problem text naming the field, or what to act on.
+itself by passing a check it wrote. Only the card contract's tables (which fields, which keys, the bounds)
+are shared with the provider's cards, so that the two cannot disagree on what a card may hold. Each
+returns a problem text naming the field, or what to act on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_chatapi._protocol.cards import ENTRY_FIELDS, MAX_CONTACTS, MAX_TEXT, NAME_PARTS, ORG_FIELDS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -20,16 +24,8 @@ WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 _CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
 _CHAT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us|(?:[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24})@g\.us")
 _LID_CHAT = re.compile(r"[^\s@]+@lid")
-_CARD_KEYS = {"name", "phones", "emails", "urls", "org", "addresses", "birthday"}
-_NAME_PARTS = {"first_name", "last_name", "middle_name", "suffix", "prefix"}
-_PHONE_TYPES = {"CELL", "MAIN", "IPHONE", "HOME", "WORK"}
-_PLACE_TYPES = {"HOME", "WORK"}
-_LISTS = {  # a card's list fields, and the keys an entry of each may have
-    "phones": {"phone", "type", "wa_id"},
-    "emails": {"email", "type"},
-    "urls": {"url", "type"},
-    "addresses": {"street", "city", "state", "zip", "country", "country_code", "type"},
-}
+_CARD_KEYS = {"name", "org", "birthday", *ENTRY_FIELDS}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def check_classic_send(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
@@ -88,6 +84,8 @@ def check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any],
     cards = body.get("contacts")
     if not isinstance(cards, list) or not cards:
         return "contacts is required: a non-empty array of contact objects", "", ()
+    if len(cards) > MAX_CONTACTS:
+        return f"contacts: at most {MAX_CONTACTS} contacts in one message, got {len(cards)}", "", ()
     for index, card in enumerate(cards):
         problem = _card_problem(card, f"contacts[{index}]")
         if problem:
@@ -124,23 +122,26 @@ def _card_problem(card: Any, field: str) -> str | None:
     if not isinstance(name, dict):
         return f"{field}.name is required: an object with formatted_name"
     for key, value in name.items():
-        if key != "formatted_name" and key not in _NAME_PARTS:
+        if key != "formatted_name" and key not in NAME_PARTS:
             return f"{field}.name.{key} is not a name field"
-        if not isinstance(value, str) or not value.strip():
-            return f"{field}.name.{key} must be a non-empty string"
+        problem = _text_problem(value, f"{field}.name.{key}")
+        if problem:
+            return problem
     if "formatted_name" not in name:
         return f"{field}.name.formatted_name is required"
-    if not _NAME_PARTS & set(name):
-        return f"{field}.name needs one of {', '.join(sorted(_NAME_PARTS))} besides formatted_name"
-    for key, allowed in _LISTS.items():
+    if not set(NAME_PARTS) & set(name):
+        return f"{field}.name needs one of {', '.join(sorted(NAME_PARTS))} besides formatted_name"
+    for key, allowed in ENTRY_FIELDS.items():
         problem = _entries_problem(card.get(key, []), allowed, f"{field}.{key}")
         if problem:
             return problem
     org = card.get("org", {})
-    if not isinstance(org, dict) or set(org) - {"company", "department", "title"}:
-        return f"{field}.org must be an object of company, department, title"
-    if any(not isinstance(value, str) for value in org.values()):
-        return f"{field}.org values must be strings"
+    if not isinstance(org, dict) or set(org) - set(ORG_FIELDS):
+        return f"{field}.org must be an object of {', '.join(ORG_FIELDS)}"
+    for key, value in org.items():
+        problem = _text_problem(value, f"{field}.org.{key}")
+        if problem:
+            return problem
     birthday = card.get("birthday")
     if birthday is not None:
         try:
@@ -152,25 +153,34 @@ def _card_problem(card: Any, field: str) -> str | None:
     return None
 
 
-def _entries_problem(entries: Any, allowed: set[str], field: str) -> str | None:
+def _entries_problem(entries: Any, allowed: tuple[str, ...], field: str) -> str | None:
+    """A list field's entries: objects of the allowed keys, every value free text (Meta gives no format for
+    a type, an e-mail, a url or a displayed phone), a ``wa_id`` digits."""
     if not isinstance(entries, list):
         return f"{field} must be an array"
     for index, entry in enumerate(entries):
         where = f"{field}[{index}]"
-        if not isinstance(entry, dict) or set(entry) - allowed:
-            return f"{where} must be an object of {', '.join(sorted(allowed))}"
-        if any(not isinstance(value, str) for value in entry.values()):
-            return f"{where} values must be strings"
-        kinds = _PHONE_TYPES if field.endswith(".phones") else _PLACE_TYPES
-        if "type" in entry and not field.endswith(".urls") and entry["type"] not in kinds:
-            return f"{where}.type must be one of {', '.join(sorted(kinds))}"
+        if not isinstance(entry, dict) or not entry or set(entry) - set(allowed):
+            return f"{where} must be an object of {', '.join(allowed)}"
+        for key, value in entry.items():
+            problem = _text_problem(value, f"{where}.{key}")
+            if problem:
+                return problem
         if field.endswith(".phones"):
             if not {"phone", "wa_id"} & set(entry):
                 return f"{where} needs phone or wa_id"
             if "wa_id" in entry and not WHATSAPP_NUMBER.fullmatch(entry["wa_id"]):
                 return f"{where}.wa_id must be a WhatsApp number (digits)"
-        if field.endswith(".emails") and "@" not in entry.get("email", ""):
-            return f"{where}.email must be an email address"
-        if field.endswith(".urls") and not entry.get("url"):
+        if field.endswith(".emails") and "email" not in entry:
+            return f"{where}.email is required"
+        if field.endswith(".urls") and "url" not in entry:
             return f"{where}.url is required"
+    return None
+
+
+def _text_problem(value: Any, field: str) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return f"{field} must be a non-empty string"
+    if len(value) > MAX_TEXT or _CONTROL.search(value):
+        return f"{field} must be at most {MAX_TEXT} characters with no control character"
     return None

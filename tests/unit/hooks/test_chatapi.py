@@ -165,7 +165,7 @@ def test_a_1msg_host_with_no_dialect_posts_cards_to_the_1msg_url(connect: Callab
         "contacts": [
             {
                 "name": {"formatted_name": "+7 900 111-11-11", "first_name": "+7 900 111-11-11"},
-                "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
+                "phones": [{"phone": "+7 900 111-11-11", "wa_id": "79001111111"}],
             }
         ],
     }
@@ -190,7 +190,8 @@ def test_send_by_ids_and_by_cards(stand_in: Callable[..., StandInGateway]) -> No
     assert second.json["contacts"][0]["name"]["formatted_name"] == "Ann Lee"
     assert [message.id for message in gateway.messages] == [by_ids.id, by_cards.id]
     assert all(message.id.startswith("wamid.") for message in gateway.messages)
-    assert gateway.messages[1].contact_ids == ("79001111111@c.us",)
+    assert gateway.messages[0].contact_ids == ("79001111111@c.us",)  # a contact id is a WhatsApp id
+    assert gateway.messages[1].contacts[0]["phones"] == [{"phone": "+7 900 111-11-11"}]  # a card's phone has none
 
 
 def test_a_wrong_token_is_scrubbed_from_1msgs_echo(

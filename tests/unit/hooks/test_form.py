@@ -29,7 +29,15 @@ def test_form_before_3_2_hides_extra_and_labels_every_field() -> None:
     assert behaviour["relabeling"] == {"host": "API URL", "login": "Instance ID", "password": "API token"}
     assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}
     assert behaviour["placeholders"]["max_retries"] == "3"
-    assert set(behaviour["placeholders"]) == {"host", "login", "password", "dialect", "timeout", "max_retries"}
+    assert set(behaviour["placeholders"]) == {
+        "host",
+        "login",
+        "password",
+        "dialect",
+        "timeout",
+        "max_retries",
+        "default_region",
+    }
 
 
 @pytest.mark.skipif(AIRFLOW_V_3_2_PLUS, reason="Airflow 3.2+ reads the form from provider info")

@@ -146,12 +146,14 @@ BAD_CARDS = [
     Bad([{"name": "Ann", "phones": []}], "contacts[0].phones", []),
     Bad([{"name": "Ann", "phones": [{"type": "CELL"}]}], "contacts[0].phones[0]", {"type": "CELL"}),
     Bad([{"name": "Ann", "phones": [{"wa_id": "123"}]}], "contacts[0].phones[0].wa_id", "123"),
-    Bad([{"name": "Ann", "phones": [{"wa_id": "79001111111", "type": "FAX"}]}], "contacts[0].phones[0].type", "FAX"),
+    Bad([{"name": "Ann", "phones": [{"wa_id": "79001111111", "type": "A\tB"}]}], "contacts[0].phones[0].type", "A\tB"),
+    Bad([{**OK, "phone": "8 (495) 123-45-67"}], "contacts[0].phone", "8 (495) 123-45-67"),  # national, no region
+    Bad([{**OK, "phone": "+7 000 111-11-11"}], "contacts[0].phone", "+7 000 111-11-11"),  # no such range
     Bad([{"name": "Ann", "phones": [{"number": "79001111111"}]}], "contacts[0].phones[0].number", "79001111111"),
     Bad([{**OK, "phones": ["79002222222"]}], "contacts[0].phone", "+7 900 111-11-11"),  # phone and phones
-    Bad([{**OK, "email": "ann.example.com"}], "contacts[0].email", "ann.example.com"),
-    Bad([{**OK, "emails": [{"email": "ann@example.com", "type": "OFFICE"}]}], "contacts[0].emails[0].type", "OFFICE"),
-    Bad([{**OK, "url": "example.com"}], "contacts[0].url", "example.com"),
+    Bad([{**OK, "email": " "}], "contacts[0].email", " "),
+    Bad([{**OK, "emails": [{"email": "ann@example.com", "type": ""}]}], "contacts[0].emails[0].type", ""),
+    Bad([{**OK, "url": "example"}], "contacts[0].url", "example"),
     Bad([{**OK, "url": "ftp://example.com"}], "contacts[0].url", "ftp://example.com"),
     Bad([{**OK, "org": {"name": "Acme"}}], "contacts[0].org.name", "Acme"),
     Bad([{**OK, "org": {}}], "contacts[0].org", {}),
@@ -196,7 +198,7 @@ def test_on_a_classic_gateway_cards_go_out_as_ids_and_a_card_without_a_number_is
     assert json.loads(request.body) == {"phone": "79002222222", "contactId": ["79001111111@c.us", "79003333333@c.us"]}
 
     no_number = [OK, {"name": "Bob", "email": "bob@example.com"}]
-    with pytest.raises(AirflowFailException, match=r"contacts\[1\]=.*classic gateway sends a contact by its WhatsApp"):
+    with pytest.raises(AirflowFailException, match=r"contacts\[1\]=.*classic gateway sends a contact by its number"):
         SendContactOperator(task_id="send", contacts=no_number, phone="79002222222").execute({})  # type: ignore[arg-type]
     assert len(gateway.requests) == 1
 

@@ -43,6 +43,7 @@ def test_template_fields() -> None:
         "phone",
         "chat_id",
         "quoted_message_id",
+        "default_region",
         "chatapi_conn_id",
     }
 

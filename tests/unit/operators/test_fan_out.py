@@ -63,7 +63,7 @@ def test_a_classic_fan_out_refuses_a_card_without_a_number_before_anything(
     operator = SendContactToManyOperator(
         task_id="many", contacts=[ANN_CARD, {"name": "Bob", "email": "bob@example.com"}], recipients=["17472822486"]
     )
-    with pytest.raises(AirflowFailException, match=r"contacts\[1\]=.*WhatsApp number"):
+    with pytest.raises(AirflowFailException, match=r"contacts\[1\]=.*classic gateway sends a contact by its number"):
         operator.execute({"task_state_store": store})  # type: ignore[arg-type]
     assert gateway.requests == [] and store.values == {}
     SendContactToManyOperator(task_id="many", contacts=[ANN_CARD], recipients=["17472822486"]).execute({})  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ def test_send_request_carries_cards_and_never_contact_ids() -> None:
         "contacts": [
             {
                 "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
-                "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
+                "phones": [{"phone": "+7 900 111-11-11"}],
                 "emails": [{"email": "ann@example.com"}],
                 "org": {"company": "Acme"},
             }
