@@ -239,8 +239,10 @@ def test_a_failed_ack_parses_as_pywas_error(stand_in: Callable[..., StandInGatew
     acks = {f"{PHONE}@c.us": [Ack("failed", code=131047, title="Re-engagement message", details=details)]}
     gateway = stand_in("1msg", connection=None, acks=acks)
     token = {"token": gateway.token}
-    sent = requests.post(f"{gateway.api_url}/sendContact", params=token, json={"phone": PHONE, "contacts": [ANN]})
-    hooks = requests.get(f"{gateway.api_url}/hookInfo", params={**token, "messageId": sent.json()["id"]}).json()
+    body = {"phone": PHONE, "contacts": [ANN]}
+    sent = requests.post(f"{gateway.api_url}/sendContact", params=token, json=body, timeout=5).json()
+    query = {**token, "messageId": sent["id"]}
+    hooks = requests.get(f"{gateway.api_url}/hookInfo", params=query, timeout=5).json()
 
     error = WhatsAppError.from_dict(hooks["hooks"][0]["errors"][0])
     assert (error.code, error.message, error.details) == (131047, "Re-engagement message", details)
@@ -392,8 +394,8 @@ ROWS = [
 
 
 def as_sent(value: Any) -> Any:
-    """pywa's ``Contact.to_dict()`` as read on the wire: pywa writes every field, an absent one as ``null`` or
-    ``[]``, which a reader takes for absent; tuples are JSON arrays."""
+    """pywa's ``Contact.to_dict()`` as JSON, its absent fields left out: pywa writes every field, one not
+    given as ``null`` or ``[]``, and the comparison counts those as not given."""
     if isinstance(value, dict):
         return {key: as_sent(item) for key, item in value.items() if item not in (None, [], ())}
     if isinstance(value, (list, tuple)):
