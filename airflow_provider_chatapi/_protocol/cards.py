@@ -15,8 +15,10 @@ Meta's contract (contacts messages, revision of 2025-11-03) is followed as writt
   is never made up for a number no one said is on WhatsApp. A bare contact id is a WhatsApp id by
   definition, so its card (:func:`card_for_number`) has one.
 - A phone without ``wa_id`` must be a real number: read with the same rules as ``contact_ids`` (an
-  extension and letters allowed) and shown in international form (``+7 495 123-45-67``), so that it
-  dials from any country. Beside a ``wa_id``, ``phone`` is free text, shown as written.
+  extension and letters allowed), shown as written when written with ``+``, else in international form
+  (``8 (495) 123-45-67`` in ``RU`` shows ``+7 495 123-45-67``), so that it dials from any country.
+  Beside a ``wa_id``, ``phone`` is free text, shown as written; a ``wa_id`` alone is shown in
+  international form.
 - Every ``type`` is free text, sent as written (``CELL``, ``Landline``, ``Work (old)``); none is invented.
 - A url without a scheme (``www.example.com``) is taken as ``https://``; an e-mail is free text.
 - Every text is at most :data:`MAX_TEXT` characters with no control character; a message holds at most
@@ -214,10 +216,13 @@ def _phone(value: Any, field: str, region: RegionSource) -> dict[str, str]:
 
 
 def _shown_number(value: Any, field: str, region: RegionSource) -> str:
-    """A phone with no ``wa_id`` beside it: a real number, in international form (extension included)."""
+    """A phone with no ``wa_id`` beside it: a real number, shown as written when that is with ``+`` (it dials
+    from anywhere), else in international form (``8 (495) 123-45-67`` dials only from Russia)."""
     if not isinstance(value, str):
         return international_format(normalize_phone(value, field=field, region=region))
-    return international_format(read_number(_text(value, field), region, field=field, value=value))
+    text = _text(value, field)
+    number = read_number(text, region, field=field, value=value)
+    return " ".join(text.split()) if text.startswith("+") else international_format(number)
 
 
 def _emails(value: Any, field: str) -> list[dict[str, str]]:

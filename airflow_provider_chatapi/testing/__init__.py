@@ -34,6 +34,7 @@ from airflow_provider_chatapi.testing._acks import Ack
 from airflow_provider_chatapi.testing._faults import Fault
 from airflow_provider_chatapi.testing._gateway import (
     DEFAULT_INSTANCE_ID,
+    DEFAULT_PROFILE,
     DEFAULT_TOKEN,
     DIALECTS,
     LOOPBACK,
@@ -46,6 +47,7 @@ from airflow_provider_chatapi.testing._server import _Server  # noqa: F401
 
 __all__ = [
     "DEFAULT_INSTANCE_ID",
+    "DEFAULT_PROFILE",
     "DEFAULT_TOKEN",
     "DIALECTS",
     "LOOPBACK",

@@ -21,7 +21,10 @@ class Ack:
     depend on when a test's sensor starts).
 
     ``status`` is ``sent``, ``delivered``, ``read``, ``played``, ``failed``, ... A failure carries 1msg's text
-    (``error``) or Meta's ``errors[]`` (``code`` and ``title``), or both.
+    (``error``) or Meta's ``errors[]``, or both. An ``errors[]`` entry has the shape of Meta's current status
+    webhook, which clients such as pywa parse (its ``WhatsAppError.from_dict`` needs ``code`` and
+    ``message``): ``code``, ``title``, ``message`` (Meta repeats the title there) and ``error_data``
+    ``{"details": details}`` (the title again unless ``details`` is given).
     """
 
     status: str
@@ -30,6 +33,7 @@ class Ack:
     error: str | None = None
     code: int | None = None
     title: str | None = None
+    details: str | None = None
 
     def event(self, message: QueuedMessage, queued_at: float) -> dict[str, Any]:
         """The event as ``hookInfo`` lists it, in Meta's status shape."""
@@ -42,8 +46,10 @@ class Ack:
         }
         if self.error is not None:
             event["error"] = self.error
-        if self.code is not None or self.title is not None:
-            event["errors"] = [{"code": self.code, "title": self.title or ""}]
+        if self.code is not None or self.title is not None or self.details is not None:
+            title = self.title or ""
+            error_data = {"details": self.details or title}
+            event["errors"] = [{"code": self.code, "title": title, "message": title, "error_data": error_data}]
         return event
 
 

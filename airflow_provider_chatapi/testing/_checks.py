@@ -18,7 +18,7 @@ from airflow_provider_chatapi._protocol.cards import ENTRY_FIELDS, MAX_CONTACTS,
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["check_classic_send", "check_history_query", "check_onemsg_send"]
+__all__ = ["check_classic_send", "check_history_query", "check_onemsg_send", "history_flag"]
 
 WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 _CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
@@ -26,6 +26,9 @@ _CHAT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us|(?:[1-9][0-9]{6,14}-[0-9]{9,11}|[
 _LID_CHAT = re.compile(r"[^\s@]+@lid")
 _CARD_KEYS = {"name", "org", "birthday", *ENTRY_FIELDS}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+"""A ``messages`` flag's words, read case-insensitively: the WABA SDK sends Python's ``True`` (it turns a bool
+into text with ``str`` before it lowers bools), other clients ``true``."""
 
 
 def check_classic_send(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
@@ -38,8 +41,8 @@ def check_classic_send(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
     if ("phone" in body) == ("chatId" in body):
         return "Provide exactly one of phone or chatId", "", ()
     if "phone" in body:
-        phone = str(body["phone"]) if isinstance(body["phone"], (str, int)) and body["phone"] is not True else ""
-        if not WHATSAPP_NUMBER.fullmatch(phone):
+        phone = _phone_number(body["phone"])
+        if phone is None:
             return f"Wrong phone format: {body['phone']!r}. Use digits with the country code", "", ()
         chat_id = f"{phone}@c.us"
     else:
@@ -72,11 +75,10 @@ def check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any],
     if ("phone" in body) == ("chatId" in body):
         return "Provide exactly one of phone or chatId", "", ()
     if "phone" in body:
-        if not isinstance(body["phone"], str):
-            return f"phone must be a string of digits, got {body['phone']!r}", "", ()
-        if not WHATSAPP_NUMBER.fullmatch(body["phone"]):
+        phone = _phone_number(body["phone"])
+        if phone is None:
             return f"phone: wrong format {body['phone']!r}; use digits with the country code", "", ()
-        chat_id = f"{body['phone']}@c.us"
+        chat_id = f"{phone}@c.us"
     else:
         chat_id = body["chatId"]
         if not isinstance(chat_id, str) or not (_CHAT_ID.fullmatch(chat_id) or _LID_CHAT.fullmatch(chat_id)):
@@ -99,17 +101,33 @@ def check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any],
 def check_history_query(query: Mapping[str, str]) -> str | None:
     """The gateway's checks of a ``messages`` query: a problem naming the parameter, or None.
 
-    A malformed number is the client's mistake, to be answered 400, not an error inside the stand-in.
+    A malformed number or flag is the client's mistake, to be answered 400, not an error inside the
+    stand-in. ``limit=0`` is allowed: it means every message (2.39.0: "With value 0 returns all messages").
     """
-    for name in ("min_time", "max_time", "limit"):
+    for name in ("min_time", "max_time", "limit", "lastMessageNumber"):
         value = query.get(name)
-        # isdigit alone passes digits such as "²" that int() refuses
+        # isdigit alone passes digits such as "²" that int() refuses; a sign is refused with the rest
         if value and not (value.isascii() and value.isdigit()):
             return f"{name} must be a whole number, got {value!r}"
-    if query.get("limit") and int(query["limit"]) < 1:
-        # a history page of ``matching[-0:]`` is the whole list: a zero limit would quietly mean no limit
-        return "limit must be at least 1"
+    last = query.get("last")
+    if last is not None and last.lower() not in _FLAGS:
+        return f"last must be true or false, got {last!r}"
     return None
+
+
+def history_flag(value: str | None) -> bool:
+    """A ``messages`` flag (``last``) as :func:`check_history_query` let it through: absent is false."""
+    return value is not None and _FLAGS[value.lower()]
+
+
+def _phone_number(value: Any) -> str | None:
+    """A ``phone`` field's digits: a string, or a whole number (the 1msg WABA SDK types it an integer); None
+    when it is not a WhatsApp number with its country code. A bool is no number, though Python calls it an int.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    digits = str(value)
+    return digits if WHATSAPP_NUMBER.fullmatch(digits) else None
 
 
 def _card_problem(card: Any, field: str) -> str | None:

@@ -5,12 +5,14 @@ with (classic paths start ``/instance``, 1msg's with the instance id). JSON in a
 stand-in listens on 127.0.0.1 only, and the server refuses any other client. Control requests are not
 recorded, meet no injected fault and no ``delay``; only their connections are counted with the others.
 
-- ``GET /_standin/requests[?endpoint=sendContact]``: ``{"requests": [...]}``, each as received;
+- ``GET /_standin/requests[?endpoint=sendContact]``: ``{"requests": [...]}``, each as received, with
+  ``received_at`` (``time.monotonic()`` of the stand-in's process when it arrived: for a test's pacing);
 - ``GET /_standin/messages``: ``{"messages": [...]}``, every card accepted, delivered or still queued;
 - ``GET /_standin/stats``: requests per endpoint, cards, open connections, connections accepted, ...;
 - ``POST /_standin/faults`` ``{"endpoint": "sendContact", "faults": [{"kind": "rate_limited",
   "retry_after": 1}, ...], "times": 1}``: each fault made by the :class:`Fault` factory method of that
-  name with the other keys as its arguments, the list repeated ``times`` times;
+  name with the other keys as its arguments, the list made again ``times`` times (each repetition its
+  own faults: a ``queued_as_job`` gives each card its own job id);
 - ``POST /_standin/reset``: as :meth:`StandInGateway.reset`;
 - ``POST /_standin/deliver_queue``: classic: as :meth:`StandInGateway.deliver_queue`.
 """
@@ -110,17 +112,20 @@ def _faults(gateway: ControlledGateway, query: Mapping[str, str], body: Any) -> 
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
         return 400, {"error": f"times must be a whole number of at least 1, got {times!r}"}
     faults = []
-    for index, spec in enumerate(body["faults"]):
-        kind = spec.get("kind") if isinstance(spec, dict) else None
-        if kind not in FAULT_KINDS:
-            return 400, {"error": f"faults[{index}]: unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}"}
-        arguments = {key: value for key, value in spec.items() if key != "kind"}
-        try:
-            faults.append(getattr(Fault, kind)(**arguments))
-        except TypeError as error:  # an argument the factory method does not take
-            return 400, {"error": f"faults[{index}]: {kind}: {error}"}
-    gateway.inject(*faults * times, endpoint=endpoint)
-    return 200, {"endpoint": endpoint, "injected": len(faults) * times}
+    # Each repetition makes its faults again: a factory may draw something per fault (a job id).
+    for _ in range(times):
+        for index, spec in enumerate(body["faults"]):
+            kind = spec.get("kind") if isinstance(spec, dict) else None
+            if kind not in FAULT_KINDS:
+                known = ", ".join(FAULT_KINDS)
+                return 400, {"error": f"faults[{index}]: unknown fault kind {kind!r}; known: {known}"}
+            arguments = {key: value for key, value in spec.items() if key != "kind"}
+            try:
+                faults.append(getattr(Fault, kind)(**arguments))
+            except TypeError as error:  # an argument the factory method does not take
+                return 400, {"error": f"faults[{index}]: {kind}: {error}"}
+    gateway.inject(*faults, endpoint=endpoint)
+    return 200, {"endpoint": endpoint, "injected": len(faults)}
 
 
 def _reset(gateway: ControlledGateway, query: Mapping[str, str], body: Any) -> Answer:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_chatapi.testing._acks import DEFAULT_ACKS, Ack, AckScripts
 from airflow_provider_chatapi.testing._checks import check_classic_send, check_history_query, check_onemsg_send
 from airflow_provider_chatapi.testing._connections import Connections
+from airflow_provider_chatapi.testing._history import history_page
 from airflow_provider_chatapi.testing._records import QueuedMessage, RecordedRequest, as_delivered
 from airflow_provider_chatapi.testing._server import _Handler, _Server
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi.testing._faults import Fault
 
-__all__ = ["DEFAULT_INSTANCE_ID", "DEFAULT_TOKEN", "DIALECTS", "LOOPBACK", "StandInGateway"]
+__all__ = ["DEFAULT_INSTANCE_ID", "DEFAULT_PROFILE", "DEFAULT_TOKEN", "DIALECTS", "LOOPBACK", "StandInGateway"]
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_TOKEN = "standin-token-4c7f2a9e"
@@ -29,10 +30,24 @@ DEFAULT_INSTANCE_ID = "123456"
 DIALECTS = ("chatapi", "1msg")
 """The protocols the stand-in speaks: the classic Chat API, and 1msg's."""
 
+DEFAULT_PROFILE: Mapping[str, Any] = {
+    "about": "A stand-in 1msg channel on loopback",
+    "address": "127.0.0.1",
+    "description": "airflow-provider-chatapi's stand-in gateway",
+    "email": "standin@example.com",
+    "phone": "12020721369",
+    "vertical": "Other",
+    "photo": "https://example.com/standin.jpg",
+    "websites": ["https://example.com/standin"],
+}
+"""What 1msg's ``GET me`` answers by default: the channel's WhatsApp Business profile, every field of the
+1.0.0 ``ProfileInfo`` model (``websites`` is not in 2.39.0's ``GetMe``, whose SDK leaves it out), ``vertical``
+one of the values both contracts enumerate, ``phone`` the 2.39.0 example's."""
+
 WRONG_TOKEN = "Wrong token. Please provide token as a GET parameter."
 _ENDPOINTS = {
     "chatapi": {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")},
-    "1msg": {("POST", "sendContact"), ("GET", "status"), ("GET", "messages")},
+    "1msg": {("POST", "sendContact"), ("GET", "status"), ("GET", "messages"), ("GET", "me")},
 }
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -68,6 +83,7 @@ class StandInGateway:
     :param clock_offset: seconds by which the gateway's clock is ahead of this machine's (behind, if
         negative): its messages' ``time`` and its answers' ``Date`` header read that clock.
     :param date_header: whether its answers carry a ``Date`` header (every real server's do).
+    :param profile: 1msg: what ``GET me`` answers (:data:`DEFAULT_PROFILE` unless given).
 
     It counts its clients' TCP connections (:attr:`open_connections`, :attr:`connections_accepted`), so a
     test can see that a client closed them: ``assert gateway.wait_until_no_open_connections() == 0``.
@@ -91,6 +107,7 @@ class StandInGateway:
         hook_info: bool = True,
         clock_offset: float = 0.0,
         date_header: bool = True,
+        profile: Mapping[str, Any] | None = None,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect={dialect!r}: the stand-in speaks {' or '.join(DIALECTS)}")
@@ -106,6 +123,7 @@ class StandInGateway:
         self.hook_info = hook_info
         self.clock_offset = clock_offset
         self.date_header = date_header
+        self.profile = dict(DEFAULT_PROFILE if profile is None else profile)
         self._acks = AckScripts(acks, default_acks)
         # Told each change, under the lock (``--state``: _state.py writes it down); acks tell their own.
         self._journal: Callable[[str, Any], None] = self._acks.journal
@@ -288,6 +306,8 @@ class StandInGateway:
             return self._send_cards(request.json) if onemsg else (200, self._send_contact(request.json))
         if request.endpoint == "status":
             return 200, {"status" if onemsg else "accountStatus": self.account_status}
+        if request.endpoint == "me":
+            return 200, dict(self.profile)
         if request.endpoint == "showMessagesQueue":
             return 200, self._queue_listing()
         if request.endpoint == "hookInfo":
@@ -373,28 +393,4 @@ class StandInGateway:
         }
 
     def _history(self, query: Mapping[str, str]) -> dict[str, Any]:
-        delivered = [message for message in self.messages if message.delivered]
-        chat_id = query.get("chatId")
-        min_time = int(query.get("min_time") or 0)
-        max_time = int(query.get("max_time") or 2**62)
-        matching = [
-            m for m in delivered if (chat_id is None or m.chat_id == chat_id) and min_time <= m.time <= max_time
-        ]
-        limit = int(query.get("limit") or 100)
-        return {
-            "messages": [
-                {
-                    "id": message.id,
-                    "body": message.vcards,
-                    "type": message.type,
-                    "senderName": "stand-in",
-                    "fromMe": True,
-                    "author": f"{self.instance_id}@c.us",
-                    "time": message.time,
-                    "chatId": message.chat_id,
-                    "messageNumber": message.message_number,
-                }
-                for message in matching[-limit:]
-            ],
-            "lastMessageNumber": delivered[-1].message_number if delivered else 0,
-        }
+        return history_page([message for message in self.messages if message.delivered], query, self.instance_id)

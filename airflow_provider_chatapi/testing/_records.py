@@ -33,6 +33,12 @@ class RecordedRequest:
     json: Any
     client_port: int
     """The client's TCP port: the same port on two requests means the connection was reused."""
+    received_at: float = 0.0
+    """When it arrived: ``time.monotonic()`` in the stand-in's process, once its headers were read. A
+    monotonic clock, not the wall clock a test may set (:attr:`StandInGateway.clock_offset`, the package's
+    ``time``), so that a test can check a client's pacing: compare two requests' values. (On Linux the
+    monotonic clock is the whole machine's, so another process's ``time.monotonic()`` compares too.) 0.0
+    in a state file written before the stand-in recorded it."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ def request_as_json(request: RecordedRequest) -> dict[str, Any]:
         "body": request.body.decode("utf-8", "surrogateescape"),
         "json": request.json,
         "client_port": request.client_port,
+        "received_at": request.received_at,
     }
 
 

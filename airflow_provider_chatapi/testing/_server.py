@@ -92,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the default access log would print every URL, token included."""
 
     def _handle(self) -> None:
+        received_at = time.monotonic()  # the headers are read; the body may take longer to come
         gateway = self.server.gateway
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -116,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=raw,
             json=parsed_json,
             client_port=self.client_address[1],
+            received_at=received_at,
         )
         fault = gateway._record(request)
         try:

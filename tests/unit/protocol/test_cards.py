@@ -165,9 +165,9 @@ def test_metas_example_card_goes_out_with_its_free_text_types_and_its_one_wa_id(
     (card,) = normalize_contacts([META_EXAMPLE])
     assert card == {
         **META_EXAMPLE,
-        # the landline has no wa_id, and none is made up; it is shown in international form
+        # the landline has no wa_id, and none is made up
         "phones": [
-            {"phone": "+1 650-555-9999", "type": "Landline"},
+            {"phone": "+16505559999", "type": "Landline"},
             {"phone": "+19175559999", "type": "Mobile", "wa_id": "19175559999"},  # beside a wa_id: as written
         ],
     }
@@ -179,15 +179,17 @@ def test_metas_example_card_goes_out_with_its_free_text_types_and_its_one_wa_id(
         ({"phone": "+1 650 555 1234 ext. 22", "wa_id": "16505551234"}, "+1 650 555 1234 ext. 22"),
         ({"phone": "+1-800-FLOWERS", "wa_id": "18003569377"}, "+1-800-FLOWERS"),
         ({"phone": "Reception, ask for Ann", "wa_id": "16505551234"}, "Reception, ask for Ann"),
-        ("+1 650 555 1234 ext. 22", "+1 650-555-1234 ext. 22"),
-        ("+1-800-FLOWERS", "+1 800-356-9377"),
+        ("+1 650 555 1234 ext. 22", "+1 650 555 1234 ext. 22"),  # a real number, written with +: as written
+        ("0016505551234", "+1 650-555-1234"),  # 00 dials only where 00 is the call prefix: shown with +
+        (16505551234, "+1 650-555-1234"),
     ],
     ids=[
         "extension beside wa_id",
         "letters beside wa_id",
         "free text beside wa_id",
         "extension alone",
-        "letters alone",
+        "00",
+        "int",
     ],
 )
 def test_a_displayed_phone_is_free_text_beside_a_wa_id_and_a_real_number_without_one(phone: Any, shown: str) -> None:

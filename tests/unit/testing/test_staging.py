@@ -202,6 +202,32 @@ def test_faults_injected_over_the_control_api_answer_the_next_requests(gateway: 
     assert len(gateway.messages) == 3  # the two 500s hid queued cards
 
 
+def test_each_repetition_of_a_fault_is_its_own() -> None:
+    with StandInGateway(dialect="1msg") as onemsg:
+        injected = control(onemsg, "POST", "faults", json={"faults": [{"kind": "queued_as_job"}], "times": 3})
+        assert injected.json() == {"endpoint": "sendContact", "injected": 3}
+        url, token = f"{onemsg.api_url}/sendContact", {"token": onemsg.token}
+        answers = [
+            requests.post(url, params=token, json={"phone": PHONE, "contacts": [ANN]}, timeout=TIMEOUT).json()
+            for _ in range(3)
+        ]
+    assert [answer["sent"] for answer in answers] == [False] * 3
+    assert len({answer["jobId"] for answer in answers}) == 3, answers
+
+
+def test_requests_carry_when_they_arrived(gateway: StandInGateway) -> None:
+    before = time.monotonic()
+    send(gateway)
+    time.sleep(0.05)
+    send(gateway)
+    after = time.monotonic()
+    first, second = gateway.requests
+    assert before <= first.received_at < second.received_at <= after
+    assert second.received_at - first.received_at >= 0.05
+    listed = control(gateway, "GET", "requests").json()["requests"]
+    assert [request["received_at"] for request in listed] == [first.received_at, second.received_at]
+
+
 def test_an_unknown_fault_kind_is_a_400_naming_it(gateway: StandInGateway) -> None:
     unknown = control(gateway, "POST", "faults", json={"faults": [{"kind": "slow", "delay": 0}, {"kind": "meteor"}]})
     assert unknown.status_code == 400 and "'meteor'" in unknown.json()["error"]

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from airflow_provider_chatapi import testing
-from airflow_provider_chatapi.testing import DIALECTS, Fault, StandInGateway
+from airflow_provider_chatapi.testing import DIALECTS, Ack, Fault, StandInGateway
 
 PHONE = "17472822486"
 ANN = {
@@ -213,10 +213,19 @@ def test_a_refused_chat_is_answered_sent_false_and_queues_nothing(
     assert [message.chat_id for message in gateway.messages] == [other]
 
 
-def test_phone_as_a_number_is_refused(onemsg: StandInGateway) -> None:
+def test_phone_as_a_whole_number_is_taken(onemsg: StandInGateway) -> None:
+    # The WABA SDK types phone an integer (2.39.0 made it a string): 1msg takes both.
     answer = post(onemsg, {"phone": int(PHONE), "contacts": [ANN]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["message"] == f"Sent to {PHONE}@c.us"
+    assert [message.chat_id for message in onemsg.messages] == [f"{PHONE}@c.us"]
+
+
+@pytest.mark.parametrize("phone", [123456, -int(PHONE), 10**15, 0, 7472822486.0])
+def test_phone_as_a_number_that_is_no_whatsapp_number_is_refused(onemsg: StandInGateway, phone: Any) -> None:
+    answer = post(onemsg, {"phone": phone, "contacts": [ANN]})
     assert answer.status_code == 400
-    assert "phone must be a string" in answer.json()["error"]
+    assert answer.json() == {"error": f"phone: wrong format {phone!r}; use digits with the country code"}
     assert onemsg.messages == []
 
 
@@ -246,7 +255,7 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("phone too short", send(ANN, phone="123456"), "phone"),
     ("phone too long", send(ANN, phone="1234567890123456"), "phone"),
     ("phone from 0", send(ANN, phone="07472822486"), "phone"),
-    ("phone as bool", send(ANN, phone=True), "phone must be a string"),
+    ("phone as bool", send(ANN, phone=True), "phone: wrong format True"),
     ("chatId as int", {"chatId": 79001111111, "contacts": [ANN]}, "chatId"),
     ("chatId unknown", {"chatId": "79001111111@s.whatsapp.net", "contacts": [ANN]}, "chatId"),
     ("chatId with +", {"chatId": "+79001111111@c.us", "contacts": [ANN]}, "chatId"),
@@ -389,8 +398,73 @@ def test_the_default_history_page_is_100(onemsg: StandInGateway) -> None:
     assert [entry["id"] for entry in entries] == [message.id for message in onemsg.messages[5:]]
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_limit_0_lists_every_message(stand_in: Callable[..., StandInGateway], dialect: str) -> None:
+    gateway = stand_in(dialect)
+    card = {"contacts": [ANN]} if dialect == "1msg" else {"contactId": "79001111111@c.us"}
+    for _ in range(105):
+        post(gateway, {"phone": PHONE, **card})
+    gateway.deliver_queue()
+    answer = get(gateway, "messages", limit="0")
+    assert answer.status_code == 200, answer.text
+    assert [entry["id"] for entry in answer.json()["messages"]] == [message.id for message in gateway.messages]
+    assert answer.json()["lastMessageNumber"] == 105
+
+
+def test_history_by_message_id_and_message_number(onemsg: StandInGateway) -> None:
+    other = "79002222222"
+    sent = [post(onemsg, {"phone": phone, "contacts": [ANN]}).json()["id"] for phone in [PHONE, other] * 3]
+
+    def page(**query: str) -> tuple[list[int], int]:
+        answer = get(onemsg, "messages", **query)
+        assert answer.status_code == 200, answer.text
+        said = answer.json()
+        return [entry["messageNumber"] for entry in said["messages"]], said["lastMessageNumber"]
+
+    assert page(msgId=sent[3]) == ([4], 6)
+    assert page(msgId=sent[3], chatId=f"{PHONE}@c.us") == ([], 6)
+    assert page(msgId="wamid.HBgLnobody") == ([], 6)
+    # above a number, the oldest first: passing each answer's lastMessageNumber back reads every one once
+    assert page(lastMessageNumber="0", limit="2") == ([1, 2], 2)
+    assert page(lastMessageNumber="2", limit="2") == ([3, 4], 4)
+    assert page(lastMessageNumber="4", limit="2") == ([5, 6], 6)
+    assert page(lastMessageNumber="6", limit="2") == ([], 6)
+    assert page(lastMessageNumber="1", chatId=f"{other}@c.us") == ([2, 4, 6], 6)
+    assert page(lastMessageNumber="2", limit="0") == ([3, 4, 5, 6], 6)
+    # last: the newest, and lastMessageNumber ignored; last=false is no flag at all
+    assert page(last="true", lastMessageNumber="2", limit="2") == ([5, 6], 6)
+    assert page(last="True", lastMessageNumber="2", limit="2") == ([5, 6], 6)  # as the WABA SDK sends it
+    assert page(last="false", lastMessageNumber="2", limit="2") == ([3, 4], 4)
+    assert page(limit="2") == ([5, 6], 6)
+
+
+def test_me_answers_the_channel_profile(stand_in: Callable[..., StandInGateway]) -> None:
+    default, custom = stand_in("1msg"), stand_in("1msg", profile={"about": "Hi", "vertical": "Education"})
+    answer = get(default, "me")
+    assert answer.status_code == 200
+    assert answer.json() == testing.DEFAULT_PROFILE
+    assert set(answer.json()) == {"about", "address", "description", "email", "phone", "vertical", "photo", "websites"}
+    assert get(custom, "me").json() == {"about": "Hi", "vertical": "Education"}
+    assert get(default, "me", token="nope").status_code == 401
+    assert [request.endpoint for request in default.requests] == ["me", "me"]
+
+
+def test_me_is_1msg_only(stand_in: Callable[..., StandInGateway]) -> None:
+    assert get(stand_in(), "me").status_code == 404
+
+
 @pytest.mark.parametrize(
-    ("name", "value"), [("min_time", "soon"), ("max_time", "1.5"), ("limit", "-1"), ("limit", "0"), ("limit", "²")]
+    ("name", "value"),
+    [
+        ("min_time", "soon"),
+        ("max_time", "1.5"),
+        ("limit", "-1"),
+        ("limit", "²"),
+        ("lastMessageNumber", "-1"),
+        ("lastMessageNumber", "last"),
+        ("last", "yes"),
+        ("last", "2"),
+    ],
 )
 def test_a_malformed_history_query_is_a_400_not_a_stand_in_error(onemsg: StandInGateway, name: str, value: str) -> None:
     answer = get(onemsg, "messages", **{name: value})
@@ -475,6 +549,42 @@ def test_redirect(onemsg: StandInGateway, location: str, status: int) -> None:
     assert answer.headers["Location"] == location
     assert answer.content == b""
     assert onemsg.messages == []
+
+
+def test_a_failed_ack_comes_in_metas_status_shape(stand_in: Callable[..., StandInGateway]) -> None:
+    window = "Message failed to send because more than 24 hours have passed since the customer last replied"
+    gateway = stand_in(
+        "1msg",
+        acks={
+            f"{PHONE}@c.us": [Ack("sent"), Ack("failed", code=131047, title="Re-engagement message", details=window)],
+            "79002222222@c.us": [Ack("failed", code=131026, title="Message undeliverable")],
+            "79003333333@c.us": [Ack("failed", error="User's number is part of an experiment")],
+        },
+    )
+    ids = [post(gateway, {"phone": phone, "contacts": [ANN]}).json()["id"] for phone in (PHONE, "79002222222")]
+    experiment = post(gateway, {"phone": "79003333333", "contacts": [ANN]}).json()["id"]
+    hooks = [get(gateway, "hookInfo", messageId=message_id).json()["hooks"] for message_id in [*ids, experiment]]
+
+    sent, failed = hooks[0]
+    assert "errors" not in sent
+    assert failed["errors"] == [
+        {
+            "code": 131047,
+            "title": "Re-engagement message",
+            "message": "Re-engagement message",  # Meta repeats the title
+            "error_data": {"details": window},
+        }
+    ]
+    assert hooks[1][0]["errors"] == [
+        {
+            "code": 131026,
+            "title": "Message undeliverable",
+            "message": "Message undeliverable",
+            "error_data": {"details": "Message undeliverable"},
+        }
+    ]
+    assert hooks[2] == [{**hooks[2][0], "error": "User's number is part of an experiment"}]  # 1msg's text only
+    assert "errors" not in hooks[2][0]
 
 
 def test_429_has_no_retry_after_on_request(onemsg: StandInGateway) -> None:
