@@ -94,7 +94,7 @@ def test_1msg_cards_example_end_to_end(airflow_db: Path, stand_in: Callable[...,
     assert run.state == "success"
     ann = {
         "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
-        "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
+        "phones": [{"phone": "+7 900 111-11-11"}],  # no wa_id: no one said this number is on WhatsApp
         "emails": [{"email": "ann@example.com"}],
         "org": {"company": "Acme"},
     }
@@ -106,7 +106,7 @@ def test_1msg_cards_example_end_to_end(airflow_db: Path, stand_in: Callable[...,
     }
     by_number = {
         "name": {"formatted_name": "+7 900 111-11-11", "first_name": "+7 900 111-11-11"},
-        "phones": [{"phone": "+79001111111", "type": "CELL", "wa_id": "79001111111"}],
+        "phones": [{"phone": "+7 900 111-11-11", "wa_id": "79001111111"}],  # a contact id is a WhatsApp id
     }
     assert sorted(json.dumps(request.json, sort_keys=True) for request in gateway.requests_to("sendContact")) == sorted(
         json.dumps(body, sort_keys=True)
