@@ -12,6 +12,7 @@ import pytest
 from airflow_provider_chatapi._protocol.cards import normalize_contacts
 from airflow_provider_chatapi._protocol.sends import build_send_contact
 from airflow_provider_chatapi.exceptions import InvalidInputError
+from tests.helpers import META_EXAMPLE
 
 ANN = {  # a phone written without wa_id: no one said it is on WhatsApp, so no "Message" button is made up
     "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
@@ -114,61 +115,14 @@ def test_a_bad_card_names_its_field_at_the_function_too() -> None:
     assert "control character" in str(error.value)
 
 
-# Meta's own example card (contacts messages reference, revision of 2025-11-03), as written there.
-META_EXAMPLE = {
-    "addresses": [
-        {
-            "street": "1 Lucky Shrimp Way",
-            "city": "Menlo Park",
-            "state": "CA",
-            "zip": "94025",
-            "country": "United States",
-            "country_code": "US",
-            "type": "Office",
-        },
-        {
-            "street": "2 Lucky Shrimp Way",
-            "city": "Menlo Park",
-            "state": "CA",
-            "zip": "94025",
-            "country": "United States",
-            "country_code": "US",
-            "type": "Pop-Up",
-        },
-    ],
-    "birthday": "1999-01-23",
-    "emails": [
-        {"email": "bjohnson@luckyshrimp.com", "type": "Work"},
-        {"email": "bjohnson@luckyshrimpwork.com", "type": "Work (old)"},
-    ],
-    "name": {
-        "formatted_name": "Barbara J. Johnson",
-        "first_name": "Barbara",
-        "last_name": "Johnson",
-        "middle_name": "Joana",
-        "suffix": "Esq.",
-        "prefix": "Dr.",
-    },
-    "org": {"company": "Lucky Shrimp", "department": "Legal", "title": "Lead Counsel"},
-    "phones": [
-        {"phone": "+16505559999", "type": "Landline"},
-        {"phone": "+19175559999", "type": "Mobile", "wa_id": "19175559999"},
-    ],
-    "urls": [
-        {"url": "https://www.luckyshrimp.com", "type": "Company"},
-        {"url": "https://www.facebook.com/luckyshrimp", "type": "Company (FB)"},
-    ],
-}
-
-
 def test_metas_example_card_goes_out_with_its_free_text_types_and_its_one_wa_id() -> None:
     (card,) = normalize_contacts([META_EXAMPLE])
     assert card == {
         **META_EXAMPLE,
         # the landline has no wa_id, and none is made up
         "phones": [
-            {"phone": "+16505559999", "type": "Landline"},
-            {"phone": "+19175559999", "type": "Mobile", "wa_id": "19175559999"},  # beside a wa_id: as written
+            {"phone": "+1 (940) 555-1234", "type": "Landline"},
+            {"phone": "+1 (650) 555-1234", "type": "Mobile", "wa_id": "16505551234"},  # beside a wa_id: as written
         ],
     }
 

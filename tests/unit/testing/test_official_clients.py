@@ -41,59 +41,9 @@ from pywa.types import Contact
 
 from airflow_provider_chatapi._protocol.cards import card_for_number, normalize_contacts
 from airflow_provider_chatapi.testing import DEFAULT_PROFILE, Ack, Fault, StandInGateway
+from tests.helpers import ANN_ON_THE_WIRE as ANN
+from tests.helpers import META_EXAMPLE, PHONE
 
-PHONE = "17472822486"
-ANN = {
-    "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
-    "phones": [{"phone": "+7 900 111-11-11", "type": "CELL", "wa_id": "79001111111"}],
-    "emails": [{"email": "ann@example.com", "type": "WORK"}],
-}
-# Meta's current example card (contacts-messages reference, revision of 2025-11-03), written out: free-text
-# types, and a wa_id on one phone only.
-META_EXAMPLE = {
-    "addresses": [
-        {
-            "street": "1 Lucky Shrub Way",
-            "city": "Menlo Park",
-            "state": "CA",
-            "zip": "94025",
-            "country": "United States",
-            "country_code": "US",
-            "type": "Office",
-        },
-        {
-            "street": "1 Hacker Way",
-            "city": "Menlo Park",
-            "state": "CA",
-            "zip": "94025",
-            "country": "United States",
-            "country_code": "US",
-            "type": "Pop-Up",
-        },
-    ],
-    "birthday": "1999-01-23",
-    "emails": [
-        {"email": "bjohnson@luckyshrub.com", "type": "Work"},
-        {"email": "bjohnson@luckyshrubplants.com", "type": "Work (old)"},
-    ],
-    "name": {
-        "formatted_name": "Barbara J. Johnson",
-        "first_name": "Barbara",
-        "last_name": "Johnson",
-        "middle_name": "Joana",
-        "suffix": "Esq.",
-        "prefix": "Dr.",
-    },
-    "org": {"company": "Lucky Shrub", "department": "Legal", "title": "Lead Counsel"},
-    "phones": [
-        {"phone": "+1 (940) 555-1234", "type": "Landline"},
-        {"phone": "+1 (650) 555-1234", "type": "Mobile", "wa_id": "16505551234"},
-    ],
-    "urls": [
-        {"url": "https://www.luckyshrub.com", "type": "Company"},
-        {"url": "https://www.facebook.com/luckyshrubplants", "type": "Company (FB)"},
-    ],
-}
 WAMID = re.compile(r"wamid\.HBgL[A-Za-z0-9_-]{24}")
 
 

@@ -23,13 +23,9 @@ import requests
 
 from airflow_provider_chatapi import testing
 from airflow_provider_chatapi.testing import DIALECTS, Ack, Fault, StandInGateway
+from tests.helpers import ANN_ON_THE_WIRE as ANN
+from tests.helpers import PHONE
 
-PHONE = "17472822486"
-ANN = {
-    "name": {"formatted_name": "Ann Lee", "first_name": "Ann", "last_name": "Lee"},
-    "phones": [{"phone": "+7 900 111-11-11", "type": "CELL", "wa_id": "79001111111"}],
-    "emails": [{"email": "ann@example.com", "type": "WORK"}],
-}
 # Every field a card may have, each in an accepted form: the checks must not be stricter than 1msg.
 BOB = {
     "name": {
