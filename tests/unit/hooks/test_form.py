@@ -51,6 +51,7 @@ def test_providers_manager_before_3_2_builds_the_form_from_the_hook() -> None:
         "extra__chatapi__dialect",
         "extra__chatapi__timeout",
         "extra__chatapi__max_retries",
+        "extra__chatapi__default_region",
     }
     assert widgets["extra__chatapi__timeout"].field.args[0] == "Timeout (seconds)"
     behaviour = manager.field_behaviours["chatapi"]
@@ -64,6 +65,8 @@ def test_providers_manager_before_3_2_builds_the_form_from_the_hook() -> None:
         ({}, {}),
         ({"dialect": "1msg", "timeout": "2.5", "max_retries": "0"}, {}),
         ({"dialect": "chatapi", "timeout": "", "max_retries": ""}, {}),
+        ({"default_region": "ru"}, {}),
+        ({"default_region": "Russia"}, {"default_region": "Default region: Where numbers written the national way"}),
         (
             {"dialect": "whatsapp", "timeout": "soon", "max_retries": "-1"},
             {
