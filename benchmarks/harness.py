@@ -14,10 +14,12 @@ import platform
 import statistics
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from unittest import mock
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +30,7 @@ REQUEST_TIMEOUT = 30.0  # the hook's default, given to the bare clients too
 SUBPROCESS_TIMEOUT = 300
 CONNECTION_VARIABLE = "AIRFLOW_CONN_CHATAPI_DEFAULT"
 STAND_IN_MODULE = "airflow_provider_chatapi.testing"
+STAND_IN_CONTROL = "/_standin/"  # the stand-in's control API (testing/_control.py), on the gateway's own port
 
 # Contacts as a DAG author writes them (for the hook) and as they go on the wire (for the floors).
 HUMAN_CONTACTS = ["+7 900 111-11-11", "79002222222@c.us"]
@@ -200,6 +203,18 @@ def stand_in_process(delay: float = 0.0) -> Iterator[dict[str, Any]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def stand_in_control(connection: dict[str, Any], name: str, *, method: str = "GET") -> dict[str, Any]:
+    """Ask the control API of the stand-in behind ``connection`` (``stats``, ``reset``, ...); its JSON answer.
+
+    What a benchmark needs of a stand-in in another process: to empty it between rounds, and to count what
+    it queued. Control requests are not recorded and meet no delay.
+    """
+    url = urlsplit(connection["host"])
+    request = urllib.request.Request(f"{url.scheme}://{url.netloc}{STAND_IN_CONTROL}{name}", method=method)
+    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as answer:
+        return dict(json.load(answer))
 
 
 def child_stdout(script: str, arguments: list[str], connection: dict[str, Any]) -> str:
