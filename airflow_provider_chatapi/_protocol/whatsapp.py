@@ -75,19 +75,28 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
     if isinstance(value, int) and value >= 10**_MAX_PHONE_DIGITS:
         raise InvalidInputError(field, value, f"a phone number has at most {_MAX_PHONE_DIGITS} digits")
     text = str(value).strip()
+    outcome = _dialled_digits(text, _region_of(region, text))
+    if outcome[0] is None:
+        raise InvalidInputError(field, value, outcome[1])
+    return outcome[0]
+
+
+@functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
+def _dialled_digits(text: str, region: str | None) -> tuple[str, str] | tuple[None, str]:
+    """A recipient's or a contact's number as digits (and ""), or None and what is wrong with it."""
     if not text:
-        raise InvalidInputError(field, value, "is empty")
+        return None, "is empty"
     if not _DIALLED.fullmatch(text):
-        raise InvalidInputError(
-            field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
-        )
+        return None, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
     digits = len(_NOT_DIGIT.sub("", text))
     if digits > _MAX_PHONE_DIGITS:
-        raise InvalidInputError(field, value, f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
-    number = read_number(text, region, field=field, value=value)
+        return None, f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}"
+    number = _reading(text, region)
+    if isinstance(number, str):
+        return None, number
     if number.extension:
-        raise InvalidInputError(field, value, "WhatsApp cannot dial an extension")
-    return digits_of(number)
+        return None, "WhatsApp cannot dial an extension"
+    return digits_of(number), ""
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
@@ -228,7 +237,10 @@ def whatsapp_number(text: str, field: str, value: Any) -> str:
     """The digits of a WhatsApp id (``79001111111`` of ``79001111111@c.us``): always with the country code."""
     if not DIGITS.fullmatch(text):
         raise InvalidInputError(field, value, "a WhatsApp id holds only digits (with the country code) before @c.us")
-    return digits_of(read_number(text, None, field=field, value=value))
+    digits, problem = _dialled_digits(text, None)
+    if digits is None:
+        raise InvalidInputError(field, value, problem)
+    return digits
 
 
 def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: RegionSource = None) -> tuple[str, ...]:
