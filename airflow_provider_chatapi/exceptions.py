@@ -209,9 +209,16 @@ _SHOWN = 200  # characters of a bad value an error quotes: a 1 MB argument is no
 
 
 def _shown(value: Any) -> str:
-    """``repr(value)``, cut short when long; an int too long for ``repr`` is described instead."""
+    """``repr(value)``, cut short when long; a value ``repr`` fails on is described instead.
+
+    The value is whatever a DAG passed, so its ``repr`` may fail: an int of more than 4,300 digits (alone
+    or in a list), a list nested past Python's stack, an object whose ``__repr__`` raises. The error must
+    still be raised, naming the field, rather than that failure.
+    """
     try:
         text = repr(value)
-    except ValueError:  # an int of more than 4,300 digits
-        return f"<an int of about {value.bit_length() * 3 // 10:,} digits>"
+    except Exception as error:  # whatever a foreign __repr__ raises is described, never raised
+        if isinstance(value, int):
+            return f"<an int of about {value.bit_length() * 3 // 10:,} digits>"
+        return f"<a {type(value).__name__} that cannot be shown: {type(error).__name__}>"
     return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 1]}… ({len(text):,} characters)"

@@ -13,6 +13,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_chatapi._protocol.cards import MAX_CONTACTS, Card, card_for_number, normalize_contacts
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
+    "MAX_IN_FLIGHT",
+    "MAX_RETRIES",
+    "MAX_TIMEOUT",
+    "MIN_PER_SECOND",
     "ContactSend",
     "SendResult",
     "build_send_contact",
@@ -40,12 +45,24 @@ __all__ = [
     "checked_max_in_flight",
     "checked_max_per_second",
     "checked_max_retries",
+    "checked_span",
     "checked_timeout",
     "fan_out_failure",
 ]
 
 DEFAULT_MAX_IN_FLIGHT = 10
 """Requests one batch keeps in flight at once by default."""
+MAX_IN_FLIGHT = 1000
+"""Most requests one batch may keep in flight: each holds a socket, and a worker often has 1,024 in all."""
+MIN_PER_SECOND = 1 / 3600
+"""Slowest pace a batch may be given (one request an hour): the pacer sleeps 1 / max_per_second between
+starts, and a sleep of 1e300 s overflows the event loop's clock."""
+MAX_TIMEOUT = 3600.0
+"""Most seconds one request may wait for the gateway: more is a mistake (milliseconds given as seconds, say),
+and from about 1e9 s on the sockets' timers overflow."""
+MAX_RETRIES = 100
+"""Most HTTP retries of one call: with waits of up to 10 s between them, more would hold a task for hours."""
+_MIN_SECONDS = 0.001  # the least a connection's extra timeout may be, too
 
 
 @dataclass(frozen=True)
@@ -134,29 +151,41 @@ def build_send_to_many(
 
 
 def checked_max_in_flight(max_in_flight: Any) -> int:
-    """A batch's bound on requests in flight at once: a whole number of at least 1."""
-    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-        raise InvalidInputError("max_in_flight", max_in_flight, "must be a whole number of at least 1")
-    return max_in_flight
+    """A batch's bound on requests in flight at once: a whole number from 1 to :data:`MAX_IN_FLIGHT`."""
+    return _whole(max_in_flight, "max_in_flight", 1, MAX_IN_FLIGHT)
 
 
 def checked_max_per_second(max_per_second: Any) -> float | None:
-    """A batch's bound on requests started a second: a positive number, or None for no bound."""
-    return _positive_or_none(max_per_second, "max_per_second", "must be a positive number of requests a second")
+    """A batch's bound on requests started a second, from :data:`MIN_PER_SECOND` up; None for no bound."""
+    if max_per_second is not None and not _in_range(max_per_second, MIN_PER_SECOND, math.inf):
+        raise InvalidInputError(
+            "max_per_second", max_per_second, "must be a finite number of requests a second, at least 1/3600"
+        )
+    return None if max_per_second is None else float(max_per_second)
 
 
 def checked_timeout(timeout: Any) -> float | None:
-    """Seconds to wait for the gateway: a positive, finite number; None to take the connection's."""
-    return _positive_or_none(timeout, "timeout", "must be a positive number of seconds")
+    """Seconds to wait for the gateway, up to :data:`MAX_TIMEOUT`; None to take the connection's."""
+    if timeout is not None and not _in_range(timeout, _MIN_SECONDS, MAX_TIMEOUT):
+        raise InvalidInputError(
+            "timeout", timeout, f"must be a number of seconds from {_MIN_SECONDS} to {MAX_TIMEOUT:,.0f}"
+        )
+    return None if timeout is None else float(timeout)
 
 
 def checked_max_retries(max_retries: Any) -> int | None:
-    """HTTP retries of a call: a whole number of at least 0; None to take the connection's."""
-    if max_retries is None:
-        return None
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise InvalidInputError("max_retries", max_retries, "must be a whole number of at least 0")
-    return max_retries
+    """HTTP retries of a call: a whole number from 0 to :data:`MAX_RETRIES`; None to take the connection's."""
+    return None if max_retries is None else _whole(max_retries, "max_retries", 0, MAX_RETRIES)
+
+
+def checked_span(span: Any, field: str, *, at_most: float) -> float:
+    """A span of time as Airflow's sensors take one: seconds, or a ``timedelta``; positive, at most ``at_most``."""
+    seconds = span.total_seconds() if isinstance(span, timedelta) else span
+    if not _in_range(seconds, _MIN_SECONDS, at_most):
+        raise InvalidInputError(
+            field, span, f"must be a number of seconds from {_MIN_SECONDS} to {at_most:,.0f}, or a timedelta"
+        )
+    return float(seconds)
 
 
 def checked_flag(value: Any, field: str) -> bool:
@@ -168,13 +197,22 @@ def checked_flag(value: Any, field: str) -> bool:
     raise InvalidInputError(field, value, 'must be True or False (or the text "true" / "false")')
 
 
-def _positive_or_none(value: Any, field: str, problem: str) -> float | None:
-    """``value`` as a float when it is a positive, finite number; None when it is None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise InvalidInputError(field, value, problem)
-    return float(value)
+def _whole(value: Any, field: str, least: int, most: int) -> int:
+    """``value`` when it is an int from ``least`` to ``most``; a bool is no number, though Python counts it an int."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+        raise InvalidInputError(field, value, f"must be a whole number from {least} to {most:,}")
+    return value
+
+
+def _in_range(value: Any, least: float, most: float) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool) from ``least`` to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float's range: 10**400 seconds is no timeout
+        return False
+    return math.isfinite(number) and least <= number <= most
 
 
 def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:

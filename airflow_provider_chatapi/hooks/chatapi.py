@@ -9,6 +9,7 @@ drives its plans over ``requests`` (sync) or ``httpx`` (async).
 from __future__ import annotations
 
 import asyncio
+import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,7 +37,7 @@ from airflow_provider_chatapi._protocol.sends import (
 )
 from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from airflow_provider_chatapi._protocol.whatsapp import checked_region
-from airflow_provider_chatapi.exceptions import ChatApiError
+from airflow_provider_chatapi.exceptions import ChatApiError, InvalidInputError
 from airflow_provider_chatapi.hooks import _http
 from airflow_provider_chatapi.hooks._form import legacy_field_behaviour, legacy_form_widgets, probe_failure
 
@@ -57,6 +58,8 @@ __all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "C
 _T = TypeVar("_T")
 
 _PROBE_TIMEOUT = 10.0  # Test connection's probe is never retried, and a button must not hang
+# What Airflow takes as a connection id (its models.connection.sanitize_conn_id): no whitespace or markup.
+_CONN_ID = re.compile(r"[\w#!().:/\\-]{1,250}")
 
 
 class ChatApiHook(BaseHook):
@@ -89,7 +92,7 @@ class ChatApiHook(BaseHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.chatapi_conn_id = chatapi_conn_id
+        self.chatapi_conn_id = _checked_conn_id(chatapi_conn_id)
         self.timeout = checked_timeout(timeout)
         self.max_retries = checked_max_retries(max_retries)
         self._async_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
@@ -304,11 +307,14 @@ class ChatApiHook(BaseHook):
     ) -> list[Delivery | BaseException]:
         """:meth:`aget_delivery` of each message, at most ``max_in_flight`` at a time; each error is returned in
         its message's place, in order."""
-        dialect = (await self.asettings()).dialect
-        plans = [dialect.delivery_plan(checked_message_id(message_id)) for message_id in message_ids]
-        return await _http.run_batch(
-            self._adrive, plans, max_in_flight=checked_max_in_flight(max_in_flight), log=self.log
-        )
+        # A list or a tuple: a str is a sequence too, and "wamid.A" would be polled as seven one-letter ids.
+        if not isinstance(message_ids, (list, tuple)):
+            raise InvalidInputError("message_ids", message_ids, "must be a list of message ids")
+        ids = [checked_message_id(item, field=f"message_ids[{index}]") for index, item in enumerate(message_ids)]
+        bound = checked_max_in_flight(max_in_flight)
+        dialect = (await self.asettings()).dialect  # after the arguments: a bad one fails before the connection is read
+        plans = [dialect.delivery_plan(message_id) for message_id in ids]
+        return await _http.run_batch(self._adrive, plans, max_in_flight=bound, log=self.log)
 
     def get_account_status(self) -> str:
         """The instance's status word (``authenticated``, ``connected``, ...), read without side effects."""
@@ -412,3 +418,12 @@ class ChatApiHook(BaseHook):
         if self._async_client is None or self._async_client[0] is not loop:
             self._async_client = (loop, _http.new_async_client(await self.asettings()))
         return self._async_client[1]
+
+
+def _checked_conn_id(conn_id: Any) -> str:
+    """A connection id as Airflow takes one; anything else would fail in Airflow's lookup, naming no field."""
+    if not isinstance(conn_id, str) or not _CONN_ID.fullmatch(conn_id):
+        raise InvalidInputError(
+            "chatapi_conn_id", conn_id, "must be a connection id: up to 250 letters, digits or _-.:/\\#!()"
+        )
+    return conn_id

@@ -8,6 +8,7 @@ from airflow.providers.common.compat.sdk import BaseNotifier
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._lazy_hook import SEND_TEMPLATE_FIELDS, LazyHookMixin
+from airflow_provider_chatapi._protocol.sends import checked_max_retries, checked_timeout
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -68,8 +69,10 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
         self.quoted_message_id = quoted_message_id
         self.default_region = default_region
         self.chatapi_conn_id = chatapi_conn_id
-        self.timeout = timeout
-        self.max_retries = max_retries
+        # Checked when the DAG is parsed, as the operators check them: a notifier only runs once its task or
+        # DAG has failed, which is too late to learn that its own options were wrong.
+        self.timeout = checked_timeout(timeout)
+        self.max_retries = checked_max_retries(max_retries)
 
     def get_template_env(self, dag: Any = None) -> jinja2.Environment:
         # `airflow dags test` on Airflow 3.3 hands a DAG-level callback the serialized DAG, which has no

@@ -18,7 +18,12 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, LazyHookMixin
 from airflow_provider_chatapi._protocol.acks import DELIVERED, DeliveryWatch, checked_message_ids, checked_wait_for
-from airflow_provider_chatapi._protocol.sends import DEFAULT_MAX_IN_FLIGHT, checked_max_in_flight, checked_timeout
+from airflow_provider_chatapi._protocol.sends import (
+    DEFAULT_MAX_IN_FLIGHT,
+    checked_flag,
+    checked_max_in_flight,
+    checked_span,
+)
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryFailedError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -26,10 +31,13 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-__all__ = ["DEFAULT_DELIVERY_TIMEOUT", "ChatApiDeliverySensor"]
+__all__ = ["DEFAULT_DELIVERY_TIMEOUT", "MAX_DELIVERY_TIMEOUT", "ChatApiDeliverySensor"]
 
 DEFAULT_DELIVERY_TIMEOUT = 3600.0
 """Seconds a delivery sensor waits by default (Airflow's own sensor default is seven days)."""
+MAX_DELIVERY_TIMEOUT = 366 * 86400.0
+"""Most seconds a delivery sensor may wait, or wait between polls: a year. Longer is a mistake (milliseconds
+given as seconds, say), and far longer overflows Airflow's own conversions, one only when the task defers."""
 _DEFER_MARGIN = 60.0  # Airflow's own deferral timeout, past our deadline: only a backstop
 
 
@@ -44,12 +52,12 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
     :param wait_for: ``"delivered"`` (default; ``read`` satisfies it too) or ``"read"``. WhatsApp reports
         ``read`` only for recipients with read receipts on: for others the wait ends at the deadline.
     :param chatapi_conn_id: the ``chatapi`` connection (templated); a 1msg one.
-    :param poke_interval: seconds between polls.
-    :param timeout: seconds (or a ``timedelta``) to wait in all (default one hour); then the task fails
-        without retrying, naming the messages still short of ``wait_for``.
+    :param poke_interval: seconds (or a ``timedelta``) between polls.
+    :param timeout: seconds (or a ``timedelta``) to wait in all (default one hour, at most a year); then the
+        task fails without retrying, naming the messages still short of ``wait_for``.
     :param deferrable: wait in the triggerer instead of a worker slot (default: ``[operators]
-        default_deferrable``).
-    :param max_in_flight: requests in flight at once when polling many messages.
+        default_deferrable``); a bool, or the text ``"true"`` / ``"false"``.
+    :param max_in_flight: requests in flight at once when polling many messages (1 to 1,000).
 
     Returns (XCom ``return_value``) each message id's state (``"delivered"`` or ``"read"``). A ``failed`` ack
     fails the task without retrying, with a ``DeliveryFailedError`` naming the message, the gateway's reason
@@ -67,21 +75,22 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         message_ids: Any,
         wait_for: str = DELIVERED,
         chatapi_conn_id: str = DEFAULT_CONN_ID,
-        poke_interval: float = 30.0,
+        poke_interval: float | timedelta = 30.0,
         timeout: float | timedelta = DEFAULT_DELIVERY_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         **kwargs: Any,
     ) -> None:
-        # As Airflow's own sensors take it: seconds, or a timedelta.
-        seconds = checked_timeout(timeout.total_seconds() if isinstance(timeout, timedelta) else timeout)
-        if seconds is None:
-            raise InvalidInputError("timeout", timeout, "must be a positive number of seconds, or a timedelta")
-        super().__init__(poke_interval=poke_interval, timeout=seconds, **kwargs)
+        # Checked when the DAG is parsed, before Airflow's own checks, which raise bare errors (a ValueError
+        # for a NaN poke_interval, an OverflowError for an infinite one) or none (a poke_interval of True).
+        # Both spans as Airflow's sensors take them: seconds, or a timedelta.
+        seconds = checked_span(timeout, "timeout", at_most=MAX_DELIVERY_TIMEOUT)
+        poke_seconds = checked_span(poke_interval, "poke_interval", at_most=MAX_DELIVERY_TIMEOUT)
+        super().__init__(poke_interval=poke_seconds, timeout=seconds, **kwargs)
         self.message_ids = message_ids
-        self.wait_for = checked_wait_for(wait_for)  # when the DAG is parsed
+        self.wait_for = checked_wait_for(wait_for)
         self.chatapi_conn_id = chatapi_conn_id
-        self.deferrable = deferrable
+        self.deferrable = checked_flag(deferrable, "deferrable")  # "false" would defer: any text is truthy
         self.max_in_flight = checked_max_in_flight(max_in_flight)
         self.timeout_seconds = float(self.timeout)
         self._watch: DeliveryWatch | None = None

@@ -56,7 +56,7 @@ def test_fan_out_reports_every_outcome_in_order(stand_in: Callable[..., StandInG
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
 def test_the_hook_checks_max_in_flight_as_the_operator_does(bad: Any) -> None:
-    with pytest.raises(InvalidInputError, match=f"max_in_flight={bad!r}: must be a whole number of at least 1"):
+    with pytest.raises(InvalidInputError, match=f"max_in_flight={bad!r}: must be a whole number from 1 to 1,000"):
         asyncio.run(ChatApiHook().asend_to_many(["79001111111"], ["79002222222"], max_in_flight=bad))
 
 
