@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_chatapi._protocol.answers import checked_payload, object_list
 from airflow_provider_chatapi._protocol.http import ApiRequest
-from airflow_provider_chatapi._protocol.whatsapp import parse_literal
+from airflow_provider_chatapi._protocol.whatsapp import checked_message_id, parse_literal
 from airflow_provider_chatapi.exceptions import (
     DeliveryFailedError,
     DeliveryReportUnavailableError,
@@ -39,7 +39,6 @@ __all__ = [
     "WAIT_FOR",
     "Delivery",
     "DeliveryWatch",
-    "checked_message_id",
     "checked_message_ids",
     "checked_wait_for",
     "delivery_request",
@@ -53,7 +52,6 @@ WAIT_FOR = (DELIVERED, READ)
 _RANK = {SENT: 1, DELIVERED: 2, READ: 3}
 _ALIASES = {"viewed": READ, "played": READ, "seen": READ}
 ENDPOINT = "hookInfo"
-_MESSAGE_ID = re.compile(r"[^\s]{1,500}")
 _NOT_A_REPORT = "this channel's API cannot report delivery by message id (no Check ACKs endpoint)"
 
 ERROR_MEANINGS = {
@@ -94,21 +92,13 @@ def checked_wait_for(wait_for: Any) -> str:
     return str(wait_for)
 
 
-def checked_message_id(value: Any, *, field: str = "message_id") -> str:
-    """A message id as the gateway gave it: a non-empty string without spaces."""
-    text = value.strip() if isinstance(value, str) else value
-    if not isinstance(text, str) or not _MESSAGE_ID.fullmatch(text):
-        raise InvalidInputError(
-            field, value, "a message id is a non-empty string without spaces, as a send returned it"
-        )
-    return text
-
-
 def checked_message_ids(value: Any, *, field: str = "message_ids") -> list[str]:
     """The ids to wait for, however they arrived: one id, a list (a fan-out's XCom), or a rendered list."""
+    items = value
     if isinstance(value, str) and value.strip()[:1] in ("[", "("):
-        value = parse_literal(value.strip())  # a list rendered by a non-native template arrives as its repr
-    items = [value] if isinstance(value, str) else value
+        items = parse_literal(value.strip())  # a list rendered by a non-native template arrives as its repr
+    elif isinstance(value, str):
+        items = [value]
     if not isinstance(items, (list, tuple)) or not items:
         raise InvalidInputError(field, value, "give one message id or a non-empty list of them")
     ids = [checked_message_id(item, field=f"{field}[{index}]") for index, item in enumerate(items)]

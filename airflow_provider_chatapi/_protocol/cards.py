@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_provider_chatapi._protocol.whatsapp import (
+    MAX_RENDERED,
     RegionSource,
     digits_of,
     international_format,
@@ -81,6 +82,8 @@ _SCHEMELESS_URL = re.compile(r"[^\s/?#:@]+\.[^\s/?#:@]+(?:[/?#][^\s]*)?")  # www
 _BIRTHDAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CARD_EXAMPLE = "{'name': 'Ann Lee', 'phone': '+7 900 111-11-11'}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SHOWN_KEY = 40  # characters of an unknown key put in a field name
+_MAX_ZIP = 10**12  # a postal code read as a number has a dozen digits at most
 
 
 def normalize_contacts(value: Any, *, field: str = "contacts", region: RegionSource = None) -> tuple[Card, ...]:
@@ -128,6 +131,8 @@ def _card_items(value: Any, field: str) -> list[Any]:
     if isinstance(value, str):
         if not value.strip():
             raise InvalidInputError(field, value, "is empty; give at least one contact card")
+        if len(value) > MAX_RENDERED:
+            raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
         parsed = parse_literal(value.strip())
         if not isinstance(parsed, (Mapping, list, tuple)):
             raise InvalidInputError(
@@ -152,7 +157,7 @@ def _card(value: Any, field: str, region: RegionSource) -> Card:
     for key in value:
         if key not in _READERS and key not in _SHORTHANDS:
             known = ", ".join([*_READERS, *_SHORTHANDS])
-            raise InvalidInputError(f"{field}.{key}", value[key], f"is not a card field; a card has {known}")
+            raise InvalidInputError(f"{field}.{_key(key)}", value[key], f"is not a card field; a card has {known}")
     for short, full in _SHORTHANDS.items():
         if short in value and full in value:
             raise InvalidInputError(f"{field}.{short}", value[short], f"give {short} or {full}, not both")
@@ -286,7 +291,8 @@ def _addresses(value: Any, field: str) -> list[dict[str, str]]:
 def _zip_text(value: Any) -> Any:
     # A postal code read from a spreadsheet or JSON often arrives as a number; a bool is no postal code
     # (True is an int to Python), so it stays as it is and is refused as text.
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    # A 5,000-digit int is no postal code either (and str() refuses it).
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_ZIP else value
 
 
 def _birthday(value: Any, field: str) -> str:
@@ -329,7 +335,21 @@ def _only(value: Mapping[str, Any], allowed: Iterable[str], field: str) -> None:
     allowed = tuple(allowed)
     for key in value:
         if key not in allowed:
-            raise InvalidInputError(f"{field}.{key}", value[key], f"is not a field here; use {', '.join(allowed)}")
+            raise InvalidInputError(
+                f"{field}.{_key(key)}", value[key], f"is not a field here; use {', '.join(allowed)}"
+            )
+
+
+def _key(key: Any) -> str:
+    """An unknown key as a field name shows it: a short text as it is, anything else as a short repr (a key
+    that cannot even be printed by its type's name)."""
+    if isinstance(key, str) and len(key) <= _SHOWN_KEY and key.isprintable():
+        return key
+    try:
+        shown = repr(key)
+    except Exception:  # a key's own __repr__ may raise anything; the error must still name the card
+        shown = f"<{type(key).__name__}>"
+    return shown if len(shown) <= _SHOWN_KEY else f"{shown[: _SHOWN_KEY - 1]}…"
 
 
 def _text(value: Any, field: str) -> str:

@@ -20,10 +20,10 @@ from airflow_provider_chatapi._protocol.cards import MAX_CONTACTS, Card, card_fo
 from airflow_provider_chatapi._protocol.whatsapp import (
     PRIVATE_SUFFIX,
     RegionSource,
+    checked_message_id,
     normalize_chat_id,
     normalize_contact_ids,
     normalize_phone,
-    normalize_quoted_message_id,
     normalize_recipients,
 )
 from airflow_provider_chatapi.exceptions import FanOutError, InvalidInputError
@@ -229,7 +229,7 @@ def _send(cards: tuple[Card, ...], quoted: str | None, *, phone: str | None = No
 
 
 def _quoted(quoted_message_id: Any) -> str | None:
-    return None if quoted_message_id is None else normalize_quoted_message_id(quoted_message_id)
+    return None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
 
 
 def _cards(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[Card, ...]:

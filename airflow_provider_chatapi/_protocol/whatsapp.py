@@ -23,8 +23,10 @@ __all__ = [
     "DIGITS",
     "GROUP_SUFFIX",
     "LID_SUFFIX",
+    "MAX_RENDERED",
     "PRIVATE_SUFFIX",
     "RegionSource",
+    "checked_message_id",
     "checked_region",
     "digits_of",
     "international_format",
@@ -32,7 +34,6 @@ __all__ = [
     "normalize_contact_id",
     "normalize_contact_ids",
     "normalize_phone",
-    "normalize_quoted_message_id",
     "normalize_recipients",
     "parse_literal",
     "read_number",
@@ -57,8 +58,9 @@ DIGITS = re.compile(r"[0-9]+")
 # Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
 _GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
 _LID = re.compile(r"[0-9A-Za-z._:-]{1,128}")  # 1msg's opaque linked ids: no whitespace, markup or sprawl
-_MAX_RENDERED = 1_000_000  # characters of a rendered list: far more than any real list of numbers
-_MESSAGE_ID = re.compile(r"[^\s]{1,500}")
+MAX_RENDERED = 1_000_000  # characters of a rendered list: far more than any real list of numbers
+# Every id a gateway gives: classic false_1747…@c.us_DF38…, 1msg's gBGG…-8 and wamid.HBgL…== (base64).
+_MESSAGE_ID = re.compile(r"[\w.:@=+/-]{1,500}", re.ASCII)
 
 
 def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = None) -> str:
@@ -284,12 +286,14 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
         raise InvalidInputError(field, value, f"expected a list of {noun}s, got {type(value).__name__}")
     else:
-        items = _in_order(value)
+        items = list(value)
     for index, item in enumerate(items):
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             raise InvalidInputError(
                 f"{field}[{index}]", item, f"a {noun} is a string or an int, not {type(item).__name__}"
             )
+    if isinstance(value, (set, frozenset)):
+        items = _in_order(value)  # sorted only once every item is known to have a text of its own
     if not items:
         raise InvalidInputError(field, value, f"is empty; give at least one {noun}")
     return items
@@ -307,8 +311,8 @@ def _split_text(text: str, field: str) -> list[Any]:
         return []
     if stripped[0] in "[({":
         # A list rendered by a non-native Jinja template arrives as its repr (or as JSON).
-        if len(stripped) > _MAX_RENDERED:
-            raise InvalidInputError(field, text, f"is a rendered list of more than {_MAX_RENDERED:,} characters")
+        if len(stripped) > MAX_RENDERED:
+            raise InvalidInputError(field, text, f"is a rendered list of more than {MAX_RENDERED:,} characters")
         parsed = parse_literal(stripped)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise InvalidInputError(field, text, "looks like a rendered list but is not one")
@@ -349,17 +353,21 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id") -> str:
     if text.lower().endswith(LID_SUFFIX):  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
         if not _LID.fullmatch(text[: -len(LID_SUFFIX)]):
             raise InvalidInputError(field, value, "a linked id is 1 to 128 letters, digits or '._:-' before @lid")
-        return text
+        return text[: -len(LID_SUFFIX)] + LID_SUFFIX
     raise InvalidInputError(
         field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
     )
 
 
-def normalize_quoted_message_id(value: Any, *, field: str = "quoted_message_id") -> str:
-    """Return the id of a message to reply to; each dialect checks the form of its own ids."""
+def checked_message_id(value: Any, *, field: str = "message_id") -> str:
+    """A message id as a send returned it: 1 to 500 letters, digits and ``._:@=+/-``, no space or markup.
+
+    Each dialect checks the form of its own ids on top (a classic reply quotes ``false_…@c.us_…``)."""
     text = value.strip() if isinstance(value, str) else value
     if not isinstance(text, str) or not _MESSAGE_ID.fullmatch(text):
-        raise InvalidInputError(field, value, "a message id is a non-empty string without spaces")
+        raise InvalidInputError(
+            field, value, "a message id is 1 to 500 letters, digits and ._:@=+/- (no space), as a send returned it"
+        )
     return text
 
 

@@ -19,7 +19,7 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi._protocol.acks import Delivery, checked_message_id
+from airflow_provider_chatapi._protocol.acks import Delivery
 from airflow_provider_chatapi._protocol.connection import settings_from_connection
 from airflow_provider_chatapi._protocol.delivery import prepare_plan, recorded_send_plan, send_plan
 from airflow_provider_chatapi._protocol.plans import PlanSteps
@@ -36,7 +36,7 @@ from airflow_provider_chatapi._protocol.sends import (
     fan_out_failure,
 )
 from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from airflow_provider_chatapi._protocol.whatsapp import checked_region
+from airflow_provider_chatapi._protocol.whatsapp import checked_message_id, checked_region
 from airflow_provider_chatapi.exceptions import ChatApiError, InvalidInputError
 from airflow_provider_chatapi.hooks import _http
 from airflow_provider_chatapi.hooks._form import legacy_field_behaviour, legacy_form_widgets, probe_failure

@@ -10,8 +10,7 @@ the rendered value; a few go through Jinja itself). Every call runs against a 1m
 connection ``chatapi_default`` points at, so a request made would be recorded; the controls show that
 the same calls with good values do reach it.
 
-Cases that need ``_protocol/whatsapp.py`` or ``_protocol/cards.py`` (rewritten elsewhere) are strict xfails
-at the end. ``CHATAPI_HYPOTHESIS=deep`` runs ten times the examples, with fresh randomness.
+``CHATAPI_HYPOTHESIS=deep`` runs ten times the examples, with fresh randomness.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_chatapi.exceptions import InvalidInputError
@@ -507,11 +506,7 @@ def test_a_field_rendered_by_jinja_is_refused_before_any_request(
     assert_refused(gateway, field, lambda: run({}))
 
 
-# ---- what needs _protocol/whatsapp.py or _protocol/cards.py (rewritten elsewhere) -------------------
-
-
-def needs(module: str, what: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"needs {module}: {what}")
+# ---- ids, lists and cards: what the number and card readers must refuse ----------------------------
 
 
 SEPARATED = st.tuples(st.integers(1, 10), st.sampled_from([" ", "\n", "\t", "-", "(", ")", "."])).map(
@@ -519,7 +514,6 @@ SEPARATED = st.tuples(st.integers(1, 10), st.sampled_from([" ", "\n", "\t", "-",
 )
 
 
-@needs("whatsapp.py", "a private chat id's digits are read as a written phone number's, so separators pass")
 @pytest.mark.parametrize(
     ("entry", "field"),
     [
@@ -528,7 +522,7 @@ SEPARATED = st.tuples(st.integers(1, 10), st.sampled_from([" ", "\n", "\t", "-",
         ("ChatApiNotifier.notify", "contact_ids"),
     ],
 )
-@settings(GENERATED, max_examples=5, phases=[Phase.generate])  # a failure is expected: no shrinking it
+@settings(GENERATED, max_examples=5)
 @given(chat=SEPARATED)
 def test_a_whatsapp_id_with_a_space_newline_or_sign_inside_is_refused(
     gateway: StandInGateway, entry: str, field: str, chat: str
@@ -538,62 +532,54 @@ def test_a_whatsapp_id_with_a_space_newline_or_sign_inside_is_refused(
     assert_refused(gateway, field, lambda: run(**arguments_with(good, field, value)))
 
 
-NEEDS_PROTOCOL = [
-    pytest.param(
-        "ChatApiHook.send_contact",
-        "chat_id",
-        "120363123456@LID",
-        marks=needs("whatsapp.py", "an @LID suffix is kept as written, and 1msg refuses it after the request"),
-        id="lid-suffix-case",
-    ),
+REFUSED_BY_THE_READERS = [
     pytest.param(
         "SendContactOperator",
         "contact_ids",
         {Unprintable(), Unprintable()},
-        marks=needs("whatsapp.py", "a set is sorted by str() before its items' types are checked"),
         id="set-of-unprintables",
     ),
     pytest.param(
         "ChatApiNotifier.notify",
         "quoted_message_id",
         "<b>1</b>",
-        marks=needs("whatsapp.py", "a quoted message id may hold markup"),
         id="quoted-markup",
     ),
     pytest.param(
         "ChatApiHook.asend_contact",
         "quoted_message_id",
         "wamid.A\x00",
-        marks=needs("whatsapp.py", "a quoted message id may hold a control character"),
         id="quoted-nul",
     ),
     pytest.param(
         "SendContactOperator",
         "contacts",
         [{**CARD, "addresses": [{"city": "Riga", "zip": 10**5000}]}],
-        marks=needs("cards.py", "an int zip of 5,000 digits raises ValueError in str()"),
         id="zip-5000-digits",
     ),
     pytest.param(
         "ChatApiHook.send_contact",
         "contacts",
         [{**CARD, Unprintable(): "x"}],
-        marks=needs("cards.py", "an unknown card key is put in the field name with str()"),
         id="card-key-unprintable",
     ),
     pytest.param(
         "ChatApiHook.send_contact",
         "contacts",
         [{**CARD, "k" * 100_000: "x"}],
-        marks=needs("cards.py", "an unknown card key of 100 kB makes a 100 kB field name"),
         id="card-key-100kB",
     ),
 ]
 
 
-@pytest.mark.parametrize(("entry", "field", "value"), NEEDS_PROTOCOL)
-def test_bad_input_the_protocol_rewrite_must_refuse(
-    gateway: StandInGateway, entry: str, field: str, value: Any
-) -> None:
+@pytest.mark.parametrize(("entry", "field", "value"), REFUSED_BY_THE_READERS)
+def test_odd_ids_lists_and_cards_are_refused(gateway: StandInGateway, entry: str, field: str, value: Any) -> None:
     run, good = RUN[entry]
     assert_refused(gateway, field, lambda: run(**arguments_with(good, field, value)))
+
+
+def test_a_linked_id_written_in_capitals_goes_out_as_1msg_takes_it(gateway: StandInGateway) -> None:
+    """Before, ``…@LID`` was sent as written and 1msg refused it after the request."""
+    ChatApiHook().send_contact(["+7 900 111-11-11"], chat_id="120363123456@LID")
+    (request,) = gateway.requests
+    assert request.json["chatId"] == "120363123456@lid"

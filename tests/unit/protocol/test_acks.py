@@ -139,3 +139,11 @@ def test_a_watch_reports_a_failure_with_its_meaning() -> None:
     assert event is not None and event["status"] == "failed"
     assert (event["message_id"], event["code"]) == (ID, 131026)
     assert "cannot receive it" in event["error"]
+
+
+def test_an_unreadable_rendered_list_of_ids_is_named_as_it_was_given() -> None:
+    """Before, the error showed ``None`` (what parsing made of it) instead of what the template rendered."""
+    rendered = "[" * 100_000
+    with pytest.raises(InvalidInputError) as refused:
+        checked_message_ids(rendered)
+    assert (refused.value.field, refused.value.value) == ("message_ids", rendered)

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from airflow_provider_chatapi._protocol.onemsg import ONEMSG
 from airflow_provider_chatapi._protocol.sends import build_send_contact
 from airflow_provider_chatapi._protocol.whatsapp import (
+    checked_message_id,
     checked_region,
     normalize_chat_id,
     normalize_contact_ids,
     normalize_phone,
-    normalize_quoted_message_id,
     normalize_recipients,
 )
 from airflow_provider_chatapi.exceptions import InvalidInputError
@@ -177,7 +177,7 @@ def test_bad_chat_id_names_field_and_value(given: Any, problem: str) -> None:
 
 
 def test_quoted_message_id() -> None:
-    assert normalize_quoted_message_id(" false_17472822486@c.us_DF38E6A25B42CC8CCE57EC40F ") == (
+    assert checked_message_id(" false_17472822486@c.us_DF38E6A25B42CC8CCE57EC40F ") == (
         "false_17472822486@c.us_DF38E6A25B42CC8CCE57EC40F"
     )
     group_reply = "false_120363041234567890@g.us_3EB0C767D26A1D2B1A_17472822486@c.us"
@@ -186,9 +186,9 @@ def test_quoted_message_id() -> None:
         "contactId": ["79001111111@c.us"],
         "quotedMsgId": group_reply,
     }
-    for bad in ("", " ", "two words", 42):
+    for bad in ("", " ", "two words", 42, "<b>1</b>", "wamid.A\x00"):
         with pytest.raises(InvalidInputError) as error:
-            normalize_quoted_message_id(bad)
+            checked_message_id(bad, field="quoted_message_id")
         assert_names(error, "quoted_message_id", bad)
     # Any dialect's id has no spaces; the classic gateway's ids also have its own form.
     for bad in ("DF38E6A25B42CC8CCE57EC40F", "true_17472822486_ABC", "wamid.HBgLMTc0NzI4MjI0ODYVAgARGBI"):
