@@ -199,8 +199,8 @@ async def run_batch(
     pacer = Pacer(max_per_second)
     progress = Progress(len(plans), time.monotonic()) if label else None
 
-    def finished(ok: bool) -> None:
-        line = progress.finished(time.monotonic(), ok=ok) if progress else None
+    def finished(outcome: object) -> None:
+        line = progress.finished(time.monotonic(), outcome) if progress else None
         if line:
             log.info("%s: %s", label, line)
 
@@ -208,10 +208,10 @@ async def run_batch(
         async with in_flight:
             try:
                 result = await drive(plan, pacer)
-            except BaseException:
-                finished(ok=False)
+            except BaseException as error:
+                finished(error)
                 raise
-            finished(ok=True)
+            finished(result)
             return result
 
     outcomes: list[T | BaseException] = []

@@ -7,6 +7,8 @@ as before 3.3) against the stand-in gateway, and counts the cards it queued.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -302,3 +304,26 @@ def test_a_lost_clock_probe_and_a_gateway_far_behind_send_no_second_card(
     except Exception as error:  # "cannot tell" is allowed; a second card is not
         assert "cannot tell" in str(error)
     assert max(cards(gateway).values()) == 1
+
+
+def test_a_retrys_summary_counts_what_it_sent_apart_from_what_an_earlier_try_had(
+    stand_in: Callable[..., StandInGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 22: the retry of a fan-out that had served 9 of 10 recipients said "10/10 done" at the rate of all
+    ten; it sent one card."""
+    recipients = [f"7901{n:07d}" for n in range(10)]
+    gateway = stand_in(refuse_chats={f"{recipients[0]}@c.us": "The number is not on WhatsApp"})
+    store = DictStore()
+    with pytest.raises(AirflowFailException, match="1 of 10 sends failed"):
+        fan_out(recipients).execute(context(store, 1))
+    gateway.refuse_chats.clear()
+    retry = fan_out(recipients)
+    retry.hook._log = logging.getLogger("test.fan_out")  # Airflow's task loggers do not reach caplog
+    with caplog.at_level(logging.INFO, logger="test.fan_out"):
+        retry.execute(context(store, 2))
+    retrys = [record.getMessage() for record in caplog.records if record.name == "test.fan_out"]
+    (summary,) = [line for line in retrys if "Chat API fan-out:" in line]
+    assert re.fullmatch(
+        r"Chat API fan-out: 10 in [0-9.]+ s: 1 sent \([0-9]+/s\), 9 already sent by an earlier try", summary
+    ), summary
+    assert cards(gateway) == Counter({f"{number}@c.us": 1 for number in recipients})
