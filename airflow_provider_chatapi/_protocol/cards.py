@@ -30,6 +30,7 @@ Meta's contract (contacts messages, revision of 2025-11-03) is followed as writt
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -163,14 +164,12 @@ def _card(value: Any, field: str, region: RegionSource) -> Card:
             raise InvalidInputError(f"{field}.{short}", value[short], f"give {short} or {full}, not both")
     if value.get("name") is None:
         raise InvalidInputError(f"{field}.name", value.get("name"), "every card needs a name")
+    readers: dict[str, Callable[[Any, str], Any]] = {**_READERS, "phones": functools.partial(_phones, region=region)}
     card: Card = {}
-    for key, read in _READERS.items():
+    for key, read in readers.items():
         given_as = next((name for name, full in _SHORTHANDS.items() if full == key and name in value), key)
         if value.get(given_as) is not None:
-            given = value[given_as]
-            card[key] = (
-                _phones(given, f"{field}.{given_as}", region) if key == "phones" else read(given, f"{field}.{given_as}")
-            )
+            card[key] = read(value[given_as], f"{field}.{given_as}")
     return card
 
 
@@ -196,7 +195,7 @@ def _name_from_text(text: str) -> dict[str, str]:
     return {"formatted_name": text, "first_name": first, **({"last_name": last} if last else {})}
 
 
-def _phones(value: Any, field: str, region: RegionSource) -> list[dict[str, str]]:
+def _phones(value: Any, field: str, region: RegionSource = None) -> list[dict[str, str]]:
     return [_phone(item, item_field, region) for item, item_field in _listed(value, field)]
 
 
@@ -206,16 +205,17 @@ def _phone(value: Any, field: str, region: RegionSource) -> dict[str, str]:
     _only(entry, ENTRY_FIELDS["phones"], field)
     if entry.get("phone") is None and entry.get("wa_id") is None:
         raise InvalidInputError(field, dict(entry), "a phone needs phone or wa_id")
-    phone: dict[str, str] = {}
-    if entry.get("wa_id") is not None:
-        wa_id = normalize_phone(entry["wa_id"], field=f"{field}.wa_id", region=region)
-        shown = entry.get("phone")
-        phone["phone"] = international_format(wa_id) if shown is None else _text(shown, f"{field}.phone")
+    if entry.get("wa_id") is None:
+        wa_id = None
+        shown = _shown_number(entry["phone"], field if entry is not value else f"{field}.phone", region)
     else:
-        phone["phone"] = _shown_number(entry["phone"], field if entry is not value else f"{field}.phone", region)
+        wa_id = normalize_phone(entry["wa_id"], field=f"{field}.wa_id", region=region)
+        given = entry.get("phone")
+        shown = international_format(wa_id) if given is None else _text(given, f"{field}.phone")
+    phone = {"phone": shown}
     if entry.get("type") is not None:
         phone["type"] = _text(entry["type"], f"{field}.type")
-    if entry.get("wa_id") is not None:
+    if wa_id is not None:
         phone["wa_id"] = wa_id
     return phone
 
@@ -309,7 +309,7 @@ def _birthday(value: Any, field: str) -> str:
     raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
 
 
-_READERS: dict[str, Callable[..., Any]] = {  # phones also take the region
+_READERS: dict[str, Callable[[Any, str], Any]] = {  # phones read with the card's region: see _card
     "name": _name,
     "phones": _phones,
     "emails": _emails,

@@ -77,10 +77,10 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
     if isinstance(value, int) and value >= 10**_MAX_PHONE_DIGITS:
         raise InvalidInputError(field, value, f"a phone number has at most {_MAX_PHONE_DIGITS} digits")
     text = str(value).strip()
-    outcome = _dialled_digits(text, _region_of(region, text))
-    if outcome[0] is None:
-        raise InvalidInputError(field, value, outcome[1])
-    return outcome[0]
+    digits, problem = _dialled_digits(text, _region_of(region, text))
+    if digits is None:
+        raise InvalidInputError(field, value, problem)
+    return digits
 
 
 @functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
@@ -205,8 +205,7 @@ def _shown(number: phonenumbers.PhoneNumber) -> str:
     """``+84 951 234 567 (VN)``: a number as people write it across borders, and its country."""
     import phonenumbers
 
-    written = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    return f"{written} ({phonenumbers.region_code_for_number(number)})"
+    return f"{international_format(number)} ({phonenumbers.region_code_for_number(number)})"
 
 
 def checked_region(value: Any, field: str = "default_region") -> str | None:
