@@ -55,8 +55,8 @@ DEFAULT_MAX_IN_FLIGHT = 10
 MAX_IN_FLIGHT = 1000
 """Most requests one batch may keep in flight: each holds a socket, and a worker often has 1,024 in all."""
 MIN_PER_SECOND = 1 / 3600
-"""Slowest pace a batch may be given (one request an hour): the pacer sleeps 1 / max_per_second between
-starts, and a sleep of 1e300 s overflows the event loop's clock."""
+"""Slowest pace a batch may be given (one request an hour): the pacer sleeps up to 1 / max_per_second
+before a start, and a sleep of 1e300 s overflows the event loop's clock."""
 MAX_TIMEOUT = 3600.0
 """Most seconds one request may wait for the gateway: more is a mistake (milliseconds given as seconds, say),
 and from about 1e9 s on the sockets' timers overflow."""

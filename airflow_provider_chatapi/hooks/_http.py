@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -139,24 +140,41 @@ def areplaying(first: ChatApiError, attempt: Callable[..., Awaitable[T]]) -> Cal
 
 
 class Pacer:
-    """One batch's pace: at most ``per_second`` requests started a second, and one pause for the whole
-    batch when the gateway rate-limits (its ``Retry-After``, else an exponential backoff), rather than
-    each request backing off on its own. It wraps :func:`call_with_httpx` and takes the same arguments."""
+    """One batch's pace, and one pause for the whole batch when the gateway rate-limits (its
+    ``Retry-After``, else an exponential backoff) rather than each request backing off on its own. It wraps
+    :func:`call_with_httpx` and takes the same arguments.
+
+    ``per_second`` bounds what the gateway sees in any one second, wherever that second falls. A request
+    holds one of ``per_second`` places (rounded down; below one a second, one place) from its start until a
+    second after its answer (``1 / per_second`` seconds below one a second). The gateway saw each request
+    between its start and its answer, whatever the network's delays, so the requests through one place
+    reach it at least a second apart, and no sliding second there holds more than ``per_second``. The cost
+    is the round trip: each place serves a request every ``1 + round trip`` seconds. Starts are also spread
+    ``1 / per_second`` apart, so a batch does not open with a burst."""
 
     def __init__(self, per_second: float | None = None) -> None:
         self._interval = 1.0 / per_second if per_second else 0.0
+        self._hold = max(1.0, self._interval)
+        self._places = max(1, math.floor(per_second)) if per_second else 0
+        self._free: asyncio.PriorityQueue[float] = asyncio.PriorityQueue()  # when each idle place is free
+        self._opened = 0  # places in use or idle; opened as needed, so a huge per_second costs nothing
+        self._turn = asyncio.Lock()  # fair: requests start in the order they asked
         self._next_start = 0.0
         self._paused_until = 0.0
         self._rate_limited = 0  # 429s in a row
 
     async def __call__(self, client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        start = max(now, self._next_start, self._paused_until)  # no await before this: the slot is ours
-        self._next_start = start + self._interval
-        while start > now:  # a 429 met while this request waited pauses it too
-            await asyncio.sleep(start - now)
-            now, start = loop.time(), max(start, self._paused_until)
+        async with self._turn:
+            free_at = await self._take_place()
+            try:
+                start = max(loop.time(), free_at, self._next_start)
+                while (now := loop.time()) < (start := max(start, self._paused_until)):
+                    await asyncio.sleep(start - now)  # and again if a 429 met meanwhile moved the pause
+            except BaseException:
+                self._give_back(free_at)  # never used
+                raise
+            self._next_start = start + self._interval  # from the planned start: a late wake-up catches up
         try:
             result: T = await call_with_httpx(client, settings, call)
         except RateLimitedError as error:
@@ -166,8 +184,24 @@ class Pacer:
                 wait = min(BACKOFF_FACTOR * 2 ** (self._rate_limited - 1), MAX_BACKOFF)
             self._paused_until = max(self._paused_until, loop.time() + min(wait, MAX_RETRY_AFTER))
             raise
+        finally:
+            self._give_back(loop.time() + self._hold)
         self._rate_limited = 0
         return result
+
+    async def _take_place(self) -> float:
+        """When the place this request takes is free: a new one at once while fewer than ``per_second``
+        are open, else the one free soonest among those whose requests have been answered."""
+        if not self._places:
+            return 0.0
+        if self._opened < self._places:
+            self._opened += 1
+            return 0.0
+        return await self._free.get()
+
+    def _give_back(self, free_at: float) -> None:
+        if self._places:
+            self._free.put_nowait(free_at)
 
 
 class Checkpoints(Protocol):

@@ -253,8 +253,9 @@ class ChatApiHook(BaseHook):
         the first request, and each send follows the rules of :meth:`send_contact`.
 
         :param default_region: as for :meth:`send_contact`.
-        :param max_per_second: at most this many requests started a second (a WhatsApp channel's
-            messages-per-second limit); a 429 pauses the whole batch either way.
+        :param max_per_second: at most this many requests in any one second, as the gateway sees them (a
+            WhatsApp channel's messages-per-second limit, rounded down); a 429 pauses the whole batch
+            either way.
         :param ledger: the fan-out operator's record of the batch (settled with the gateway first, then
             written before and after each wave of sends); leave it out to simply send.
         :return: the queued messages, in recipient order.

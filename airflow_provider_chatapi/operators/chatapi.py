@@ -212,8 +212,9 @@ class SendContactToManyOperator(_ChatApiOperator):
     :param quoted_message_id: a message id to reply to (templated); rarely useful across chats.
     :param default_region: as for :class:`SendContactOperator` (templated).
     :param max_in_flight: how many sends may be in flight at once (a whole number of at least 1).
-    :param max_per_second: at most this many requests started a second (your channel's limit); a 429
-        pauses the whole batch, with the gateway's ``Retry-After`` or an exponential backoff.
+    :param max_per_second: at most this many requests in any one second, as the gateway sees them (your
+        channel's limit, rounded down); a 429 pauses the whole batch, with the gateway's ``Retry-After`` or
+        an exponential backoff.
     :param chatapi_conn_id: the ``chatapi`` connection to send through (templated).
     :param timeout: as for :class:`SendContactOperator`.
     :param max_retries: as for :class:`SendContactOperator`.

@@ -5,7 +5,10 @@ task runs in its own supervised process and writes a real log file, as in produc
 to an Airflow API server started on 127.0.0.1 for this module. On 3.0 that path of ``dag.test`` reads
 the executor's events through a stale session and marks finished tasks failed ("reported that the task
 instance ... [queued] finished with state success"), so there each task's outcome is read from its log
-instead of its state. On Airflow 2 tasks run in-process and the console, which ``dag.test`` does not
+instead of its state, and its LocalExecutor hands a task to a worker before ``dag.test`` commits the
+task's ``queued`` state, so a quick worker is refused ("TI was not in a state where it could be marked as
+running") and the task never runs; ``queued_first`` commits the state before the hand-over, as the
+scheduler and later releases do. On Airflow 2 tasks run in-process and the console, which ``dag.test`` does not
 mask, stands in for the log files: a stricter check.
 """
 
@@ -18,7 +21,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
@@ -36,6 +41,34 @@ def execution_api(airflow_db: Path) -> Iterator[None]:
     if not REAL_LOG_FILES:
         yield
         return
+    with queued_first():
+        yield from api_server(airflow_db)
+
+
+@contextmanager
+def queued_first() -> Iterator[None]:
+    """On Airflow 3.0, commit a task's ``queued`` state before its workload reaches a worker (see above)."""
+    from airflow.executors.local_executor import LocalExecutor
+
+    if "queue_workload" not in vars(LocalExecutor):  # 3.1+: queued in memory, handed over at the heartbeat
+        yield
+        return
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import update
+
+    hand_over = LocalExecutor.queue_workload
+
+    def queue_workload(self: LocalExecutor, workload: Any, session: Any) -> None:
+        session.execute(update(TaskInstance).where(TaskInstance.id == str(workload.ti.id)).values(state="queued"))
+        session.commit()
+        hand_over(self, workload, session=session)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalExecutor, "queue_workload", queue_workload)
+        yield
+
+
+def api_server(airflow_db: Path) -> Iterator[None]:
     port = free_port()
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     log = (airflow_db / "api-server.log").open("w")

@@ -4,6 +4,7 @@ whole batch on a 429 instead of each request backing off alone."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import time
 from collections.abc import Callable
@@ -98,3 +99,20 @@ def test_a_paced_fan_out_sends_every_card_at_its_pace(stand_in: Callable[..., St
     ids = operator.execute({})  # type: ignore[arg-type]
     assert time.monotonic() - started >= 0.45  # nine gaps of 50 ms
     assert sorted(ids) == sorted(message.id for message in gateway.messages) and len(ids) == 10
+
+
+def test_no_second_at_the_gateway_holds_more_than_max_per_second(stand_in: Callable[..., StandInGateway]) -> None:
+    """Issue 22, item 1: spacing the starts by 1 / max_per_second let wake-ups bunch, and 200 a second put
+    up to 214 requests into one sliding second at the gateway. Every second of 10,000 sends is counted
+    here, from the stand-in's own arrival times."""
+    gateway = stand_in()
+    limit = 500
+    recipients = [f"7900{index:07d}" for index in range(10_000)]
+    operator = SendContactToManyOperator(
+        task_id="many", contact_ids=["79001111111"], recipients=recipients, max_in_flight=50, max_per_second=limit
+    )
+    operator.execute({})  # type: ignore[arg-type]
+    arrivals = sorted(request.received_at for request in gateway.requests_to("sendContact"))
+    assert len(arrivals) == len(recipients)
+    busiest = max(bisect.bisect_left(arrivals, arrival + 1.0) - index for index, arrival in enumerate(arrivals))
+    assert busiest <= limit
