@@ -11,9 +11,10 @@ figure is the median of the rounds, with their min and max.
 
 One module per item, each describing its item and its target in its docstring: ``item_import.py`` (1),
 ``item_sync_send.py`` (the stand-in's ceiling, then 2), ``item_fan_out.py`` (3), ``item_memory.py`` (4),
-``item_dag.py`` (5) and ``item_fan_out_10k.py`` (6), over ``harness.py``. This file is run as a script,
-never imported as a package module: Python puts its folder first on ``sys.path``, so the siblings import
-as top-level modules, and so do they when items 4, 5 and 6 run their own file as a child process.
+``item_dag.py`` (5), ``item_fan_out_10k.py`` (6) and ``item_pacing.py`` (7), over ``harness.py``. This
+file is run as a script, never imported as a package module: Python puts its folder first on
+``sys.path``, so the siblings import as top-level modules, and so do they when items 4, 5 and 6 run
+their own file as a child process.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import item_fan_out
 import item_fan_out_10k
 import item_import
 import item_memory
+import item_pacing
 import item_sync_send
 from harness import CONNECTION_VARIABLE, Verdict, machine, summary
 
@@ -56,6 +58,7 @@ def main(only: set[int]) -> int:
         4: item_memory.run,
         5: partial(item_dag.run, home / "dag"),
         6: item_fan_out_10k.run,
+        7: item_pacing.run,
     }
     verdicts: list[Verdict] = []
     try:
@@ -71,7 +74,7 @@ def main(only: set[int]) -> int:
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated items to run, e.g. 2,3")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated items to run, e.g. 2,3")
     return parser.parse_args()
 
 
