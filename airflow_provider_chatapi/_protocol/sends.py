@@ -156,7 +156,8 @@ def checked_max_in_flight(max_in_flight: Any) -> int:
 
 
 def checked_max_per_second(max_per_second: Any) -> float | None:
-    """A batch's bound on requests started a second, from :data:`MIN_PER_SECOND` up; None for no bound."""
+    """A batch's bound on requests in any one second at the gateway, from :data:`MIN_PER_SECOND` up; None
+    for no bound."""
     if max_per_second is not None and not _in_range(max_per_second, MIN_PER_SECOND, math.inf):
         raise InvalidInputError(
             "max_per_second", max_per_second, "must be a finite number of requests a second, at least 1/3600"
