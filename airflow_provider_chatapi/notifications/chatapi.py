@@ -9,6 +9,7 @@ from airflow.providers.common.compat.sdk import BaseNotifier
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._lazy_hook import SEND_TEMPLATE_FIELDS, LazyHookMixin
 from airflow_provider_chatapi._protocol.sends import checked_max_retries, checked_timeout
+from airflow_provider_chatapi.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,7 +36,13 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
     :param chatapi_conn_id: the ``chatapi`` connection to send through (templated).
     :param timeout: seconds to wait for the gateway; overrides the connection's ``timeout``.
     :param max_retries: HTTP retries of requests the gateway certainly did not process.
-    :param context: the context to render with when the notifier is awaited rather than called (Airflow 3.1+).
+    :param context: the context to render with when the notifier is awaited rather than called (Airflow 3.1+);
+        the triggerer passes it to a deadline alert's ``AsyncCallback(ChatApiNotifier, kwargs={...})``.
+
+    A deadline alert's context holds only ``dag_run`` and ``deadline``: a template naming anything else
+    (``params``, ``ti``, ...) fails before anything is sent, with an :class:`InvalidInputError` naming the
+    field, the missing variable and what the context holds. Where there is no DAG to render with, a missing
+    variable fails as it does in a DAG's own templates, rather than rendering as an empty string.
 
     A callback fires once and has no retries of its own, so no state is kept between calls; the HTTP
     layer still never re-sends a card whose request may have been queued. Airflow logs a failure
@@ -75,9 +82,47 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
         self.max_retries = checked_max_retries(max_retries)
 
     def get_template_env(self, dag: Any = None) -> jinja2.Environment:
-        # `airflow dags test` on Airflow 3.3 hands a DAG-level callback the serialized DAG, which has no
-        # template environment: render with Airflow's default one there instead of failing.
-        return super().get_template_env(dag=dag if hasattr(dag, "get_template_env") else None)
+        if hasattr(dag, "get_template_env"):
+            return super().get_template_env(dag=dag)
+        # No DAG to render with: a deadline alert's callback has none, and `airflow dags test` on Airflow 3.3
+        # hands a DAG-level callback the serialized DAG, which has no template environment. Airflow's
+        # environment for that case renders a missing variable as "", which would send to the wrong chat or
+        # send the wrong card; a DAG's own environment (StrictUndefined) refuses it, and so does this one.
+        import jinja2
+
+        env = super().get_template_env(dag=None)
+        env.undefined = jinja2.StrictUndefined
+        return env
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        # Airflow's renderer names the failing field only in a log line, and a deadline alert's failure is read
+        # from its callback's output, which holds only the exception: so each field is rendered on its own,
+        # and a failure is raised naming that field, the missing variable and what the context holds.
+        import jinja2
+
+        if jinja_env is None:
+            jinja_env = self.get_template_env(dag=context.get("dag"))
+        seen: set[int] = set()
+        for field in self.template_fields:
+            template = getattr(self, field)
+            if not template:  # as Airflow's renderer: None and "" hold nothing to render
+                continue
+            try:
+                rendered = self.render_template(template, context, jinja_env, seen)
+            except jinja2.TemplateError as error:
+                raise InvalidInputError(field, template, self._cannot_render(error, context)) from error
+            setattr(self, field, rendered)
+
+    def _cannot_render(self, error: jinja2.TemplateError, context: Context) -> str:
+        import jinja2
+
+        problem = f"the template cannot be rendered: {error}"
+        if isinstance(error, jinja2.UndefinedError):
+            # The notifier's own arguments are merged into the context too (Airflow's _update_context); they
+            # are not what a DAG author looks for there, so only the variables Airflow gave are listed.
+            given = sorted(name for name in context if name not in self.template_fields)
+            problem += f"; the context holds {', '.join(given) or 'nothing'}"
+        return problem
 
     def _arguments(self) -> dict[str, Any]:
         return {
