@@ -8,7 +8,9 @@ instance ... [queued] finished with state success"), so there each task's outcom
 instead of its state, and its LocalExecutor hands a task to a worker before ``dag.test`` commits the
 task's ``queued`` state, so a quick worker is refused ("TI was not in a state where it could be marked as
 running") and the task never runs; ``queued_first`` commits the state before the hand-over, as the
-scheduler and later releases do. On Airflow 2 tasks run in-process and the console, which ``dag.test`` does not
+scheduler and later releases do. Its ``end`` sends one "stop" to each worker it sees alive and waits
+for them all; about one run in ten, one worker never got its "stop" and the run hung, so ``queued_first``
+sends one more than the workers forked. On Airflow 2 tasks run in-process and the console, which ``dag.test`` does not
 mask, stands in for the log files: a stricter check.
 """
 
@@ -63,8 +65,16 @@ def queued_first() -> Iterator[None]:
         session.commit()
         hand_over(self, workload, session=session)
 
+    shut_down = LocalExecutor.end
+
+    def end(self: LocalExecutor) -> None:
+        for _ in range(len(self.workers) + 1):  # see above: one more "stop" than the workers it forked
+            self.activity_queue.put(None)
+        shut_down(self)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(LocalExecutor, "queue_workload", queue_workload)
+        patch.setattr(LocalExecutor, "end", end)
         yield
 
 
