@@ -56,18 +56,20 @@ def started_at(
 
 
 def test_requests_start_at_most_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The n-th start is planned ``n / per_second`` after the first; a late wake-up delays only its own
+    request (the next is not pushed back: that would slow the batch), so the spacing holds from the
+    batch's start, not between any two requests on a loaded machine."""
     starts = started_at(monkeypatch, {"per_second": 20}, calls=6)
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.045 and starts[-1] >= 0.24
+    assert all(start >= index * 0.05 - 1e-6 for index, start in enumerate(starts))
 
 
 def test_without_a_bound_requests_start_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert max(started_at(monkeypatch, {}, calls=6)) < 0.05
+    assert max(started_at(monkeypatch, {}, calls=6)) < 0.2  # 20 a second would take 0.25 s
 
 
 def test_a_429_pauses_every_request_not_yet_started(monkeypatch: pytest.MonkeyPatch) -> None:
     starts = started_at(monkeypatch, {"per_second": 100}, calls=5, fail_first=0.3)
-    assert starts[0] < 0.05 and min(starts[1:]) >= 0.3  # the others waited out the gateway's Retry-After
+    assert starts[0] < 0.3 <= min(starts[1:])  # the others waited out the gateway's Retry-After
 
 
 def test_a_429_also_pauses_requests_already_waiting_for_their_slot(monkeypatch: pytest.MonkeyPatch) -> None:
