@@ -45,20 +45,24 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "chatapi",
                 "hook-class-name": "airflow_provider_chatapi.hooks.chatapi.ChatApiHook",
                 "hook-name": "Chat API (WhatsApp)",
+                # No schema "default": the form pre-fills a field with it and saves it into the connection's
+                # extra, where a later change of the hook's default never reaches. The descriptions name them.
                 "conn-fields": {
                     "dialect": {
                         "label": "Dialect",
                         "description": (
-                            "1msg (the live Chat API service: full contact cards) or chatapi (a classic, "
-                            "self-hosted gateway: contact ids). Empty: 1msg for a host on 1msg.io or no host, "
-                            "chatapi for any other host."
+                            "Empty: chosen by the API URL (1msg for a host on 1msg.io or no host, chatapi for "
+                            "any other host). 1msg: the live Chat API service (full contact cards); chatapi: a "
+                            "classic, self-hosted gateway (contact ids)."
                         ),
-                        "schema": {"type": ["string", "null"], "enum": ["1msg", "chatapi", None]},
+                        # Optional the way Airflow's own providers declare it: "null" in the type, not in the
+                        # enum, which the 3.x form would offer as a choice spelled "null".
+                        "schema": {"type": ["string", "null"], "enum": ["1msg", "chatapi"]},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "How long to wait to connect, and then for an answer. Default 30.",
-                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": 30},
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
                     },
                     "default_region": {
                         "label": "Default region",
@@ -76,7 +80,7 @@ def get_provider_info() -> dict[str, Any]:
                             "HTTP 429 or 503). A request that may have queued a message is never retried. "
                             "Default 3."
                         ),
-                        "schema": {"type": ["integer", "null"], "minimum": 0, "default": 3},
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
                     },
                 },
                 "ui-field-behaviour": {

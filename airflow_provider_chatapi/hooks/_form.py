@@ -54,7 +54,8 @@ def legacy_form_widgets() -> dict[str, Any]:
 
     Only the field classes every release accepts are used (3.0/3.1 drop a hook's whole form for any
     other): ``IntegerField`` for whole numbers, ``StringField`` for the rest, with validators carrying the
-    schema's rules so the form refuses what the hook would.
+    schema's rules so the form refuses what the hook would. No field has a default, as in provider info: a
+    new form is empty, and saving it leaves the hook's defaults to the hook.
     """
     # Imported by these names, which Airflow 3.0/3.1 patch with stand-ins to read the form without
     # Flask-AppBuilder (``any_of`` is how they learn a field's choices).
@@ -76,12 +77,10 @@ def legacy_form_widgets() -> dict[str, Any]:
         elif "pattern" in schema:
             validators.append(Regexp(schema["pattern"], message=f"{field['label']}: {field['description']}"))
         elif "enum" in schema:
-            choices = [choice for choice in schema["enum"] if choice is not None]
-            validators.append(any_of(choices))  # Airflow 3.0/3.1's stand-in takes the choices only
+            validators.append(any_of(schema["enum"]))  # Airflow 3.0/3.1's stand-in takes the choices only
         widgets[name] = field_class(
             field["label"],
             description=field["description"],
-            default=schema.get("default"),
             validators=validators,
             widget=BS3TextFieldWidget(),
         )
