@@ -131,7 +131,6 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         self.defer(
             trigger=self._trigger(ids),
             method_name="execute_complete",
-            kwargs={"job_ids": self._job_ids},  # for the summary where the task resumes
             timeout=timedelta(seconds=self.timeout_seconds + _DEFER_MARGIN),
         )
 
@@ -144,9 +143,11 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._outcome(event, self._job_ids))
 
-    def execute_complete(self, context: Context, event: dict[str, Any], job_ids: Sequence[str] = ()) -> dict[str, str]:
-        """Where a deferred wait resumes on a worker, with the trigger's event (and the job ids not watched)."""
-        return self._outcome(event, job_ids)
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
+        """Where a deferred wait resumes on a worker, with the trigger's event."""
+        # The job ids for the summary, found again as execute found them (the same rendered ids and upstream
+        # XCom): the deferral's kwargs would carry them, but dag.test() drops those before Airflow 3.3.
+        return self._outcome(event, self._split_ids(context)[1])
 
     def _outcome(self, event: dict[str, Any], job_ids: Sequence[str]) -> dict[str, str]:
         """The states of a wait that succeeded; any other end fails the task without retrying."""
@@ -171,9 +172,7 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         """The ids to watch and the 1msg job ids set aside, refused before any request where nothing can be
         watched, or where job ids are (``fail_on_job_ids``)."""
         try:
-            ids = checked_message_ids(self.message_ids)
-            listed = self._listed_job_ids(context)
-            jobs = [message_id for message_id in ids if message_id in listed]
+            watched, jobs = self._split_ids(context)
             if jobs and self.fail_on_job_ids:
                 raise InvalidInputError(
                     "message_ids",
@@ -184,7 +183,13 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
             self.hook.settings.dialect.check_delivery_reports()
         except ChatApiError as error:
             raise AirflowFailException(str(error)) from error
-        return [message_id for message_id in ids if message_id not in listed], jobs
+        return watched, jobs
+
+    def _split_ids(self, context: Context) -> tuple[list[str], list[str]]:
+        """``message_ids``, checked, as the ids to watch and the 1msg job ids the upstream tasks listed."""
+        ids = checked_message_ids(self.message_ids)
+        listed = self._listed_job_ids(context)
+        return [i for i in ids if i not in listed], [i for i in ids if i in listed]
 
     def _report_job_ids(self, context: Context, jobs: list[str], *, watched: int) -> None:
         """Warn of the job ids set aside, and list them in this task's XCom, where a DAG can act on them."""
@@ -208,7 +213,8 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
             return set()
         pulled = ti.xcom_pull(task_ids=sorted(self.upstream_task_ids), key=JOB_IDS_XCOM_KEY)
         found: set[str] = set()
-        for value in pulled if isinstance(pulled, list) else [pulled]:
+        # One value per upstream task that pushed one: a list on Airflow 3, a lazy sequence (no list) on 2.
+        for value in pulled or ():
             if isinstance(value, list):
                 found.update(item for item in value if isinstance(item, str))
         return found

@@ -129,7 +129,7 @@ def test_a_deferred_wait_watches_only_the_message_ids_and_sums_up_with_the_job_i
     assert deferred.value.trigger.message_ids == [message_id]
     event = first_event(deferred.value.trigger)
     resumed = after_a_send(message_ids=["job_abc", message_id])  # a new instance, as on the worker
-    assert resumed.execute_complete({}, event, **deferred.value.kwargs) == {message_id: "delivered"}  # type: ignore[arg-type]
+    assert resumed.execute_complete({"ti": Ti()}, event) == {message_id: "delivered"}  # type: ignore[arg-type]
     assert summary(logged) == ["Delivery: 1/1 delivered, 0 failed, 0 waiting; 1 job id not watched"]
 
 
