@@ -74,10 +74,9 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
     Returns (XCom ``return_value``) each watched message id's state (``"delivered"`` or ``"read"``). A
     ``failed`` ack fails the task without retrying, with a ``DeliveryFailedError`` naming the message, the
     chat it went to (when the ack says), the gateway's reason and, where known, Meta's error code and what it
-    means. The last line of the task log sums the wait up: how many messages got how far, and the job ids
-    not watched. A classic gateway, which reports acks only by
-    webhook, and a 1msg channel without the endpoint fail at once, without retrying. A 429 or 5xx while
-    polling only slows the polls down.
+    means. A classic gateway, which reports acks only by webhook, and a 1msg channel without the endpoint
+    fail at once, without retrying. A 429 or 5xx while polling only slows the polls down. While it waits the
+    task logs how far the messages got, and its last line sums the wait up, with the job ids not watched.
     """
 
     template_fields: Sequence[str] = ("message_ids", "chatapi_conn_id")
@@ -169,8 +168,8 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         self.log.info("Delivery: %s%s", tally(states, self.wait_for), unwatched)
 
     def _checked_ids(self, context: Context) -> tuple[list[str], list[str]]:
-        """The ids to watch and the 1msg job ids set aside, refused before any request where nothing can be
-        watched, or where job ids are (``fail_on_job_ids``)."""
+        """The ids to watch and the 1msg job ids set aside. Before any request, the task fails on bad ids, on a
+        connection that cannot report delivery, and on any job id with ``fail_on_job_ids``."""
         try:
             watched, jobs = self._split_ids(context)
             if jobs and self.fail_on_job_ids:
