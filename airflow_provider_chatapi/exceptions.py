@@ -182,16 +182,27 @@ class DeliveryFailedError(ChatApiError):
     either (see ``meaning``).
 
     ``reason`` is what the gateway said, ``code`` Meta's error code where known (from ``errors[]``, or
-    recognised in 1msg's text), and ``meaning`` what that code means to the sender.
+    recognised in 1msg's text), ``meaning`` what that code means to the sender, and ``recipient`` the chat
+    the message went to, as the ack names it (None when it does not).
     """
 
-    def __init__(self, message_id: str, reason: str, *, code: int | None = None, meaning: str | None = None) -> None:
+    def __init__(
+        self,
+        message_id: str,
+        reason: str,
+        *,
+        code: int | None = None,
+        meaning: str | None = None,
+        recipient: str | None = None,
+    ) -> None:
         self.message_id = message_id
         self.reason = reason
         self.code = code
         self.meaning = meaning
+        self.recipient = recipient
         known = f" (code {code}: {meaning})" if code is not None and meaning else f" (code {code})" if code else ""
-        super().__init__(f"WhatsApp message {message_id} failed: {reason}{known}")
+        to = f" to {recipient}" if recipient else ""
+        super().__init__(f"WhatsApp message {message_id}{to} failed: {reason}{known}")
 
 
 class DeliveryReportUnavailableError(ChatApiError):

@@ -192,8 +192,10 @@ def load_dag(dag_id: str) -> Any:
     raise LookupError(f"no file of the DAGs folder defines the DAG {dag_id!r}")
 
 
-def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[str, int], Any]]:
-    """Each task's final state, and every ``return_value`` pushed by (task id, map index), from the DB."""
+def run_results(
+    dag_id: str, run_id: str, key: str = "return_value"
+) -> tuple[dict[str, str], dict[tuple[str, int], Any]]:
+    """Each task's final state, and every XCom value under ``key`` pushed by (task id, map index), from the DB."""
     from airflow.models.taskinstance import TaskInstance
 
     try:
@@ -212,9 +214,7 @@ def run_results(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[tuple[st
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
         ).all()
         rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
-            )
+            select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == key)
         ).all()
         states = {ti.task_id: str(ti.state) for ti in instances}
         return states, {(row.task_id, row.map_index): value_of(row) for row in rows}

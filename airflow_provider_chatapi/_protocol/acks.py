@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DELIVERED",
     "FAILED",
+    "FAILURE_DETAILS",
     "READ",
     "SENT",
     "WAIT_FOR",
@@ -44,6 +45,7 @@ __all__ = [
     "delivery_request",
     "parse_delivery",
     "reached",
+    "tally",
 ]
 
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
@@ -52,6 +54,8 @@ WAIT_FOR = (DELIVERED, READ)
 _RANK = {SENT: 1, DELIVERED: 2, READ: 3}
 _ALIASES = {"viewed": READ, "played": READ, "seen": READ}
 ENDPOINT = "hookInfo"
+FAILURE_DETAILS = ("message_id", "reason", "code", "meaning", "recipient")
+"""What a ``failed`` event carries of its :class:`DeliveryFailedError`, to build it again where the task resumes."""
 _NOT_A_REPORT = "this channel's API cannot report delivery by message id (no Check ACKs endpoint)"
 
 ERROR_MEANINGS = {
@@ -72,12 +76,14 @@ _CODES_BY_TEXT = (
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How far one message got: its furthest ``state`` (None before any event), and why it failed."""
+    """How far one message got: its furthest ``state`` (None before any event), why it failed, and the chat it
+    went to as the acks name it (``recipient``: 1msg's ``chatId``, or Meta's ``recipient_id``; None if neither)."""
 
     message_id: str
     state: str | None
     reason: str | None = None
     code: int | None = None
+    recipient: str | None = None
 
     @property
     def meaning(self) -> str | None:
@@ -110,6 +116,15 @@ def reached(state: str | None, wait_for: str) -> bool:
     return state in _RANK and _RANK[state] >= _RANK[wait_for]
 
 
+def tally(states: Mapping[str, str | None], wait_for: str) -> str:
+    """How far a wait for ``states`` got, for a person: ``180/200 delivered (12 read), 0 failed, 20 waiting``."""
+    done = sum(reached(state, wait_for) for state in states.values())
+    failed = sum(state == FAILED for state in states.values())
+    read = sum(state == READ for state in states.values()) if wait_for == DELIVERED else 0
+    also_read = f" ({read} read)" if read else ""
+    return f"{done}/{len(states)} {wait_for}{also_read}, {failed} failed, {len(states) - done - failed} waiting"
+
+
 def delivery_request(message_id: str) -> ApiRequest:
     """The request for the acks of one message."""
     return ApiRequest("GET", ENDPOINT, params={"messageId": message_id})
@@ -134,20 +149,34 @@ def parse_delivery(message_id: str, response: ApiResponse) -> Delivery:
 def furthest(message_id: str, events: Iterable[Mapping[str, Any]], *, shown: Any = str) -> Delivery:
     """The furthest state among ``events`` (any order); a failure only when nothing was delivered."""
     best: str | None = None
-    failure: Delivery | None = None
+    failure: tuple[str, int | None] | None = None
+    recipient: str | None = None
     for event in events:
         if event.get("id") not in (None, "", message_id):
             continue  # another message's event
+        # Any event of the message may name its chat; a failed one, the one that matters, need not.
+        recipient = recipient or _recipient(event)
         status = str(event.get("status") or "").strip().lower()
         status = _ALIASES.get(status, status)
         if status in _RANK and (best is None or _RANK[status] > _RANK[best]):
             best = status
         elif status == FAILED and failure is None:
-            reason, code = _failure(event)
-            failure = Delivery(message_id, FAILED, shown(reason), code)
+            failure = _failure(event)
+    recipient = shown(recipient) if recipient else None
     if failure is not None and not reached(best, DELIVERED):
-        return failure
-    return Delivery(message_id, best)
+        reason, code = failure
+        return Delivery(message_id, FAILED, shown(reason), code, recipient)
+    return Delivery(message_id, best, recipient=recipient)
+
+
+def _recipient(event: Mapping[str, Any]) -> str | None:
+    """The chat an event names: 1msg's ``chatId`` (``79001111111@c.us``), else Meta's ``recipient_id``
+    (digits, which hookInfo's 2.39.0 contract lists)."""
+    for key in ("chatId", "recipient_id"):
+        value = event.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return None
 
 
 def _failure(event: Mapping[str, Any]) -> tuple[str, int | None]:
@@ -197,18 +226,24 @@ class DeliveryWatch:
         for message_id, result in zip(self.pending(), results, strict=True):
             if isinstance(result, Delivery):
                 if result.state == FAILED:
+                    self.states[message_id] = FAILED
                     failed = DeliveryFailedError(
-                        message_id, result.reason or "", code=result.code, meaning=result.meaning
+                        message_id,
+                        result.reason or "",
+                        code=result.code,
+                        meaning=result.meaning,
+                        recipient=result.recipient,
                     )
-                    return {"status": "failed", "error": str(failed), **self._event(failed)}, False
+                    details = {name: getattr(failed, name) for name in FAILURE_DETAILS}
+                    return self._end("failed", failed, **details), False
                 if result.state in _RANK and not reached(self.states[message_id], result.state):
                     self.states[message_id] = result.state
             elif isinstance(result, DeliveryReportUnavailableError):
-                return {"status": "unavailable", "error": str(result)}, False
+                return self._end("unavailable", result), False
             elif _transient(result):
                 back_off = True
             else:
-                return {"status": "error", "error": str(result)}, False
+                return self._end("error", result), False
         if not self.pending():
             return {"status": "success", "states": dict(self.states)}, False
         return None, back_off
@@ -218,14 +253,9 @@ class DeliveryWatch:
         shown = ", ".join(f"{message_id} ({self.states[message_id] or 'no ack yet'})" for message_id in self.pending())
         return f"still short of {self.wait_for!r}: {shown}"
 
-    def _event(self, failed: DeliveryFailedError) -> dict[str, Any]:
-        return {
-            "message_id": failed.message_id,
-            "reason": failed.reason,
-            "code": failed.code,
-            "meaning": failed.meaning,
-            "states": self.states,
-        }
+    def _end(self, status: str, error: BaseException, **details: Any) -> dict[str, Any]:
+        """The event of a wait that ended short of success: what ended it, and how far each message got."""
+        return {"status": status, "error": str(error), **details, "states": dict(self.states)}
 
 
 def _transient(error: BaseException) -> bool:

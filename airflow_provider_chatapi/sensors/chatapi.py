@@ -17,7 +17,14 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, LazyHookMixin
-from airflow_provider_chatapi._protocol.acks import DELIVERED, DeliveryWatch, checked_message_ids, checked_wait_for
+from airflow_provider_chatapi._protocol.acks import (
+    DELIVERED,
+    FAILURE_DETAILS,
+    DeliveryWatch,
+    checked_message_ids,
+    checked_wait_for,
+    tally,
+)
 from airflow_provider_chatapi._protocol.sends import (
     DEFAULT_MAX_IN_FLIGHT,
     checked_flag,
@@ -27,7 +34,7 @@ from airflow_provider_chatapi._protocol.sends import (
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryFailedError, InvalidInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
@@ -58,12 +65,18 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of a worker slot (default: ``[operators]
         default_deferrable``); a bool, or the text ``"true"`` / ``"false"``.
     :param max_in_flight: requests in flight at once when polling many messages (1 to 1,000).
+    :param fail_on_job_ids: fail the task, before any request, when ``message_ids`` hold 1msg job ids (sends
+        1msg took as queued jobs, which have no message id yet; the sending operators list them under the XCom
+        key ``chatapi_job_ids``). By default (False) they are not watched: the task log warns, naming them, this
+        task lists them under the same XCom key, and the other ids are watched as usual. When every id is a
+        job id there is nothing to watch, and the task succeeds at once, returning ``{}``.
 
-    Returns (XCom ``return_value``) each message id's state (``"delivered"`` or ``"read"``). A ``failed`` ack
-    fails the task without retrying, with a ``DeliveryFailedError`` naming the message, the gateway's reason
-    and, where known, Meta's error code and what it means. A classic gateway, which reports acks only by
-    webhook, and a 1msg channel without the endpoint fail at once, without retrying. A 429 or 5xx while
-    polling only slows the polls down.
+    Returns (XCom ``return_value``) each watched message id's state (``"delivered"`` or ``"read"``). A
+    ``failed`` ack fails the task without retrying, with a ``DeliveryFailedError`` naming the message, the
+    chat it went to (when the ack says), the gateway's reason and, where known, Meta's error code and what it
+    means. A classic gateway, which reports acks only by webhook, and a 1msg channel without the endpoint
+    fail at once, without retrying. A 429 or 5xx while polling only slows the polls down. While it waits the
+    task logs how far the messages got, and its last line sums the wait up, with the job ids not watched.
     """
 
     template_fields: Sequence[str] = ("message_ids", "chatapi_conn_id")
@@ -79,6 +92,7 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         timeout: float | timedelta = DEFAULT_DELIVERY_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        fail_on_job_ids: bool = False,
         **kwargs: Any,
     ) -> None:
         # Checked when the DAG is parsed, before Airflow's own checks, which raise bare errors (a ValueError
@@ -92,19 +106,26 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         self.chatapi_conn_id = chatapi_conn_id
         self.deferrable = checked_flag(deferrable, "deferrable")  # "false" would defer: any text is truthy
         self.max_in_flight = checked_max_in_flight(max_in_flight)
+        self.fail_on_job_ids = checked_flag(fail_on_job_ids, "fail_on_job_ids")
         self.timeout_seconds = float(self.timeout)
         self._watch: DeliveryWatch | None = None
+        self._job_ids: list[str] = []  # of this try's message_ids, not watched
 
     def _http_policy(self) -> dict[str, Any]:
         return {}  # ``timeout`` is the whole wait here, not one request's: the connection's own applies
 
     def execute(self, context: Context) -> Any:
-        ids = self._checked_ids(context)
+        ids, self._job_ids = self._checked_ids(context)
+        if self._job_ids:
+            self._report_job_ids(context, self._job_ids, watched=len(ids))
+        if not ids:
+            return self._outcome({"status": "success", "states": {}}, self._job_ids)
         self._watch = DeliveryWatch(ids, self.wait_for)
         if not self.deferrable:
             try:
                 return super().execute(context)
             except AirflowSensorTimeout as timed_out:
+                self._sum_up(self._watch.states, self._job_ids)
                 raise AirflowSensorTimeout(f"{timed_out}; {self._watch.short_of_goal()}") from timed_out
         self.defer(
             trigger=self._trigger(ids),
@@ -117,54 +138,82 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         watch = self._watch
         event, _ = watch.absorb(asyncio.run(self._poll(watch.pending())))
         if event is None:
-            self.log.info("Waiting for %s", watch.short_of_goal())
+            self.log.info("Waiting for delivery: %s", tally(watch.states, self.wait_for))
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._outcome(event))
+        return PokeReturnValue(is_done=True, xcom_value=self._outcome(event, self._job_ids))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
         """Where a deferred wait resumes on a worker, with the trigger's event."""
-        if event.get("status") == "timeout":
-            raise AirflowSensorTimeout(f"Gave up after {self.timeout_seconds:.0f} s: {event['error']}")
-        return self._outcome(event)
+        # The job ids for the summary, found again as execute found them (the same rendered ids and upstream
+        # XCom): the deferral's kwargs would carry them, but dag.test() drops those before Airflow 3.3.
+        return self._outcome(event, self._split_ids(context)[1])
 
-    def _outcome(self, event: dict[str, Any]) -> dict[str, str]:
+    def _outcome(self, event: dict[str, Any], job_ids: Sequence[str]) -> dict[str, str]:
         """The states of a wait that succeeded; any other end fails the task without retrying."""
+        self._sum_up(event.get("states", {}), job_ids)
         if event.get("status") == "success":
             states: dict[str, str] = event["states"]
-            self.log.info("Every message reached %r: %s", self.wait_for, states)
             return states
+        if event.get("status") == "timeout":
+            raise AirflowSensorTimeout(f"Gave up after {self.timeout_seconds:.0f} s: {event['error']}")
         if event.get("status") == "failed":
-            failed = DeliveryFailedError(
-                event["message_id"], event["reason"], code=event.get("code"), meaning=event.get("meaning")
-            )
+            details: dict[str, Any] = {name: event.get(name) for name in FAILURE_DETAILS}
+            failed = DeliveryFailedError(**details)
             raise AirflowFailException(event["error"]) from failed
         raise AirflowFailException(event.get("error", f"the wait ended with {event!r}"))
 
-    def _checked_ids(self, context: Context) -> list[str]:
-        """The ids to watch, refused before any request where they cannot be watched."""
+    def _sum_up(self, states: Mapping[str, str | None], job_ids: Sequence[str]) -> None:
+        """The wait's last line: how far the messages got, and what was not watched."""
+        unwatched = f"; {len(job_ids)} job id{'s' if len(job_ids) > 1 else ''} not watched" if job_ids else ""
+        self.log.info("Delivery: %s%s", tally(states, self.wait_for), unwatched)
+
+    def _checked_ids(self, context: Context) -> tuple[list[str], list[str]]:
+        """The ids to watch and the 1msg job ids set aside. Before any request, the task fails on bad ids, on a
+        connection that cannot report delivery, and on any job id with ``fail_on_job_ids``."""
         try:
-            ids = checked_message_ids(self.message_ids)
-            jobs = sorted(set(ids) & self._job_ids(context))
-            if jobs:
+            watched, jobs = self._split_ids(context)
+            if jobs and self.fail_on_job_ids:
                 raise InvalidInputError(
                     "message_ids",
                     jobs,
                     "these are 1msg job ids (the send was queued as a job, with no message id yet): a job's "
-                    "delivery cannot be watched",
+                    "delivery cannot be watched (fail_on_job_ids=True)",
                 )
             self.hook.settings.dialect.check_delivery_reports()
         except ChatApiError as error:
             raise AirflowFailException(str(error)) from error
-        return ids
+        return watched, jobs
 
-    def _job_ids(self, context: Context) -> set[str]:
+    def _split_ids(self, context: Context) -> tuple[list[str], list[str]]:
+        """``message_ids``, checked, as the ids to watch and the 1msg job ids the upstream tasks listed."""
+        ids = checked_message_ids(self.message_ids)
+        listed = self._listed_job_ids(context)
+        return [i for i in ids if i not in listed], [i for i in ids if i in listed]
+
+    def _report_job_ids(self, context: Context, jobs: list[str], *, watched: int) -> None:
+        """Warn of the job ids set aside, and list them in this task's XCom, where a DAG can act on them."""
+        then = f"watching the other {watched}" if watched else "nothing is left to watch: the task succeeds at once"
+        self.log.warning(
+            "%d of %d message ids are 1msg job ids, queued as jobs with no message id yet, so their delivery "
+            "cannot be watched: %s. They are in this task's XCom under %r; %s (fail_on_job_ids=True fails the "
+            "task instead).",
+            len(jobs),
+            len(jobs) + watched,
+            ", ".join(jobs),
+            JOB_IDS_XCOM_KEY,
+            then,
+        )
+        context["ti"].xcom_push(key=JOB_IDS_XCOM_KEY, value=jobs)
+
+    def _listed_job_ids(self, context: Context) -> set[str]:
         """What the upstream sending tasks listed as job ids (they push them under :data:`JOB_IDS_XCOM_KEY`)."""
         ti = context.get("ti")
         if ti is None or not self.upstream_task_ids:
             return set()
         pulled = ti.xcom_pull(task_ids=sorted(self.upstream_task_ids), key=JOB_IDS_XCOM_KEY)
         found: set[str] = set()
-        for value in pulled if isinstance(pulled, list) else [pulled]:
+        # One value per upstream task that pushed one: a list on Airflow 3, a lazy sequence (no list) on 2.
+        for value in pulled or ():
             if isinstance(value, list):
                 found.update(item for item in value if isinstance(item, str))
         return found

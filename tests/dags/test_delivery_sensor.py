@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
-from airflow_provider_chatapi.testing import Ack, StandInGateway
+from airflow_provider_chatapi.testing import Ack, Fault, StandInGateway
 from tests.helpers import console_text, load_dag, run_results
 
 pytestmark = pytest.mark.dag
@@ -40,6 +40,7 @@ def test_the_sensor_waits_for_each_outcome_and_never_retries(
     onemsg = stand_in("1msg", connection="chatapi_1msg", acks=ACKS, token=TOKEN)
     stand_in("chatapi", connection="chatapi_classic")
     stand_in("1msg", connection="chatapi_no_hook_info", hook_info=False)
+    stand_in("1msg", connection="chatapi_jobs").inject(Fault.queued_as_job())
     dag = load_dag("chatapi_delivery_drill")
 
     run = dag.test()
@@ -54,6 +55,7 @@ def test_the_sensor_waits_for_each_outcome_and_never_retries(
         "wait_deadline": "failed",
         "wait_classic": "failed",
         "wait_no_hook_info": "failed",
+        "wait_job_id": "failed",
     }
     ids = {task: xcom[(task, -1)] for task in ("send_delayed", "send_polled", "send_read")}
     assert xcom[("wait_delayed", -1)] == {ids["send_delayed"]: "delivered"}
@@ -67,6 +69,10 @@ def test_the_sensor_waits_for_each_outcome_and_never_retries(
 
     console = console_text(capfd)
     assert FAILURE in console and "131047" in console and "send a template message" in console
+    assert "to 79004444444 failed" in console  # the failed ack's recipient
+    assert "Delivery: 0/1 delivered, 1 failed, 0 waiting" in console  # the failed wait's last line
+    assert "Waiting for delivery: 0/1 read, 0 failed, 1 waiting" in console  # the trigger of wait_read
+    assert "1msg job ids" in console and "fail_on_job_ids=True" in console
     assert "still short of 'delivered'" in console and "(sent)" in console  # the deadline names the card
     assert "reports delivery acks only by webhook" in console
     assert "cannot report delivery by message id" in console
@@ -97,3 +103,35 @@ def test_example_send_then_wait_for_delivery(
     else:
         assert xcom[("wait_for_delivery", -1)] == {ids[0]: "delivered", ids[1]: "read"}
         assert (states["report"], states["fall_back_to_email"]) == ("success", "skipped")
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one queued as a job", "every card queued as a job"])
+def test_the_example_watches_the_cards_beside_job_ids_and_falls_back_only_on_a_failure(
+    airflow_db: Path, stand_in: Callable[..., StandInGateway], capfd: pytest.CaptureFixture[str], jobs: int
+) -> None:
+    """Issue 22: 3 job ids among 200 sends failed the sensor at once, 197 cards unwatched, and the
+    one_failed fall-back ran although no card failed."""
+    gateway = stand_in("1msg", connection="chatapi_1msg", acks={"17472822487@c.us": [Ack("read", after_polls=1)]})
+    gateway.inject(*(Fault.queued_as_job() for _ in range(jobs)))
+    dag = load_dag("example_chatapi_delivery")
+
+    run = dag.test()
+
+    states, xcom = run_results(dag.dag_id, run.run_id)
+    _, job_ids = run_results(dag.dag_id, run.run_id, key="chatapi_job_ids")
+    ids = xcom[("send_card", -1)]
+    listed = job_ids[("send_card", -1)]
+    assert len(listed) == jobs and set(listed) <= set(ids)
+    assert job_ids[("wait_for_delivery", -1)] == listed  # the sensor lists what it did not watch
+    chats = {message.id: message.chat_id for message in gateway.messages}
+    watched = [message_id for message_id in ids if message_id not in listed]
+    assert xcom[("wait_for_delivery", -1)] == {
+        message_id: "read" if chats[message_id] == "17472822487@c.us" else "delivered" for message_id in watched
+    }
+    assert {request.query["messageId"] for request in gateway.requests_to("hookInfo")} == set(watched)
+    assert (states["wait_for_delivery"], states["report"], states["fall_back_to_email"]) == (
+        "success", "success", "skipped"
+    )  # fmt: skip
+    console = console_text(capfd)
+    assert f"{jobs} of 2 message ids are 1msg job ids" in console and all(job in console for job in listed)
+    assert f"Delivery: {2 - jobs}/{2 - jobs} delivered" in console

@@ -320,6 +320,7 @@ OPTIONS: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("ChatApiDeliverySensor", "timeout"): BAD_SPAN,
     ("ChatApiDeliverySensor", "poke_interval"): BAD_SPAN,
     ("ChatApiDeliverySensor", "deferrable"): BAD_FLAG,
+    ("ChatApiDeliverySensor", "fail_on_job_ids"): BAD_FLAG,
     ("ChatApiDeliverySensor", "wait_for"): BAD_WAIT_FOR,
     ("ChatApiDeliverySensor", "max_in_flight"): BAD_IN_FLIGHT,
 }

@@ -1,6 +1,6 @@
 """Cards whose delivery the sensor waits for, each ending another way: delivered after a delay (deferred, and
 in poke mode), read without delivered, failed, past the deadline, on a classic gateway, on a 1msg channel
-without hookInfo. Every sensor has retries: none may be used."""
+without hookInfo, queued as a 1msg job with ``fail_on_job_ids``. Every sensor has retries: none may be used."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ CASES = {
     "deadline": ("79005555555", "chatapi_1msg", {"timeout": 2}),
     "classic": ("79002222222", "chatapi_classic", {}),
     "no_hook_info": ("79002222222", "chatapi_no_hook_info", {}),
+    "job_id": ("79002222222", "chatapi_jobs", {"fail_on_job_ids": True}),
 }
 
 with DAG("chatapi_delivery_drill", schedule=None, start_date=datetime(2025, 1, 1), catchup=False) as drill:

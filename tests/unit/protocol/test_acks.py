@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_chatapi._protocol.acks import DeliveryWatch, checked_message_ids, furthest, parse_delivery
+from airflow_provider_chatapi._protocol.acks import DeliveryWatch, checked_message_ids, furthest, parse_delivery, tally
 from airflow_provider_chatapi._protocol.http import read_response
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
@@ -70,6 +70,32 @@ def test_a_failure_as_1msg_text_is_recognised_by_its_words() -> None:
 def test_a_failure_with_unknown_words_has_no_code_but_keeps_them() -> None:
     delivery = furthest(ID, [{"status": "failed", "error": "Something odd"}])
     assert (delivery.state, delivery.reason, delivery.code, delivery.meaning) == ("failed", "Something odd", None, None)
+
+
+@pytest.mark.parametrize(
+    ("events", "recipient"),
+    [
+        # 1msg's own ack shape names the chat; hookInfo's (Meta's) only the recipient's number
+        ([{"id": ID, "status": "failed", "error": "x", "chatId": "79004444444@c.us", "recipient_id": "7900"}],
+         "79004444444@c.us"),
+        ([{"id": ID, "status": "sent", "recipient_id": "79004444444"}, {"id": ID, "status": "failed", "error": "x"}],
+         "79004444444"),  # on another event of the message
+        ([{"id": "wamid.OTHER", "status": "sent", "chatId": "79005555555@c.us"}, {"id": ID, "status": "failed"}], None),
+    ],
+)  # fmt: skip
+def test_a_failure_names_the_chat_its_acks_name(events: list[dict[str, Any]], recipient: str | None) -> None:
+    """Issue 22: a failed ack named the message id, not whom it was sent to."""
+    delivery = parse_delivery(ID, answer({"hooks": events}))
+    assert (delivery.state, delivery.recipient) == ("failed", recipient)
+    event, _ = DeliveryWatch([ID], "delivered").absorb([delivery])
+    assert event is not None and event["recipient"] == recipient
+    assert f"WhatsApp message {ID}{f' to {recipient}' if recipient else ''} failed: " in event["error"]
+
+
+def test_a_tally_says_how_far_the_messages_got() -> None:
+    states = {"a": "read", "b": "delivered", "c": "sent", "d": None, "e": "failed"}
+    assert tally(states, "delivered") == "2/5 delivered (1 read), 1 failed, 2 waiting"
+    assert tally(states, "read") == "1/5 read, 1 failed, 3 waiting"
 
 
 def test_the_token_is_scrubbed_from_a_reason() -> None:
