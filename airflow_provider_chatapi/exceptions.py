@@ -14,7 +14,7 @@
     │   │   └── GatewayUnavailableError        503, or no connection could be made (transient)
     │   └── DeliveryUnknownError               the message may have been queued: never resend blindly
     ├── FanOutError                            some sends of a batch failed; .outcomes holds each one's
-    ├── DeliveryFailedError                    WhatsApp reported a message failed; .reason, .code, .meaning
+    ├── DeliveryFailedError                    WhatsApp reported a message failed; .recipient, .reason, .code, .meaning
     └── DeliveryReportUnavailableError         the channel cannot report delivery by message id
 """
 
