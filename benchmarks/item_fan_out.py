@@ -70,13 +70,16 @@ def sequential_sends(phones: list[str]) -> list[str]:
     return [hook.send_contact(HUMAN_CONTACTS, phone=phone).id for phone in phones]
 
 
-def hook_fan_out(phones: list[str], ledger: Ledger | None = None) -> list[str]:
-    """One ``asend_to_many`` over ``phones`` (with ``ledger``, if given), with a hook built inside the timing."""
+def hook_fan_out(phones: list[str], ledger: Ledger | None = None, max_per_second: float | None = None) -> list[str]:
+    """One ``asend_to_many`` over ``phones`` (with ``ledger`` and ``max_per_second``, if given), with a hook
+    built inside the timing."""
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
     async def send() -> list[str]:
         hook = ChatApiHook()
-        results = await hook.asend_to_many(HUMAN_CONTACTS, phones, max_in_flight=FAN_OUT_MAX_IN_FLIGHT, ledger=ledger)
+        results = await hook.asend_to_many(
+            HUMAN_CONTACTS, phones, max_in_flight=FAN_OUT_MAX_IN_FLIGHT, ledger=ledger, max_per_second=max_per_second
+        )
         return [result.id for result in results]
 
     return asyncio.run(send())

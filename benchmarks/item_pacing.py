@@ -1,8 +1,8 @@
 """7. A paced fan-out, as the gateway sees it.
 
-``asend_to_many(contacts, recipients, max_in_flight=20, max_per_second=200)`` to 3,000 recipients,
-against a stand-in in its own process that notes when each request arrived (``received_at`` in its
-control API's listing). Two figures, from the same runs:
+Item 3's ``asend_to_many(contacts, recipients, max_in_flight=20)``, with ``max_per_second=200``, to 3,000
+recipients, against a stand-in in its own process that notes when each request arrived (``received_at`` in
+its control API's listing). Two figures, from the same runs:
 
 - 7a, the busiest sliding second at the gateway: the most arrivals in any ``[t, t + 1)``. Target: at most
   ``max_per_second``, in every run.
@@ -17,18 +17,17 @@ places serves a request every ``1 + round trip`` seconds: its share is expected 
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from harness import (
-    HUMAN_CONTACTS,
     Sample,
     Verdict,
     chatapi_default,
     expect,
+    expect_queued,
     heading,
     human_phone,
     interleaved,
@@ -37,13 +36,13 @@ from harness import (
     stand_in_control,
     stand_in_process,
 )
+from item_fan_out import FAN_OUT_MAX_IN_FLIGHT, hook_fan_out
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 PACED_RECIPIENTS = 3_000
 PER_SECOND = 200
-PACED_MAX_IN_FLIGHT = 20
 PACED_ROUNDS = 2
 SLOW_DELAY = 0.02
 MIN_SHARE = 0.95
@@ -53,16 +52,9 @@ HEADROOM = 2.0  # the unpaced rate must be this many times the limit for 7b to j
 def paced_fan_out(connection: dict[str, Any], per_second: float | None) -> tuple[int, float]:
     """One fan-out to :data:`PACED_RECIPIENTS` with a fresh stand-in record; the gateway's busiest sliding
     second and its mean rate (requests a second)."""
-    from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
-
     phones = [human_phone(index) for index in range(PACED_RECIPIENTS)]
     stand_in_control(connection, "reset", method="POST")
-
-    async def send() -> None:
-        hook = ChatApiHook()
-        await hook.asend_to_many(HUMAN_CONTACTS, phones, max_in_flight=PACED_MAX_IN_FLIGHT, max_per_second=per_second)
-
-    asyncio.run(send())
+    expect_queued(hook_fan_out(phones, max_per_second=per_second), len(phones))
     listing = stand_in_control(connection, "requests?endpoint=sendContact")["requests"]
     arrivals = sorted(request["received_at"] for request in listing)
     expect(len(arrivals) == len(phones), f"{len(arrivals)} sends reached the gateway for {len(phones)} recipients")
@@ -77,7 +69,7 @@ def busiest_second(arrivals: Sequence[float]) -> int:
 def run() -> list[Verdict]:
     heading(
         f"7. Paced fan-out ({PACED_RECIPIENTS:,} recipients, max_per_second={PER_SECOND},"
-        f" max_in_flight={PACED_MAX_IN_FLIGHT}, {PACED_ROUNDS} rounds, stand-in in its own process)"
+        f" max_in_flight={FAN_OUT_MAX_IN_FLIGHT}, {PACED_ROUNDS} rounds, stand-in in its own process)"
     )
     started = time.perf_counter()
     with stand_in_process() as connection, chatapi_default(connection):
