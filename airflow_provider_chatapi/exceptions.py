@@ -172,9 +172,8 @@ class FanOutError(ChatApiError):
         by_chat = dict(zip(recipients, self.outcomes, strict=True))
         self.failures = {chat: outcome for chat, outcome in by_chat.items() if isinstance(outcome, BaseException)}
         self.queued = {chat: outcome for chat, outcome in by_chat.items() if chat not in self.failures}
-        shown = "; ".join(f"{recipient}: {error}" for recipient, error in list(self.failures.items())[:3])
-        more = f"; and {len(self.failures) - 3} more" if len(self.failures) > 3 else ""
-        super().__init__(f"{len(self.failures)} of {len(self.outcomes)} sends failed: {shown}{more}")
+        shown = _first_few([f"{recipient}: {error}" for recipient, error in self.failures.items()], "; ", listed=3)
+        super().__init__(f"{len(self.failures)} of {len(self.outcomes)} sends failed: {shown}")
 
 
 class DeliveryFailedError(ChatApiError):
@@ -214,6 +213,13 @@ class DeliveryReportUnavailableError(ChatApiError):
         self.status_code = status_code
         answer = f"HTTP {status_code}: " if status_code is not None else ""
         super().__init__(f"Chat API cannot report delivery by message id: {answer}{detail}")
+
+
+def _first_few(texts: Sequence[str], separator: str = ", ", *, listed: int = 5) -> str:
+    """The first few of ``texts``, and how many more there are: what one message names of a long list (the
+    protocol's log lines name lost sends and history entries so too)."""
+    more = f"{separator}and {len(texts) - listed} more" if len(texts) > listed else ""
+    return separator.join(texts[:listed]) + more
 
 
 _SHOWN = 200  # characters of a bad value an error quotes: a 1 MB argument is not copied into the log

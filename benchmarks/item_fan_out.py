@@ -40,7 +40,7 @@ from harness import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_chatapi._protocol.ledger import Ledger
+    from airflow_provider_chatapi._protocol.record import Ledger
 
     Send = Callable[[list[str]], list[str]]  # recipients -> the ids of their queued cards
 

@@ -117,14 +117,14 @@ class FileStore(MemoryStore):
 
 
 def ledger_over(store: MemoryStore, *, first_try: bool = True) -> Any:
-    from airflow_provider_chatapi._protocol.ledger import Ledger
+    from airflow_provider_chatapi._protocol.record import Ledger
 
     return Ledger(store, try_number=1 if first_try else 2, generation=0)
 
 
 def crash_wave() -> tuple[int, int, str]:
     """The wave holding :data:`CRASH_RECIPIENT`: its first and last-plus-one recipient, and its store key."""
-    from airflow_provider_chatapi._protocol.ledger import LEDGER_KEY, WAVE_SIZE
+    from airflow_provider_chatapi._protocol.record import LEDGER_KEY, WAVE_SIZE
 
     wave = CRASH_RECIPIENT // WAVE_SIZE
     start = wave * WAVE_SIZE
@@ -142,7 +142,7 @@ def fan_out_child(mode: str) -> None:
     """Import what a fan-out task imports; unless ``idle``, fan out to :data:`BIG_RECIPIENTS`, with a ledger
     over a :class:`MemoryStore` for ``ledger`` (which marks itself done). Print, as one
     JSON line, the peak and final RSS (KiB), the fan-out's wall and CPU seconds, and what the store holds."""
-    from airflow_provider_chatapi._protocol.ledger import Ledger  # noqa: F401 (imported to be measured)
+    from airflow_provider_chatapi._protocol.record import Ledger  # noqa: F401 (imported to be measured)
     from airflow_provider_chatapi.hooks.chatapi import ChatApiHook  # noqa: F401
     from airflow_provider_chatapi.operators.chatapi import SendContactToManyOperator  # noqa: F401
 
@@ -193,7 +193,7 @@ def first_try_dies(store_file: Path, gateway: Any) -> None:
 
 def record_census(record: dict[str, str]) -> Counter[str]:
     """Recipients on record as ``sent`` (an id), ``lost`` (an intent only) or ``other``; and ``waves``."""
-    from airflow_provider_chatapi._protocol.ledger import DeliveryRecord
+    from airflow_provider_chatapi._protocol.record import DeliveryRecord
 
     census: Counter[str] = Counter()
     for wave in map(json.loads, record.values()):

@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi._protocol.answers import checked_payload, object_list
-from airflow_provider_chatapi._protocol.http import ApiRequest
+from airflow_provider_chatapi._protocol.http import ApiRequest, checked_payload, object_list
 from airflow_provider_chatapi._protocol.whatsapp import checked_message_id, parse_literal
 from airflow_provider_chatapi.exceptions import (
     DeliveryFailedError,

@@ -10,18 +10,18 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_chatapi._protocol.answers import (
+from airflow_provider_chatapi._protocol.cards import card_numbers
+from airflow_provider_chatapi._protocol.dialect import Dialect
+from airflow_provider_chatapi._protocol.http import (
+    ApiRequest,
+    Call,
     checked_payload,
+    clock_offset,
     object_list,
     quote_gateway,
     status_word,
     unreadable_send,
 )
-from airflow_provider_chatapi._protocol.cards import card_numbers
-from airflow_provider_chatapi._protocol.clock import clock_offset
-from airflow_provider_chatapi._protocol.dialect import Dialect
-from airflow_provider_chatapi._protocol.http import ApiRequest
-from airflow_provider_chatapi._protocol.plans import Call
 from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, history_plan
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi._protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
@@ -29,8 +29,7 @@ from airflow_provider_chatapi.exceptions import DeliveryReportUnavailableError, 
 
 if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.acks import Delivery
-    from airflow_provider_chatapi._protocol.http import ApiResponse
-    from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.http import ApiResponse, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
 __all__ = ["CLASSIC", "ClassicDialect"]
@@ -131,10 +130,12 @@ CLASSIC = ClassicDialect()
 
 
 def _numbers(send: ContactSend) -> list[str]:
-    """What a send's cards become on a classic gateway, which sends numbers (``contactId``), not cards: each
-    card's first number (its ``wa_id``, else its phone), once."""
+    """What a send's contacts become on a classic gateway, which sends numbers (``contactId``), not cards:
+    its contact ids as given, else each card's first number (its ``wa_id``, else its phone), once."""
+    if send.contact_ids:
+        return list(send.contact_ids)
     numbers = []
-    for index, card in enumerate(send.contacts):
+    for index, card in enumerate(send.cards):
         on_card = card_numbers(card)
         if not on_card:
             raise InvalidInputError(

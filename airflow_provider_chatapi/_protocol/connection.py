@@ -1,4 +1,4 @@
-"""Reading a ``chatapi`` connection: which dialect, which URL, which instance, which token, which limits.
+"""A ``chatapi`` connection read into :class:`GatewaySettings`: which dialect, URL, instance, token and limits.
 
 The dialect is the extra ``dialect`` (``"chatapi"`` for the classic protocol, ``"1msg"``); without it a
 host on ``1msg.io`` means 1msg, any other host the classic protocol, and no host at all 1msg's live
@@ -13,12 +13,12 @@ import base64
 import binascii
 import json
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_chatapi._protocol.classic import CLASSIC
 from airflow_provider_chatapi._protocol.onemsg import ONEMSG
-from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GatewaySettings
 from airflow_provider_chatapi._protocol.whatsapp import DIGITS, checked_region
 from airflow_provider_chatapi.exceptions import ConnectionConfigError, InvalidInputError
 
@@ -27,13 +27,37 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi._protocol.dialect import Dialect
 
-__all__ = ["DIALECTS", "instance_from_token", "resolve_api_url", "settings_from_connection"]
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DIALECTS",
+    "GatewaySettings",
+    "instance_from_token",
+    "resolve_api_url",
+    "settings_from_connection",
+]
 
+DEFAULT_TIMEOUT = 30.0
+"""Seconds to wait for the gateway to connect and, separately, to answer."""
+DEFAULT_MAX_RETRIES = 3
+"""Retries of a request the gateway certainly did not process (connect failure, 429, 503)."""
 DIALECTS: dict[str, Dialect] = {CLASSIC.name: CLASSIC, ONEMSG.name: ONEMSG}
 """The dialects by the name the connection's ``dialect`` extra gives."""
-_ALIASES = {"classic": CLASSIC.name, "chat-api": CLASSIC.name, "onemsg": ONEMSG.name}
 _ONEMSG_DOMAIN = "1msg.io"
 _INSTANCE_PREFIX = "instance"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Where and how to reach one instance. The token is left out of ``repr()``."""
+
+    api_url: str
+    token: str = field(repr=False)
+    dialect: Dialect
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    default_region: str | None = None
+    """Where a number written the national way is read (an ISO country code); None: nowhere."""
 
 
 def settings_from_connection(
@@ -69,7 +93,6 @@ def choose_dialect(host: str | None, extra: Mapping[str, Any], *, conn_id: str =
     raw = _extra(extra, "dialect")
     if raw is not None:
         name = str(raw).strip().lower()
-        name = _ALIASES.get(name, name)
         if name not in DIALECTS:
             raise ConnectionConfigError(
                 conn_id, "extra 'dialect'", raw, "must be 'chatapi' (the classic protocol) or '1msg'"
@@ -180,8 +203,7 @@ def _strip_prefix(text: str) -> str:
 
 
 def _extra(extra: Mapping[str, Any], name: str) -> Any:
-    # Connection forms before Airflow 2.3 stored custom fields as extra__<conn_type>__<name>.
-    raw = extra.get(name, extra.get(f"extra__chatapi__{name}"))
+    raw = extra.get(name)
     return None if raw is None or raw == "" else raw
 
 

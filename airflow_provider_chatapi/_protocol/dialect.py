@@ -1,9 +1,8 @@
 """What a gateway dialect supplies: its addressing, its requests, its answers and its reconciliation.
 
 Two dialects exist, side by side in :mod:`.classic` and :mod:`.onemsg`; :mod:`.connection` picks one per
-connection. The hook runs the dialect's plans (a send's through :func:`~.delivery.send_plan`) and never looks
-inside them; nothing above the hook knows
-which dialect runs.
+connection. The hook runs the dialect's plans (a send's through :func:`~.record.send_plan`) and never looks
+inside them; nothing above the hook knows which dialect runs.
 """
 
 from __future__ import annotations
@@ -11,18 +10,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
-from airflow_provider_chatapi._protocol.clock import clock_offset
-from airflow_provider_chatapi._protocol.plans import Call
+from airflow_provider_chatapi._protocol.http import Call, clock_offset
 from airflow_provider_chatapi._protocol.reconcile import earliest_stamp, settle
 from airflow_provider_chatapi.exceptions import ChatApiError
 
 if TYPE_CHECKING:
     import re
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow_provider_chatapi._protocol.acks import Delivery
-    from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse
-    from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse, Plan
     from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, LostSend, Verdicts
     from airflow_provider_chatapi._protocol.sends import ContactSend, SendResult
 
@@ -55,12 +52,6 @@ class Dialect(ABC):
     @abstractmethod
     def parse_send(self, response: ApiResponse) -> SendResult:
         """The queued message, or the error that says whether it may have been queued."""
-
-    def check(self, sends: Iterable[ContactSend]) -> None:
-        """Raise ``InvalidInputError`` for any send this dialect cannot carry: a batch fails before its first
-        record or request."""
-        for send in sends:
-            self.send_request(send)
 
     # ---- the instance's status ----------------------------------------------------------------
 

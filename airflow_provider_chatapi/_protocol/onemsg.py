@@ -23,18 +23,18 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_chatapi._protocol.acks import delivery_request, parse_delivery
-from airflow_provider_chatapi._protocol.answers import (
+from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
+from airflow_provider_chatapi._protocol.dialect import Dialect
+from airflow_provider_chatapi._protocol.http import (
+    ApiRequest,
+    Call,
     checked_payload,
+    clock_offset,
     object_list,
     quote_gateway,
     status_word,
     unreadable_send,
 )
-from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
-from airflow_provider_chatapi._protocol.clock import clock_offset
-from airflow_provider_chatapi._protocol.dialect import Dialect
-from airflow_provider_chatapi._protocol.http import ApiRequest
-from airflow_provider_chatapi._protocol.plans import Call
 from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, history_plan
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import (
@@ -46,8 +46,7 @@ from airflow_provider_chatapi.exceptions import (
 
 if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.acks import Delivery
-    from airflow_provider_chatapi._protocol.http import ApiResponse
-    from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.http import ApiResponse, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
 __all__ = ["CARD_TYPES", "ONEMSG", "OneMsgDialect"]
@@ -123,9 +122,10 @@ class OneMsgDialect(Dialect):
 
     def card_shape(self, send: ContactSend) -> CardShape:
         # A card is known by a WhatsApp id the writer gave, else by its name.
+        if send.contact_ids:
+            return CardShape(CARD_TYPES, tuple((number,) for number in send.contact_ids))
         return CardShape(
-            CARD_TYPES,
-            tuple(tuple(card_whatsapp_ids(card)) or card["name"]["formatted_name"] for card in send.contacts),
+            CARD_TYPES, tuple(tuple(card_whatsapp_ids(card)) or card["name"]["formatted_name"] for card in send.cards)
         )
 
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:

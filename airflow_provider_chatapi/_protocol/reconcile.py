@@ -7,6 +7,10 @@ naming every contact, in the send's chat, not another send's, and stamped at or 
 on the gateway's clock. When two entries fit, or the clocks cannot be tied while an entry could fit, the
 answer is "cannot tell", which fails that send rather than guess.
 
+A send's intent (:class:`Intent`, when it was about to be made) is placed on the gateway's clock, read from
+the HTTP ``Date`` of its answers: ours plus a margin would let a card of an earlier run, queued shortly
+before, pass for this one.
+
 Every lost send of a batch is settled from one read of the history of all chats since the earliest
 intent (paged by time), not two requests a recipient: :func:`history_plan` reads it, :func:`settle` judges.
 """
@@ -14,32 +18,31 @@ intent (paged by time), not two requests a recipient: :func:`history_plan` reads
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow_provider_chatapi._protocol.http import ApiRequest
-from airflow_provider_chatapi._protocol.plans import Call
-from airflow_provider_chatapi.exceptions import GatewayError
+from airflow_provider_chatapi._protocol.http import ApiRequest, Call
+from airflow_provider_chatapi.exceptions import GatewayError, _first_few
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
-    from airflow_provider_chatapi._protocol.clock import Intent
-    from airflow_provider_chatapi._protocol.http import ApiResponse
-    from airflow_provider_chatapi._protocol.plans import Plan
+    from airflow_provider_chatapi._protocol.http import ApiResponse, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
 __all__ = [
     "CANNOT_TELL",
     "HISTORY_LIMIT",
+    "UNTIED_MARGIN",
     "CardShape",
     "HistoryPage",
+    "Intent",
     "LostSend",
     "Verdicts",
     "earliest_stamp",
-    "first_few",
     "history_plan",
     "settle",
 ]
@@ -50,7 +53,43 @@ CANNOT_TELL = "an earlier try's outcome is unknown, and the gateway cannot tell 
 """How a send that could not be settled is reported, followed by the reason."""
 _VCARD_START = "BEGIN:VCARD"
 _VCARD_ESCAPE = re.compile(r"\\([,;\\])")
-_LISTED = 5  # candidates or sends named in one message
+UNTIED_MARGIN = 60
+"""Seconds by which the clocks of two workers may differ (NTP keeps them far closer): an intent on a
+worker's clock is placed on the gateway's with this much doubt either side."""
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """When a send was about to be made: ``at`` unix seconds on the gateway's clock when ``tied``, else on
+    a worker's, off from the clock that reads it by up to ``margin`` seconds either way."""
+
+    at: int
+    tied: bool
+    margin: int = 0
+
+    @classmethod
+    def on_worker_clock(cls, at: int) -> Intent:
+        """An intent on the clock of the worker that wrote it, which a retry may read on another worker."""
+        return cls(at, tied=False, margin=UNTIED_MARGIN)
+
+    @classmethod
+    def now(cls, offset: float | None, now: float) -> Intent:
+        """An intent for a send about to be made at ``now`` (our clock): on the gateway's clock if ``offset``
+        (seconds to add to ours) is known."""
+        return cls.on_worker_clock(math.floor(now)) if offset is None else cls(math.floor(now + offset), tied=True)
+
+    def on_gateway_clock(self, offset: float | None) -> int | None:
+        """The second of the gateway's clock the intent is placed at (its card is stamped then or later, give
+        or take :attr:`margin`); None when the intent is on a worker's clock and no answer tied the two."""
+        if self.tied:
+            return self.at
+        return None if offset is None else math.floor(self.at + offset)
+
+    def tied_by(self, offset: float | None) -> Intent | None:
+        """This intent on the gateway's clock, read by the clock that wrote it (``offset``: the gateway's
+        minus that clock's); None without an offset."""
+        at = self.on_gateway_clock(offset)
+        return None if at is None else Intent(at, tied=True)
 
 
 class CardShape(NamedTuple):
@@ -260,14 +299,8 @@ def _not_before(entry: Mapping[str, Any], since: int) -> bool:
     return stamped is None or stamped >= since
 
 
-def first_few(texts: Sequence[str], separator: str = ", ") -> str:
-    """The first few of ``texts``, and how many more there are: what one message names of a long list."""
-    more = f"{separator}and {len(texts) - _LISTED} more" if len(texts) > _LISTED else ""
-    return separator.join(texts[:_LISTED]) + more
-
-
 def _ids(entries: Iterable[Mapping[str, Any]]) -> str:
-    return first_few(list(dict.fromkeys(str(entry["id"]) for entry in entries)))
+    return _first_few(list(dict.fromkeys(str(entry["id"]) for entry in entries)))
 
 
 def _is_our_card(send: ContactSend, entry: Mapping[str, Any], shape: CardShape, owners: Mapping[str, str]) -> bool:

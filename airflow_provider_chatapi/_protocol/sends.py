@@ -9,12 +9,11 @@ of sends, so they never see which dialect runs.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_chatapi._protocol.cards import MAX_CONTACTS, Card, card_for_number, normalize_contacts
 from airflow_provider_chatapi._protocol.whatsapp import (
@@ -26,10 +25,7 @@ from airflow_provider_chatapi._protocol.whatsapp import (
     normalize_phone,
     normalize_recipients,
 )
-from airflow_provider_chatapi.exceptions import FanOutError, InvalidInputError
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+from airflow_provider_chatapi.exceptions import InvalidInputError
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
@@ -47,7 +43,6 @@ __all__ = [
     "checked_max_retries",
     "checked_span",
     "checked_timeout",
-    "fan_out_failure",
 ]
 
 DEFAULT_MAX_IN_FLIGHT = 10
@@ -67,27 +62,35 @@ _MIN_SECONDS = 0.001  # the least a connection's extra timeout may be, too
 
 @dataclass(frozen=True)
 class ContactSend:
-    """One message of contact cards to one chat, validated.
+    """One message of contact cards to one chat, validated: the arguments of a send, checked once.
 
     ``phone`` is set when the recipient was given as a phone number (``chat_id`` is then its private
-    chat); ``contacts`` are full cards, however they were given.
+    chat). The contacts are either full ``cards`` or ``contact_ids`` (WhatsApp numbers, digits with the
+    country code), as given: a dialect that sends numbers sends those as they are.
     """
 
     chat_id: str
-    contacts: tuple[Card, ...]
+    cards: tuple[Card, ...] = ()
+    contact_ids: tuple[str, ...] = ()
     phone: str | None = None
     quoted_message_id: str | None = None
+
+    @property
+    def contacts(self) -> tuple[Card, ...]:
+        """Every contact as a full card; a contact id's is named by its number."""
+        return self.cards or tuple(card_for_number(number) for number in self.contact_ids)
 
     def identity(self) -> dict[str, Any]:
         """The send as JSON: what a ledger compares to tell one send from another.
 
-        The cards are compared as a set: the same cards in another order are the same message to the
+        The contacts are compared as a set: the same cards in another order are the same message to the
         recipient, and must not be sent again.
         """
         return {
             "chat_id": self.chat_id,
             "phone": self.phone,
-            "contacts": sorted(json.dumps(card, sort_keys=True) for card in self.contacts),
+            "contacts": sorted(json.dumps(card, sort_keys=True) for card in self.cards),
+            "contact_ids": sorted(self.contact_ids),
             "quoted_message_id": self.quoted_message_id,
         }
 
@@ -130,10 +133,12 @@ def build_send_contact(
         raise InvalidInputError(
             "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
         )
-    cards = _cards(contact_ids, contacts, region)
+    given = _contacts(contact_ids, contacts, region)
+    quoted = _quoted(quoted_message_id)
     if phone is not None:
-        return _send(cards, _quoted(quoted_message_id), phone=normalize_phone(phone, region=region))
-    return _send(cards, _quoted(quoted_message_id), chat_id=normalize_chat_id(chat_id))
+        number = normalize_phone(phone, region=region)
+        return ContactSend(f"{number}{PRIVATE_SUFFIX}", *given, phone=number, quoted_message_id=quoted)
+    return ContactSend(normalize_chat_id(chat_id), *given, quoted_message_id=quoted)
 
 
 def build_send_to_many(
@@ -145,9 +150,12 @@ def build_send_to_many(
     region: RegionSource = None,
 ) -> list[ContactSend]:
     """One send per recipient, in order; every argument is validated first."""
-    cards = _cards(contact_ids, contacts, region)
+    given = _contacts(contact_ids, contacts, region)
     quoted = _quoted(quoted_message_id)
-    return [_send(cards, quoted, **target) for target in normalize_recipients(recipients, region=region)]
+    return [
+        ContactSend(chat_id, *given, phone=phone, quoted_message_id=quoted)
+        for chat_id, phone in normalize_recipients(recipients, region=region)
+    ]
 
 
 def checked_max_in_flight(max_in_flight: Any) -> int:
@@ -216,24 +224,12 @@ def _in_range(value: Any, least: float, most: float) -> bool:
     return math.isfinite(number) and least <= number <= most
 
 
-def fan_out_failure(outcomes: Sequence[Any], sends: Sequence[ContactSend]) -> FanOutError | None:
-    """The error for a batch whose ``outcomes`` (one per send, in order) hold any error; None if none do."""
-    if any(isinstance(outcome, BaseException) for outcome in outcomes):
-        return FanOutError(outcomes, [send.chat_id for send in sends])
-    return None
-
-
-def _send(cards: tuple[Card, ...], quoted: str | None, *, phone: str | None = None, chat_id: str = "") -> ContactSend:
-    if phone is not None:
-        chat_id = f"{phone}{PRIVATE_SUFFIX}"
-    return ContactSend(chat_id=chat_id, contacts=cards, phone=phone, quoted_message_id=quoted)
-
-
 def _quoted(quoted_message_id: Any) -> str | None:
     return None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
 
 
-def _cards(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[Card, ...]:
+def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tuple[Card, ...], tuple[str, ...]]:
+    """The cards given in full, or the numbers given as contact ids (the other empty)."""
     if (contact_ids is None) == (contacts is None):
         given = "both" if contacts is not None else "neither"
         raise InvalidInputError(
@@ -241,18 +237,13 @@ def _cards(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[Card,
             {"contact_ids": contact_ids, "contacts": contacts},
             f"give exactly one of them (ids, or full contact cards), got {given}",
         )
-    field, value = ("contacts", contacts) if contacts is not None else ("contact_ids", contact_ids)
     if contacts is not None:
-        cards = normalize_contacts(contacts, region=region)
+        field, value, cards, numbers = "contacts", contacts, normalize_contacts(contacts, region=region), ()
     else:
-        cards = _cards_for_ids(normalize_contact_ids(contact_ids, region=region))
-    if len(cards) > MAX_CONTACTS:
+        field, value, cards = "contact_ids", contact_ids, ()
+        numbers = tuple(contact.removesuffix(PRIVATE_SUFFIX) for contact in normalize_contact_ids(value, region=region))
+    if len(cards or numbers) > MAX_CONTACTS:
         raise InvalidInputError(
-            field, value, f"holds {len(cards)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"
+            field, value, f"holds {len(cards or numbers)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"
         )
-    return cards
-
-
-@functools.lru_cache(maxsize=1024)  # cards are only read once built, so one set serves every send of them
-def _cards_for_ids(contact_ids: tuple[str, ...]) -> tuple[Card, ...]:
-    return tuple(card_for_number(contact.removesuffix(PRIVATE_SUFFIX)) for contact in contact_ids)
+    return cards, numbers

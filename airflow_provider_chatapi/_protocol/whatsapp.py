@@ -256,24 +256,27 @@ def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: Reg
     return tuple(dict.fromkeys(ids))
 
 
-def normalize_recipients(value: Any, *, field: str = "recipients", region: RegionSource = None) -> list[dict[str, str]]:
-    """Return each recipient as ``{"phone": digits}`` or ``{"chat_id": id}``, in the order given.
+def normalize_recipients(
+    value: Any, *, field: str = "recipients", region: RegionSource = None
+) -> list[tuple[str, str | None]]:
+    """Return each recipient's chat id, and its phone number when given as one, in the order given.
 
     Takes the same forms as :func:`normalize_contact_ids`; an item with an ``@`` is a chat id, any
     other a phone number. A recipient named twice is an error: each gets one card.
     """
-    targets: dict[str, dict[str, str]] = {}
+    targets: dict[str, str | None] = {}
     for index, item in enumerate(_listed_items(value, field, "recipient")):
         item_field = f"{field}[{index}]"
+        phone = None
         if isinstance(item, str) and "@" in item:
-            target = {"chat_id": normalize_chat_id(item, field=item_field)}
+            chat = normalize_chat_id(item, field=item_field)
         else:
-            target = {"phone": normalize_phone(item, field=item_field, region=region)}
-        chat = target.get("chat_id") or f"{target['phone']}{PRIVATE_SUFFIX}"
+            phone = normalize_phone(item, field=item_field, region=region)
+            chat = f"{phone}{PRIVATE_SUFFIX}"
         if chat in targets:
             raise InvalidInputError(item_field, item, f"names the chat {chat} again; each recipient gets one card")
-        targets[chat] = target
-    return list(targets.values())
+        targets[chat] = phone
+    return list(targets.items())
 
 
 def _listed_items(value: Any, field: str, noun: str) -> list[Any]:

@@ -1,4 +1,5 @@
-"""The hook's two thin transports, ``requests`` and ``httpx``, and the one retry policy they share.
+"""The hook's two thin transports, ``requests`` and ``httpx``, the one retry policy they share, and batches
+(paced, bounded, with their progress lines).
 
 Each transport only moves bytes: it makes the request the protocol built, turns what its library raised
 into the protocol's classification (never sent, or sent with the answer lost), and hands the answer to
@@ -11,6 +12,8 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
@@ -19,18 +22,16 @@ import tenacity
 from airflow.providers.common.compat.sdk import redact
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
-from airflow_provider_chatapi._protocol.answers import connection_failed, response_lost
-from airflow_provider_chatapi._protocol.http import read_response
-from airflow_provider_chatapi._protocol.progress import Progress
-from airflow_provider_chatapi._protocol.secrets import scrub_secret
-from airflow_provider_chatapi.exceptions import ChatApiError, NotSentError, RateLimitedError
+from airflow_provider_chatapi._protocol.http import ApiResponse, connection_failed, response_lost, scrub_secret
+from airflow_provider_chatapi._protocol.sends import SendResult
+from airflow_provider_chatapi.exceptions import NotSentError, RateLimitedError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from airflow_provider_chatapi._protocol.delivery import Log
-    from airflow_provider_chatapi._protocol.plans import Call, Plan
-    from airflow_provider_chatapi._protocol.settings import GatewaySettings
+    from airflow_provider_chatapi._protocol.connection import GatewaySettings
+    from airflow_provider_chatapi._protocol.http import ApiRequest, Call, Plan
+    from airflow_provider_chatapi._protocol.record import Log
 
 T = TypeVar("T")
 
@@ -111,31 +112,6 @@ def retry_policy(max_retries: int, log: Log) -> dict[str, Any]:
     }
 
 
-def replaying(first: ChatApiError, attempt: Callable[..., T]) -> Callable[..., T]:
-    """``attempt`` for tenacity to retry, whose first call re-raises the failure already met: most calls
-    succeed at once, so the retry machinery is entered only after a retryable failure."""
-    pending = [first]
-
-    def call(*args: Any) -> T:
-        if pending:
-            raise pending.pop()
-        return attempt(*args)
-
-    return call
-
-
-def areplaying(first: ChatApiError, attempt: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """:func:`replaying` for a coroutine function."""
-    pending = [first]
-
-    async def call(*args: Any) -> T:
-        if pending:
-            raise pending.pop()
-        return await attempt(*args)
-
-    return call
-
-
 # ---- pacing a batch ----------------------------------------------------------------------------
 
 
@@ -204,6 +180,69 @@ class Pacer:
             self._free.put_nowait(free_at)
 
 
+PROGRESS_EVERY = 10.0
+"""Seconds between two progress lines of one batch, at least."""
+
+# What became of a send, in the order a line names them, and how a line names each.
+_SENT, _EARLIER, _REFUSED, _UNKNOWN = "sent", "earlier", "refused", "unknown"
+_SAID = {
+    _SENT: "sent",
+    _EARLIER: "already sent by an earlier try",
+    _REFUSED: "not sent",
+    _UNKNOWN: "outcome unknown",
+}
+
+
+@dataclass
+class Progress:
+    """Counts the finished sends of a batch of ``total`` started at ``started`` (monotonic seconds)."""
+
+    total: int
+    started: float
+    every: float = PROGRESS_EVERY
+    counts: Counter[str] = field(default_factory=Counter)
+    _last_line: float = field(default=0.0, init=False)
+    _last_done: int = field(default=0, init=False)
+
+    @property
+    def done(self) -> int:
+        return self.counts.total()
+
+    def finished(self, now: float, outcome: object) -> str | None:
+        """Count one finished send by its ``outcome`` (its result, or the error it raised); the progress line
+        when one is due, else None."""
+        self.counts[_kind(outcome)] += 1
+        done = self.done
+        if done == self.total:
+            return None  # the summary says the rest
+        if now - max(self._last_line, self.started) < self.every or done - self._last_done < self.total / 10:
+            return None
+        self._last_line, self._last_done = now, done
+        left = (self.total - done) / (done / max(now - self.started, 1e-9))
+        return f"{done}/{self.total} done ({done * 100 // self.total} %): {self._tally(now)}, ~{left:.0f} s left"
+
+    def summary(self, now: float) -> str:
+        """The one line that closes the batch: ``1000 in 0.3 s: 10 sent (33/s), 990 already sent by an
+        earlier try``."""
+        return f"{self.done} in {max(now - self.started, 1e-9):.1f} s: {self._tally(now)}"
+
+    def _tally(self, now: float) -> str:
+        rate = f" ({self.counts[_SENT] / max(now - self.started, 1e-9):.0f}/s)" if self.counts[_SENT] else ""
+        parts = [f"{self.counts[kind]} {said}" for kind, said in _SAID.items() if self.counts[kind] or kind == _SENT]
+        parts[0] += rate
+        return ", ".join(parts)
+
+
+def _kind(outcome: object) -> str:
+    if isinstance(outcome, SendResult):
+        return _EARLIER if outcome.earlier_try else _SENT
+    if isinstance(outcome, NotSentError):
+        return _REFUSED  # certainly not queued: a refusal, or a failure before the gateway took it
+    if isinstance(outcome, BaseException):
+        return _UNKNOWN
+    return _SENT  # a batch of other plans (deliveries) counts each as done
+
+
 class Checkpoints(Protocol):
     """What a batch records around each wave of its sends (a fan-out's ledger)."""
 
@@ -269,7 +308,7 @@ def call_with_requests(session: requests.Session, settings: GatewaySettings, cal
     """Make one call over a ``requests`` session, redirects not followed."""
     try:
         response = session.request(
-            **settings.http_arguments(call.request), timeout=settings.timeout, allow_redirects=False
+            **_arguments(settings, call.request), timeout=settings.timeout, allow_redirects=False
         )
     except requests.RequestException as error:
         # requests puts the full URL, token included, in its messages: scrub it, and drop the original
@@ -277,18 +316,28 @@ def call_with_requests(session: requests.Session, settings: GatewaySettings, cal
         detail = scrub_secret(_describe_requests(error), settings.token)
         failure = connection_failed if _never_sent(error) else response_lost
         raise failure(call.request, detail) from None
-    return call.parse(read_response(response.status_code, response.headers, response.content, secret=settings.token))
+    return call.parse(ApiResponse(response.status_code, response.headers, response.content, secret=settings.token))
 
 
 async def call_with_httpx(client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
     """Make one call over an ``httpx`` client (built with redirects off)."""
     try:
-        response = await client.request(**settings.http_arguments(call.request))
+        response = await client.request(**_arguments(settings, call.request))
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         detail = scrub_secret(_describe_httpx(error), settings.token)
         failure = connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else response_lost
         raise failure(call.request, detail) from None
-    return call.parse(read_response(response.status_code, response.headers, response.content, secret=settings.token))
+    return call.parse(ApiResponse(response.status_code, response.headers, response.content, secret=settings.token))
+
+
+def _arguments(settings: GatewaySettings, request: ApiRequest) -> dict[str, Any]:
+    """What an HTTP client (``requests`` or ``httpx``) needs to make ``request``, token included."""
+    return {
+        "method": request.method,
+        "url": f"{settings.api_url}/{request.endpoint}",
+        "params": {**request.params, "token": settings.token},
+        "json": request.json,
+    }
 
 
 def _describe_requests(error: requests.RequestException) -> str:

@@ -9,6 +9,7 @@ drives its plans over ``requests`` (sync) or ``httpx`` (async).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,10 +21,14 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
 from airflow_provider_chatapi._protocol.acks import Delivery
-from airflow_provider_chatapi._protocol.connection import settings_from_connection
-from airflow_provider_chatapi._protocol.delivery import prepare_plan, recorded_send_plan, send_plan
-from airflow_provider_chatapi._protocol.plans import PlanSteps
-from airflow_provider_chatapi._protocol.secrets import secret_forms
+from airflow_provider_chatapi._protocol.connection import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    GatewaySettings,
+    settings_from_connection,
+)
+from airflow_provider_chatapi._protocol.http import secret_forms
+from airflow_provider_chatapi._protocol.record import prepare_plan, send_plan, single_send_plan
 from airflow_provider_chatapi._protocol.sends import (
     DEFAULT_MAX_IN_FLIGHT,
     SendResult,
@@ -33,30 +38,39 @@ from airflow_provider_chatapi._protocol.sends import (
     checked_max_per_second,
     checked_max_retries,
     checked_timeout,
-    fan_out_failure,
 )
-from airflow_provider_chatapi._protocol.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from airflow_provider_chatapi._protocol.whatsapp import checked_message_id, checked_region
-from airflow_provider_chatapi.exceptions import ChatApiError, InvalidInputError
+from airflow_provider_chatapi.exceptions import ChatApiError, FanOutError, InvalidInputError
 from airflow_provider_chatapi.hooks import _http
 from airflow_provider_chatapi.hooks._form import legacy_field_behaviour, legacy_form_widgets, probe_failure
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     import httpx
     from airflow.providers.common.compat.sdk import Connection
 
-    from airflow_provider_chatapi._protocol.ledger import Ledger
-    from airflow_provider_chatapi._protocol.plans import Call, Plan
-    from airflow_provider_chatapi._protocol.sends import ContactSend
-    from airflow_provider_chatapi._protocol.settings import GatewaySettings
-    from airflow_provider_chatapi._protocol.whatsapp import RegionSource
+    from airflow_provider_chatapi._protocol.http import Call, Plan
+    from airflow_provider_chatapi._protocol.record import Ledger
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "Delivery", "SendResult"]
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "JOB_IDS_XCOM_KEY",
+    "SEND_FIELDS",
+    "ChatApiHook",
+    "Delivery",
+    "SendResult",
+]
 
 _T = TypeVar("_T")
 
+JOB_IDS_XCOM_KEY = "chatapi_job_ids"
+"""Where a sending operator lists which ids it returned are 1msg job ids, so a delivery sensor sets them aside."""
+SEND_FIELDS = ("contact_ids", "contacts", "phone", "chat_id", "quoted_message_id", "default_region")
+"""The arguments of a single send (:meth:`ChatApiHook.send_contact`): what the operator and the notifier
+template, with their connection id, and hand to the hook as they rendered."""
 _PROBE_TIMEOUT = 10.0  # Test connection's probe is never retried, and a button must not hang
 # What Airflow takes as a connection id (its models.connection.sanitize_conn_id): no whitespace or markup.
 _CONN_ID = re.compile(r"[\w#!().:/\\-]{1,250}")
@@ -95,6 +109,7 @@ class ChatApiHook(BaseHook):
         self.chatapi_conn_id = _checked_conn_id(chatapi_conn_id)
         self.timeout = checked_timeout(timeout)
         self.max_retries = checked_max_retries(max_retries)
+        self._settings: GatewaySettings | None = None
         self._async_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
     @classmethod
@@ -112,19 +127,21 @@ class ChatApiHook(BaseHook):
 
     # ---- the connection ------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def settings(self) -> GatewaySettings:
-        """The connection read: ``api_url``, ``timeout``, ``max_retries``, ``dialect``; the token is
-        registered with Airflow's log masker and left out of ``repr()``."""
-        conn = self.get_connection(self.chatapi_conn_id)
-        return self._settings_from(conn, conn.extra_dejson)
+        """The connection read on first use: ``api_url``, ``timeout``, ``max_retries``, ``dialect``; the token
+        is registered with Airflow's log masker and left out of ``repr()``."""
+        if self._settings is None:
+            conn = self.get_connection(self.chatapi_conn_id)
+            self._settings = self._settings_from(conn, conn.extra_dejson)
+        return self._settings
 
     async def asettings(self) -> GatewaySettings:
         """:attr:`settings`, with the connection read without blocking the event loop on any release."""
-        if "settings" not in self.__dict__:
+        if self._settings is None:
             conn = await get_async_connection(self.chatapi_conn_id, hook=self)
-            self.__dict__["settings"] = self._settings_from(conn, await get_async_extra_dejson(conn))
-        return self.settings
+            self._settings = self._settings_from(conn, await get_async_extra_dejson(conn))
+        return self._settings
 
     def _settings_from(self, conn: Connection, extra: dict[str, Any]) -> GatewaySettings:
         settings = settings_from_connection(
@@ -139,7 +156,7 @@ class ChatApiHook(BaseHook):
         for form in secret_forms(settings.token):
             mask_secret(form)
         overrides = {"timeout": self.timeout, "max_retries": self.max_retries}
-        return settings.replace(**{name: value for name, value in overrides.items() if value is not None})
+        return dataclasses.replace(settings, **{name: value for name, value in overrides.items() if value is not None})
 
     def get_conn(self) -> requests.Session:
         """The HTTP session every synchronous call of this hook goes through (kept alive between calls)."""
@@ -201,15 +218,16 @@ class ChatApiHook(BaseHook):
         :raises NotSentError: the gateway did not queue the message (see its subclasses).
         :raises DeliveryUnknownError: the message may have been queued; do not send it again blindly.
         """
+        region = checked_region(default_region) or self._connection_region
         send = build_send_contact(
             contact_ids,
             contacts=contacts,
             phone=phone,
             chat_id=chat_id,
             quoted_message_id=quoted_message_id,
-            region=self._region(default_region, lambda: self.settings),
+            region=region,
         )
-        return self._drive(self._one_send_plan(send, self.settings, ledger))
+        return self._drive(single_send_plan(send, dialect=self.settings.dialect, ledger=ledger, log=self.log))
 
     async def asend_contact(
         self,
@@ -224,15 +242,16 @@ class ChatApiHook(BaseHook):
     ) -> SendResult:
         """:meth:`send_contact`, asynchronously (with ``httpx``)."""
         settings = await self.asettings()
+        region = checked_region(default_region) or settings.default_region
         send = build_send_contact(
             contact_ids,
             contacts=contacts,
             phone=phone,
             chat_id=chat_id,
             quoted_message_id=quoted_message_id,
-            region=self._region(default_region, lambda: settings),
+            region=region,
         )
-        return await self._adrive(self._one_send_plan(send, settings, ledger))
+        return await self._adrive(single_send_plan(send, dialect=settings.dialect, ledger=ledger, log=self.log))
 
     async def asend_to_many(
         self,
@@ -270,24 +289,26 @@ class ChatApiHook(BaseHook):
             recipients,
             contacts=contacts,
             quoted_message_id=quoted_message_id,
-            region=self._region(default_region, lambda: settings),
+            region=checked_region(default_region) or settings.default_region,
         )
-        settings.dialect.check(sends)  # a batch fails whole before its first record or request
-
+        dialect = settings.dialect
+        requests = [dialect.send_request(send) for send in sends]  # the batch fails whole before its first record
         if ledger is not None:
-            await self._adrive(prepare_plan(sends, dialect=settings.dialect, ledger=ledger, log=self.log))
+            await self._adrive(prepare_plan(sends, dialect=dialect, ledger=ledger, log=self.log))
         outcomes = await _http.run_batch(
             self._adrive,
-            [send_plan(send, dialect=settings.dialect, ledger=ledger, log=self.log) for send in sends],
+            [
+                send_plan(*pair, dialect=dialect, ledger=ledger, log=self.log)
+                for pair in zip(sends, requests, strict=True)
+            ],
             max_in_flight=bound,
             log=self.log,
             label="Chat API fan-out",
             max_per_second=rate,
             checkpoints=ledger,
         )
-        failure = fan_out_failure(outcomes, sends)
-        if failure is not None:
-            raise failure
+        if any(isinstance(outcome, BaseException) for outcome in outcomes):
+            raise FanOutError(outcomes, [send.chat_id for send in sends])
         return outcomes  # type: ignore[return-value]
 
     def get_delivery(self, message_id: str) -> Delivery:
@@ -350,68 +371,57 @@ class ChatApiHook(BaseHook):
 
     # ---- driving plans ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _region(default_region: Any, settings: Callable[[], GatewaySettings]) -> RegionSource:
-        """The region numbers are read in: the call's own, checked now; else the connection's, read only if a
-        number needs it (an international number never does)."""
-        region = checked_region(default_region)
-        return region if region is not None else lambda: settings().default_region
-
-    def _one_send_plan(self, send: ContactSend, settings: GatewaySettings, ledger: Ledger | None) -> Plan[SendResult]:
-        if ledger is None:
-            return send_plan(send, dialect=settings.dialect, ledger=None, log=self.log)
-        return recorded_send_plan(send, dialect=settings.dialect, ledger=ledger, log=self.log)
+    def _connection_region(self) -> str | None:
+        """The connection's ``default_region``: read, with the connection, only when a number needs it (an
+        international number never does), so that bad input fails before the connection is read."""
+        return self.settings.default_region
 
     def _prober(self, settings: GatewaySettings) -> ChatApiHook:
         """A hook for one status probe: no retries, and a short wait."""
         probe = type(self)(self.chatapi_conn_id)
-        probe.__dict__["settings"] = settings.replace(timeout=min(settings.timeout, _PROBE_TIMEOUT), max_retries=0)
+        probe._settings = dataclasses.replace(settings, timeout=min(settings.timeout, _PROBE_TIMEOUT), max_retries=0)
         return probe
 
     def _drive(self, plan: Plan[_T]) -> _T:
-        """Run a protocol plan over this hook's HTTP session."""
-        steps = PlanSteps(plan)
-        for call in steps:
+        """Run a protocol plan over this hook's HTTP session: each call's answer is sent into the plan, or its
+        error thrown in, until the plan returns."""
+        answer: Any = None
+        error: ChatApiError | None = None
+        while True:
             try:
-                steps.answer(self._call(call))
-            except ChatApiError as error:
-                steps.fail(error)
-        return steps.result
+                call = plan.send(answer) if error is None else plan.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            try:
+                answer, error = self._call(call), None
+            except ChatApiError as failure:
+                answer, error = None, failure
 
     async def _adrive(self, plan: Plan[_T], pacer: _http.Pacer | None = None) -> _T:
-        """Run a protocol plan over this hook's ``httpx`` client for the running event loop (each request
-        through the batch's ``pacer``, if any)."""
+        """:meth:`_drive` over this hook's ``httpx`` client for the running event loop (each request through
+        the batch's ``pacer``, if any)."""
         client = await self._aclient()
-        steps = PlanSteps(plan)
-        for call in steps:
+        answer: Any = None
+        error: ChatApiError | None = None
+        while True:
             try:
-                steps.answer(await self._acall(call, client, pacer))
-            except ChatApiError as error:
-                steps.fail(error)
-        return steps.result
+                call = plan.send(answer) if error is None else plan.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            try:
+                answer, error = await self._acall(call, client, pacer), None
+            except ChatApiError as failure:
+                answer, error = None, failure
 
     def _call(self, call: Call[_T]) -> _T:
         settings = self.settings
-        try:
-            return _http.call_with_requests(self._session, settings, call)
-        except ChatApiError as error:
-            if not (settings.max_retries > 0 and _http.retry_in_place(error)):
-                raise
-            first = error
         retrying = tenacity.Retrying(**_http.retry_policy(settings.max_retries, self.log))
-        return retrying(_http.replaying(first, _http.call_with_requests), self._session, settings, call)
+        return retrying(_http.call_with_requests, self._session, settings, call)
 
     async def _acall(self, call: Call[_T], client: httpx.AsyncClient, pacer: _http.Pacer | None = None) -> _T:
         settings = await self.asettings()
-        transport = pacer or _http.call_with_httpx
-        try:
-            return await transport(client, settings, call)
-        except ChatApiError as error:
-            if not (settings.max_retries > 0 and _http.retry_in_place(error)):
-                raise
-            first = error
         retrying = tenacity.AsyncRetrying(**_http.retry_policy(settings.max_retries, self.log))
-        return await retrying(_http.areplaying(first, transport), client, settings, call)
+        return await retrying(pacer or _http.call_with_httpx, client, settings, call)
 
     async def _aclient(self) -> httpx.AsyncClient:
         """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""

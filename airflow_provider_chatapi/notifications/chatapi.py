@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseNotifier
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi._lazy_hook import SEND_TEMPLATE_FIELDS, LazyHookMixin
 from airflow_provider_chatapi._protocol.sends import checked_max_retries, checked_timeout
 from airflow_provider_chatapi.exceptions import InvalidInputError
+from airflow_provider_chatapi.hooks.chatapi import SEND_FIELDS, ChatApiHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["ChatApiNotifier", "send_chatapi_notification"]
 
 
-class ChatApiNotifier(LazyHookMixin, BaseNotifier):
+class ChatApiNotifier(BaseNotifier):
     """Send a contact card when a DAG or task callback fires, synchronously or from the triggerer.
 
     Usable as ``on_failure_callback=ChatApiNotifier(...)`` (sync, :meth:`notify`) and wherever Airflow
@@ -49,7 +50,7 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
     (``Failed to send notification``), as for every notifier; from 3.1 on it also re-raises it.
     """
 
-    template_fields: Sequence[str] = SEND_TEMPLATE_FIELDS
+    template_fields: Sequence[str] = (*SEND_FIELDS, "chatapi_conn_id")
 
     def __init__(
         self,
@@ -80,6 +81,11 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
         # DAG has failed, which is too late to learn that its own options were wrong.
         self.timeout = checked_timeout(timeout)
         self.max_retries = checked_max_retries(max_retries)
+
+    @cached_property
+    def hook(self) -> ChatApiHook:
+        """The hook, built on first use from the connection id and the notifier's HTTP policy."""
+        return ChatApiHook(self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
 
     def get_template_env(self, dag: Any = None) -> jinja2.Environment:
         if hasattr(dag, "get_template_env"):
@@ -125,14 +131,7 @@ class ChatApiNotifier(LazyHookMixin, BaseNotifier):
         return problem
 
     def _arguments(self) -> dict[str, Any]:
-        return {
-            "contact_ids": self.contact_ids,
-            "contacts": self.contacts,
-            "phone": self.phone,
-            "chat_id": self.chat_id,
-            "quoted_message_id": self.quoted_message_id,
-            "default_region": self.default_region,
-        }
+        return {name: getattr(self, name) for name in SEND_FIELDS}
 
     def notify(self, context: Context) -> None:
         with self.hook:

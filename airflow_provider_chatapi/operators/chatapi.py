@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, SEND_TEMPLATE_FIELDS, LazyHookMixin
-from airflow_provider_chatapi._protocol.clock import Intent
-from airflow_provider_chatapi._protocol.ledger import Ledger
+from airflow_provider_chatapi._protocol.reconcile import Intent
+from airflow_provider_chatapi._protocol.record import Ledger
 from airflow_provider_chatapi._protocol.sends import (
     DEFAULT_MAX_IN_FLIGHT,
     checked_flag,
@@ -21,13 +21,14 @@ from airflow_provider_chatapi._protocol.sends import (
     checked_timeout,
 )
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryUnknownError, FanOutError, NotSentError
+from airflow_provider_chatapi.hooks.chatapi import JOB_IDS_XCOM_KEY, SEND_FIELDS, ChatApiHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_chatapi._protocol.ledger import StateStore
+    from airflow_provider_chatapi._protocol.record import StateStore
     from airflow_provider_chatapi._protocol.sends import SendResult
 
 __all__ = ["SendContactOperator", "SendContactToManyOperator"]
@@ -43,7 +44,7 @@ _RETRY_WITHOUT_RECORD = (
 )
 
 
-class _ChatApiOperator(LazyHookMixin, BaseOperator):
+class _ChatApiOperator(BaseOperator):
     """What the sending operators share: the hook, the HTTP policy, the ledger, and failures as task outcomes."""
 
     def __init__(
@@ -63,6 +64,11 @@ class _ChatApiOperator(LazyHookMixin, BaseOperator):
         self.timeout = checked_timeout(timeout)
         self.max_retries = checked_max_retries(max_retries)
         self.at_least_once = checked_flag(at_least_once, "at_least_once")
+
+    @cached_property
+    def hook(self) -> ChatApiHook:
+        """The hook, built on first use from the connection id and this task's HTTP policy."""
+        return ChatApiHook(self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
 
     def _ledger(self, context: Context) -> Ledger | None:
         """The task instance's record of its sends: kept across tries in its state store (Airflow 3.3+).
@@ -157,7 +163,7 @@ class SendContactOperator(_ChatApiOperator):
     without retrying. See ``docs/guarantees.md``.
     """
 
-    template_fields: Sequence[str] = SEND_TEMPLATE_FIELDS
+    template_fields: Sequence[str] = (*SEND_FIELDS, "chatapi_conn_id")
     ui_color = "#25d366"
 
     def __init__(
@@ -180,15 +186,7 @@ class SendContactOperator(_ChatApiOperator):
     def execute(self, context: Context) -> str:
         ledger = self._ledger(context)
         try:
-            result = self.hook.send_contact(
-                self.contact_ids,
-                contacts=self.contacts,
-                phone=self.phone,
-                chat_id=self.chat_id,
-                quoted_message_id=self.quoted_message_id,
-                default_region=self.default_region,
-                ledger=ledger,
-            )
+            result = self.hook.send_contact(**{name: getattr(self, name) for name in SEND_FIELDS}, ledger=ledger)
         except ChatApiError as error:
             self._fail_fast(error, resumable=_durable(ledger))
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -16,7 +17,6 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi._lazy_hook import JOB_IDS_XCOM_KEY, LazyHookMixin
 from airflow_provider_chatapi._protocol.acks import (
     DELIVERED,
     FAILURE_DETAILS,
@@ -32,6 +32,7 @@ from airflow_provider_chatapi._protocol.sends import (
     checked_span,
 )
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryFailedError, InvalidInputError
+from airflow_provider_chatapi.hooks.chatapi import JOB_IDS_XCOM_KEY, ChatApiHook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -48,7 +49,7 @@ given as seconds, say), and far longer overflows Airflow's own conversions, one 
 _DEFER_MARGIN = 60.0  # Airflow's own deferral timeout, past our deadline: only a backstop
 
 
-class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
+class ChatApiDeliverySensor(BaseSensorOperator):
     """Wait until messages sent through 1msg reach a phone (``delivered``) or are ``read``, or fail.
 
     Reads 1msg's delivery acks of each message (its Check ACKs endpoint, ``hookInfo``). States only move
@@ -111,8 +112,10 @@ class ChatApiDeliverySensor(LazyHookMixin, BaseSensorOperator):
         self._watch: DeliveryWatch | None = None
         self._job_ids: list[str] = []  # of this try's message_ids, not watched
 
-    def _http_policy(self) -> dict[str, Any]:
-        return {}  # ``timeout`` is the whole wait here, not one request's: the connection's own applies
+    @cached_property
+    def hook(self) -> ChatApiHook:
+        # ``timeout`` is the whole wait here, not one request's: the connection's own applies.
+        return ChatApiHook(self.chatapi_conn_id)
 
     def execute(self, context: Context) -> Any:
         ids, self._job_ids = self._checked_ids(context)

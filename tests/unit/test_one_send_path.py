@@ -36,7 +36,7 @@ def requests_made(monkeypatch: pytest.MonkeyPatch) -> list[Frames]:
             code = frame.f_code
             if code.co_filename.startswith(PACKAGE):
                 if code.co_name in ("_drive", "_adrive"):
-                    frames[:0] = plan_frames(frame.f_locals["steps"]._plan)
+                    frames[:0] = plan_frames(frame.f_locals["plan"])
                 frames.insert(0, (Path(code.co_filename).name, code.co_name))
             frame = frame.f_back
         seen.append(frames)
@@ -81,7 +81,7 @@ def test_a_send_crosses_the_same_frames_from_operator_notifier_and_hook(
 
     operator, notifier, hook_call = (below(frames, "send_contact") for frames in requests_made)
     assert operator == notifier == hook_call
-    assert ("delivery.py", "send_plan") in hook_call and hook_call[-1] == ("chatapi.py", "_call")
+    assert ("record.py", "send_plan") in hook_call and hook_call[-1] == ("chatapi.py", "_call")
     assert len(gateway.messages) == 3
 
 
@@ -101,7 +101,7 @@ def test_a_fan_out_crosses_the_same_frames_from_the_operator_and_the_hook(
     asyncio.run(fan_out())
     paths = [below(frames, "run_one") for frames in requests_made]
     assert len(paths) == 4 and all(path == paths[0] for path in paths)
-    assert ("delivery.py", "send_plan") in paths[0]
+    assert ("record.py", "send_plan") in paths[0]
     assert paths[0][-2:] == [("chatapi.py", "_acall"), ("_http.py", "__call__")]  # through the batch's Pacer
     assert len(gateway.messages) == 4
 

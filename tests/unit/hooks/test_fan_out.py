@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_chatapi._protocol.ledger import Ledger
+from airflow_provider_chatapi._protocol.record import Ledger
 from airflow_provider_chatapi.exceptions import FanOutError, InvalidInputError, RejectedError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.testing import Fault, StandInGateway
@@ -99,8 +99,8 @@ def test_a_fan_out_waits_for_every_send_it_started(stand_in: Callable[..., Stand
 def test_a_long_fan_out_logs_progress_not_a_line_per_recipient(
     stand_in: Callable[..., StandInGateway], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_chatapi._protocol.progress import Progress
     from airflow_provider_chatapi.hooks import _http
+    from airflow_provider_chatapi.hooks._http import Progress
 
     monkeypatch.setattr(_http, "Progress", functools.partial(Progress, every=0.0))  # every tenth, however quick
     stand_in()

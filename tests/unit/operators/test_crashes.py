@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_chatapi._protocol.ledger import WAVE_SIZE
+from airflow_provider_chatapi._protocol.record import WAVE_SIZE
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
 from airflow_provider_chatapi.testing import Fault, StandInGateway
 from tests.helpers import DictStore, DyingStore, Killed

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_chatapi._protocol import clock
-from airflow_provider_chatapi._protocol.answers import parse_retry_after
+from airflow_provider_chatapi._protocol import http, record
+from airflow_provider_chatapi._protocol.http import parse_retry_after
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator
@@ -67,7 +67,9 @@ def worker_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     real = time.time
 
     def skew(seconds: float) -> None:
-        monkeypatch.setattr(clock, "time", type("SkewedTime", (), {"time": staticmethod(lambda: real() + seconds)}))
+        skewed = type("SkewedTime", (), {"time": staticmethod(lambda: real() + seconds)})
+        for reads_the_clock in (record, http):  # intents, and the gateway's clock against ours
+            monkeypatch.setattr(reads_the_clock, "time", skewed)
 
     return skew
 

@@ -94,7 +94,7 @@ from hypothesis.stateful import (
 )
 
 import airflow_provider_chatapi.testing
-from airflow_provider_chatapi._protocol import ledger as ledger_module
+from airflow_provider_chatapi._protocol import record as ledger_module
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError, FanOutError, NotSentError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 from airflow_provider_chatapi.operators.chatapi import SendContactOperator, SendContactToManyOperator

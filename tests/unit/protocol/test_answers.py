@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from airflow_provider_chatapi._protocol.answers import connection_failed, parse_retry_after, response_lost
 from airflow_provider_chatapi._protocol.classic import CLASSIC
+from airflow_provider_chatapi._protocol.http import connection_failed, parse_retry_after, response_lost
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayUnavailableError, RateLimitedError
 from tests.helpers import classic_request, response
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_chatapi._protocol.clock import Intent
-from airflow_provider_chatapi._protocol.ledger import WAVE_SIZE, DeliveryRecord, Ledger
-from airflow_provider_chatapi._protocol.reconcile import Verdicts
+from airflow_provider_chatapi._protocol.reconcile import Intent, Verdicts
+from airflow_provider_chatapi._protocol.record import WAVE_SIZE, DeliveryRecord, Ledger
 from airflow_provider_chatapi._protocol.sends import build_send_contact, build_send_to_many
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError
 from tests.helpers import DictStore
@@ -249,7 +248,7 @@ def test_a_list_that_shrinks_and_grows_between_tries_loses_nothing() -> None:
 
 def test_without_a_store_every_send_is_lost_since_the_given_start() -> None:
     """Before Airflow 3.3, a retry takes every recipient as lost since the run started, and asks the gateway."""
-    from airflow_provider_chatapi._protocol.clock import Intent
+    from airflow_provider_chatapi._protocol.reconcile import Intent
 
     since = Intent(1_800_000_000, tied=False)
     ledger = Ledger(None, lost_since=since)

@@ -3,9 +3,9 @@ what became of the sends (issue 22: a retry's summary counted the cards on recor
 
 from __future__ import annotations
 
-from airflow_provider_chatapi._protocol.progress import Progress
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError, RejectedError
+from airflow_provider_chatapi.hooks._http import Progress
 
 SENT = SendResult(id="true_1@c.us_A", sent=True, message="Sent", queue_number=None)
 EARLIER = SendResult(

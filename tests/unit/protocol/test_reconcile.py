@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from airflow_provider_chatapi._protocol import classic, onemsg
-from airflow_provider_chatapi._protocol.clock import UNTIED_MARGIN, Intent
-from airflow_provider_chatapi._protocol.plans import PlanSteps
 from airflow_provider_chatapi._protocol.reconcile import (
     HISTORY_LIMIT,
+    UNTIED_MARGIN,
     HistoryPage,
+    Intent,
     LostSend,
     Verdicts,
     history_plan,
@@ -275,15 +275,18 @@ def test_a_batch_is_settled_from_one_list() -> None:
 def drive_history(messages: list[dict[str, Any]], *, newest_first: bool) -> tuple[HistoryPage, int]:
     """Run :func:`history_plan` against a gateway holding ``messages`` that answers at most a page of
     them, the newest (as the stand-in does) or the oldest; return the result and the requests made."""
-    steps = PlanSteps(history_plan(None, SINCE, lambda page: page))
-    requests = 0
-    for call in steps:
+    plan = history_plan(None, SINCE, lambda page: page)
+    requests, answer = 0, None
+    while True:
+        try:
+            call = plan.send(answer)
+        except StopIteration as done:
+            return done.value, requests
         requests += 1
         low, high = int(call.request.params["min_time"]), int(call.request.params.get("max_time", 2**62))
         window = [message for message in messages if low <= message["time"] <= high]
         page = window[-HISTORY_LIMIT:] if newest_first else window[:HISTORY_LIMIT]
-        steps.answer(HistoryPage(page, 0.0))
-    return steps.result, requests
+        answer = HistoryPage(page, 0.0)
 
 
 @pytest.mark.parametrize("newest_first", [True, False], ids=["newest first", "oldest first"])

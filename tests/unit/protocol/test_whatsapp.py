@@ -288,7 +288,7 @@ def test_a_set_rendered_as_text_keeps_one_order_in_every_process(numbers: set[st
     reversed_text = "{" + ", ".join(repr(number) for number in reversed(list(numbers))) + "}"
     expected = [f"{number}@c.us" for number in sorted(numbers)]
     assert normalize_contact_ids(rendered) == tuple(expected)
-    chats = [f"{target['phone']}@c.us" for target in normalize_recipients(reversed_text)]
+    chats = [chat for chat, _ in normalize_recipients(reversed_text)]
     assert chats == expected
 
 

@@ -1,4 +1,13 @@
-"""The record of sends across Airflow task retries: at most once, and again after a clear.
+"""The record of sends across Airflow task retries (the ledger), and the plans of a send around it.
+
+Every send crosses :func:`send_plan`: a user's ``hook.send_contact()``, the notifier, the operator and
+each recipient of a fan-out. Without a ledger it is the request and nothing more. With one (the
+operators'), :func:`prepare_plan` first settles what earlier tries left unknown, from one look at the
+gateway, and each send asks the ledger whether an earlier try queued its card; the ledger records the
+intents before the requests and the outcomes after them. A single send is a batch of one
+(:func:`single_send_plan`).
+
+The ledger keeps a send at most once, and again after a clear.
 
 The gateway has no idempotency key, so a try whose answer was lost cannot know whether its card was
 queued. On Airflow 3.3+ each task instance has a ``task_state_store`` that outlives its tries (and its
@@ -42,20 +51,35 @@ import base64
 import hashlib
 import itertools
 import json
+import math
+import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_chatapi._protocol.clock import Intent, intent_now
-from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, LostSend
-from airflow_provider_chatapi.exceptions import DeliveryUnknownError
+from airflow_provider_chatapi._protocol.http import Call
+from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, UNTIED_MARGIN, Intent, LostSend, Verdicts
+from airflow_provider_chatapi._protocol.sends import SendResult
+from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayError, NotSentError, _first_few
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from airflow_provider_chatapi._protocol.reconcile import Verdicts
+    from airflow_provider_chatapi._protocol.dialect import Dialect
+    from airflow_provider_chatapi._protocol.http import ApiRequest, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = ["LEDGER_KEY", "WAVE_BYTES", "WAVE_SIZE", "DeliveryRecord", "Ledger", "StateStore"]
+__all__ = [
+    "LEDGER_KEY",
+    "WAVE_BYTES",
+    "WAVE_SIZE",
+    "DeliveryRecord",
+    "Ledger",
+    "Log",
+    "StateStore",
+    "prepare_plan",
+    "send_plan",
+    "single_send_plan",
+]
 
 LEDGER_KEY = "chatapi_send_contact"
 WAVE_SIZE = 400
@@ -159,7 +183,7 @@ class Ledger:
         gateway before anything is sent.
 
     :meth:`prepare` takes the try's sends and says which are lost; the batch runner calls
-    :meth:`before_wave` and :meth:`after_wave` around each of :meth:`waves`; :func:`~.delivery.send_plan`
+    :meth:`before_wave` and :meth:`after_wave` around each of :meth:`waves`; :func:`send_plan`
     asks :meth:`recorded` and calls :meth:`record_intent` and :meth:`record` around each request.
     """
 
@@ -179,12 +203,11 @@ class Ledger:
         self._generation = generation
         self._lost_since = lost_since
         self._records: dict[str, DeliveryRecord] = {}
-        self._owners: dict[str, str] = {}
         self._offset: float | None = None
         self._unknown: dict[str, str] = {}
-        self._digests: dict[str, str] = {}
+        self._digests: dict[str, str] = {}  # of the sends :meth:`prepare` took, by chat
         self._sends: Sequence[ContactSend] = ()
-        self._waves: list[_Wave] = []
+        self._waves: dict[int, _Wave] = {}  # by the index of their first send
         self._fresh: set[str] = set()  # intents this try wrote: not lost, about to be sent
         self._changed: set[str] = set()  # chats whose records are not written yet
         self._keys_written = 0
@@ -198,7 +221,7 @@ class Ledger:
     @property
     def owners(self) -> Mapping[str, str]:
         """Each message id on record, and the chat it went to: never to be taken for another chat's card."""
-        return self._owners
+        return {record.message_id: chat for chat, record in self._records.items() if record.message_id}
 
     @property
     def shared(self) -> bool:
@@ -209,12 +232,13 @@ class Ledger:
         """Take the try's sends, in order, and cut them into waves; return those an earlier try lost."""
         self._sends = sends
         self._waves = _waves(sends)
+        self._digests = {send.chat_id: _digest(send) for send in sends}
         lost = []
         for send in sends:
             record = self._counting(send)
             if record is None and self._lost_since is not None:
-                record = DeliveryRecord(send.chat_id, self._digest(send), intent=self._lost_since)
-                self._keep(record)
+                record = DeliveryRecord(send.chat_id, self._digests[send.chat_id], intent=self._lost_since)
+                self._records[send.chat_id] = record
             if record is not None and record.lost and record.intent is not None:
                 lost.append(LostSend(send, record.intent))
         return lost
@@ -229,9 +253,9 @@ class Ledger:
             self._offset = verdicts.offset
         self._unknown.update(verdicts.unknown)
         for chat, message_id in verdicts.found.items():
-            self._keep(self._records[chat].sent(message_id))
+            self._records[chat] = self._records[chat].sent(message_id)
         for chat in verdicts.absent:
-            self._keep(self._records[chat].nothing_queued())
+            self._records[chat] = self._records[chat].nothing_queued()
         self._changed |= set(verdicts.found) | verdicts.absent
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
@@ -253,27 +277,32 @@ class Ledger:
 
     def record(self, record: DeliveryRecord) -> None:
         """Note what became of a send: its id, or that nothing was queued (written after its wave)."""
-        self._keep(record)
+        self._records[record.chat_id] = record
         self._changed.add(record.chat_id)
 
     # ---- the waves ------------------------------------------------------------------------------
 
     def waves(self) -> list[tuple[int, int]]:
         """The waves of the sends :meth:`prepare` took: (start, stop) in the batch's order."""
-        return [(wave.start, wave.stop) for wave in self._waves]
+        return [(wave.start, wave.stop) for wave in self._waves.values()]
 
     def before_wave(self, start: int, stop: int) -> None:
         """Write, in one call, the intent of every send of the wave that nothing on record covers."""
+        now = time.time()
+        if self._offset is None:
+            intent = Intent(math.floor(now), tied=False, margin=UNTIED_MARGIN)
+        else:
+            intent = Intent(math.floor(now + self._offset), tied=True)
         for send in self._sends[start:stop]:
             if self._counting(send) is None:
-                self._keep(DeliveryRecord(send.chat_id, self._digest(send), intent=intent_now(self._offset)))
+                self._records[send.chat_id] = DeliveryRecord(send.chat_id, self._digests[send.chat_id], intent=intent)
                 self._fresh.add(send.chat_id)
                 self._changed.add(send.chat_id)
-        self._write(self._wave_at(start))
+        self._write(self._waves[start])
 
     def after_wave(self, start: int, stop: int) -> None:
         """Write the wave's outcomes; after the last wave, mark the job done if every send has its card."""
-        self._write(self._wave_at(start), last=start == self._waves[-1].start)
+        self._write(self._waves[start], last=start == max(self._waves))
 
     # ---- reading and writing the store ----------------------------------------------------------
 
@@ -301,18 +330,15 @@ class Ledger:
             for chat, entry in value["r"].items():
                 record = DeliveryRecord.decoded(chat, entry)
                 if voided:
-                    self._forget(chat)  # and whatever an earlier entry of the chat said
+                    self._records.pop(chat, None)  # and whatever an earlier entry of the chat said
                 elif record is not None:
-                    self._keep(record)
+                    self._records[chat] = record
         assert try_number is not None
         return try_number
 
-    def _wave_at(self, start: int) -> _Wave:
-        return next(wave for wave in self._waves if wave.start == start)
-
     def _write(self, wave: _Wave, *, last: bool = False) -> None:
         chats = [send.chat_id for send in self._sends[wave.start : wave.stop] if send.chat_id in self._changed]
-        done = last and all(self._is_served(send) for send in self._sends)
+        done = last and all([self._served(send) for send in self._sends])
         if not chats and not done:
             return
         for name in self._voided_keys:  # a clear after a done job: none of it counts, so none of it is kept
@@ -331,48 +357,34 @@ class Ledger:
 
     # ---- the records in memory ------------------------------------------------------------------
 
-    def _keep(self, record: DeliveryRecord) -> None:
-        self._forget(record.chat_id)
-        self._records[record.chat_id] = record
-        if record.message_id:
-            self._owners[record.message_id] = record.chat_id
-
-    def _forget(self, chat: str) -> None:
-        earlier = self._records.pop(chat, None)
-        if earlier is not None and earlier.message_id:
-            self._owners.pop(earlier.message_id, None)
-
-    def _digest(self, send: ContactSend) -> str:
-        digest = self._digests.get(send.chat_id)
-        if digest is None:
-            text = json.dumps(send.identity(), sort_keys=True).encode()
-            digest = base64.urlsafe_b64encode(hashlib.blake2b(text, digest_size=6).digest()).decode()
-            self._digests[send.chat_id] = digest
-        return digest
-
     def _counting(self, send: ContactSend) -> DeliveryRecord | None:
         """The record of this very request, if it says something: an id, or a lost intent."""
         record = self._records.get(send.chat_id)
-        if record is None or record.not_sent or record.digest != self._digest(send):
+        if record is None or record.not_sent or record.digest != self._digests[send.chat_id]:
             return None
         return record
 
-    def _is_served(self, send: ContactSend) -> bool:
-        record = self._counting(send)
-        return record is not None and record.message_id is not None
+    def _served(self, send: ContactSend) -> bool:
+        record = self._records.get(send.chat_id)
+        return record is not None and record.message_id is not None and record.digest == self._digests[send.chat_id]
 
 
-def _waves(sends: Sequence[ContactSend]) -> list[_Wave]:
+def _digest(send: ContactSend) -> str:
+    text = json.dumps(send.identity(), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(hashlib.blake2b(text, digest_size=6).digest()).decode()
+
+
+def _waves(sends: Sequence[ContactSend]) -> dict[int, _Wave]:
     """Cut the sends into waves of at most :data:`WAVE_SIZE` sends and :data:`WAVE_BYTES` of entries."""
-    waves: list[_Wave] = []
+    waves: dict[int, _Wave] = {}
     start, size = 0, 0
     for index, send in enumerate(sends):
         entry = len(send.chat_id.encode()) + _ID_ALLOWANCE + _ENTRY_OVERHEAD
         if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
-            waves.append(_Wave(start, index))
+            waves[start] = _Wave(start, index)
             start, size = index, 0
         size += entry
-    waves.append(_Wave(start, len(sends)))
+    waves[start] = _Wave(start, len(sends))
     return waves
 
 
@@ -383,3 +395,135 @@ def _is_wave(value: Any) -> bool:
         and not isinstance(value.get("g"), bool)
         and isinstance(value.get("r"), dict)
     )
+
+
+# ---- the plans around the record ---------------------------------------------------------------
+
+
+class Log(Protocol):
+    """What :func:`send_plan` needs of a logger (a stdlib or an Airflow logger)."""
+
+    def debug(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def info(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def send_plan(
+    send: ContactSend, request: ApiRequest, *, dialect: Dialect, ledger: Ledger | None, log: Log
+) -> Plan[SendResult]:
+    """Make ``request`` (``send`` as the dialect built it), unless the ledger or the gateway shows that an
+    earlier try queued its card; return what was queued.
+
+    When the gateway cannot tell whether an earlier card arrived, this fails with ``DeliveryUnknownError``
+    (the next try asks again), unless the ledger's ``at_least_once`` says to send anyway.
+    """
+    record = None
+    if ledger is not None:
+        prior = ledger.recorded(send)
+        if prior is not None and prior.message_id is not None:
+            # A batch's line per card goes to DEBUG: its reconciliation, and its summary, said it once for all.
+            (log.debug if ledger.shared else log.info)(
+                "An earlier try queued this card as %s; not sending it again", prior.message_id
+            )
+            return SendResult(
+                id=prior.message_id, sent=True, message="queued by an earlier try", queue_number=None, earlier_try=True
+            )
+        record = ledger.record_intent(send)
+    try:
+        result: SendResult = yield Call(request, dialect.parse_send)
+    except NotSentError:
+        if ledger is not None and record is not None:
+            ledger.record(record.nothing_queued())  # the next try sends at once, with nothing to look up
+        raise
+    except DeliveryUnknownError:
+        if ledger is not None and record is not None and record.intent is not None and not record.intent.tied:
+            # Placed on the gateway's clock now, through this worker's own clock: a retry on a worker whose
+            # clock differs still looks for the card from the right second.
+            tied = record.intent.tied_by((yield from dialect.clock_plan()))
+            if tied is not None:
+                ledger.record(replace(record, intent=tied))
+        raise
+    if ledger is not None and record is not None:
+        ledger.record(record.sent(result.id))
+    if result.job_id is not None:
+        log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
+    else:  # at DEBUG: a caller of the hook has the result; the operators log it for the task log
+        log.debug("Chat API queued message %s (%s)", result.id, result.message or "no message")
+    return result
+
+
+def single_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log: Log) -> Plan[SendResult]:
+    """One send: the request, and with a ledger, the batch of one, prepared, and recorded before and after
+    its request."""
+    request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
+    if ledger is None:
+        return (yield from send_plan(send, request, dialect=dialect, ledger=None, log=log))
+    yield from prepare_plan([send], dialect=dialect, ledger=ledger, log=log)
+    ledger.before_wave(0, 1)
+    try:
+        return (yield from send_plan(send, request, dialect=dialect, ledger=ledger, log=log))
+    finally:
+        ledger.after_wave(0, 1)
+
+
+def prepare_plan(sends: Sequence[ContactSend], *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[None]:
+    """Before a try's first send: settle every send an earlier try lost, in one look at the gateway; or,
+    with none lost, read the gateway's clock, on which the try's intents are then recorded (so that a
+    retry on another worker, whose clock may differ, still places them right). A lone send skips that
+    read: its intent is placed on the gateway's clock only if its answer is lost (:func:`send_plan`), one
+    request then rather than one on every send."""
+    lost = ledger.prepare(sends)
+    if lost:
+        yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
+    elif len(sends) > 1:
+        ledger.tie((yield from dialect.clock_plan()))
+
+
+def reconcile_plan(lost: Sequence[LostSend], *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[None]:
+    """Ask the gateway what became of the lost sends, note it in the ledger, and say so in a line or two.
+
+    When the gateway cannot tell, a send fails rather than risk a second card, unless the ledger's
+    ``at_least_once`` says to send it again.
+    """
+    try:
+        verdicts = yield from dialect.reconcile_plan(lost, owners=ledger.owners, shared=ledger.shared)
+    except GatewayError as error:
+        reason = f"asking the gateway failed: {error}"
+        verdicts = Verdicts(unknown={item.send.chat_id: reason for item in lost})
+    if verdicts.unknown and ledger.at_least_once:
+        log.warning(
+            "Could not tell whether %d earlier card(s) arrived (%s); at_least_once: sending them again",
+            len(verdicts.unknown),
+            _listed(verdicts.unknown),
+        )
+        verdicts.absent.update(verdicts.unknown)
+        verdicts.unknown.clear()
+    ledger.settle(verdicts)
+    if len(lost) == 1:
+        _say_one(log, verdicts)
+        return
+    log.info(
+        "Earlier tries' outcomes were unknown for %d cards: %d found at the gateway (not sent again), %d not there "
+        "(sending them), %d cannot tell",
+        len(lost),
+        len(verdicts.found),
+        len(verdicts.absent),
+        len(verdicts.unknown),
+    )
+    if verdicts.unknown:
+        log.warning("Cannot tell whether these cards arrived, so none is sent again: %s", _listed(verdicts.unknown))
+
+
+def _say_one(log: Log, verdicts: Verdicts) -> None:
+    for found in verdicts.found.values():
+        log.info("An earlier try's outcome was unknown, but the gateway has its card: %s", found)
+    if verdicts.absent:
+        log.warning("An earlier try's outcome was unknown, and the gateway shows no such card; sending it")
+    for reason in verdicts.unknown.values():
+        log.warning("%s: %s", CANNOT_TELL.capitalize(), reason)
+
+
+def _listed(reasons: Mapping[str, str]) -> str:
+    return _first_few([f"{chat}: {reason}" for chat, reason in reasons.items()], separator="; ")
