@@ -51,8 +51,7 @@ class ClassicDialect(Dialect):
     default_base_url = "https://api.chat-api.com"
     instance_in_path = re.compile(r"/instance([0-9]+)$")
 
-    def instance_path(self, instance_id: str) -> str:
-        return f"/instance{instance_id}"
+    instance_path = "/instance{}"
 
     def send_request(self, send: ContactSend) -> ApiRequest:
         body: dict[str, Any] = {}
@@ -62,7 +61,7 @@ class ClassicDialect(Dialect):
             raise InvalidInputError("chat_id", send.chat_id, "the classic gateway knows no @lid chats; use @c.us")
         else:
             body["chatId"] = send.chat_id
-        body["contactId"] = [f"{number}{PRIVATE_SUFFIX}" for number in _numbers(send)]
+        body["contactId"] = [f"{number}{PRIVATE_SUFFIX}" for number in send.contact_ids or _card_numbers(send)]
         if send.quoted_message_id is not None:
             if not _QUOTED_MESSAGE_ID.fullmatch(send.quoted_message_id):
                 raise InvalidInputError(
@@ -115,7 +114,7 @@ class ClassicDialect(Dialect):
     def card_shape(self, send: ContactSend) -> CardShape:
         """One vCard per number sent (cards that share a number go out as one): ``vcard`` for one, else
         ``multi_vcard``."""
-        numbers = _numbers(send)
+        numbers = send.contact_ids or _card_numbers(send)
         return CardShape(_SINGLE if len(numbers) == 1 else _MULTI, tuple((number,) for number in numbers))
 
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
@@ -129,11 +128,9 @@ class ClassicDialect(Dialect):
 CLASSIC = ClassicDialect()
 
 
-def _numbers(send: ContactSend) -> list[str]:
-    """What a send's contacts become on a classic gateway, which sends numbers (``contactId``), not cards:
-    its contact ids as given, else each card's first number (its ``wa_id``, else its phone), once."""
-    if send.contact_ids:
-        return list(send.contact_ids)
+def _card_numbers(send: ContactSend) -> tuple[str, ...]:
+    """What a send's cards become on a classic gateway, which sends numbers (``contactId``), not cards (its
+    contact ids go as they are): each card's first number (its ``wa_id``, else its phone), once."""
     numbers = []
     for index, card in enumerate(send.cards):
         on_card = card_numbers(card)
@@ -145,7 +142,7 @@ def _numbers(send: ContactSend) -> list[str]:
                 "(a phone without an extension, or a wa_id)",
             )
         numbers.append(on_card[0])
-    return list(dict.fromkeys(numbers))
+    return tuple(dict.fromkeys(numbers))
 
 
 def parse_message_history(response: ApiResponse) -> HistoryPage:

@@ -74,35 +74,30 @@ def settings_from_connection(
     token = (password or "").strip()
     if not token:
         raise ConnectionConfigError(conn_id, "password", None, "the instance's API token is missing")
-    extra = extra or {}
-    dialect = choose_dialect(host, extra, conn_id=conn_id)
+    given = {name: value for name, value in (extra or {}).items() if value is not None and value != ""}
+    # The dialect the connection asks for, or the one its host implies.
+    named = str(given.get("dialect", "")).strip().lower()
+    if named:
+        if named not in DIALECTS:
+            raise ConnectionConfigError(
+                conn_id, "extra 'dialect'", given["dialect"], "must be 'chatapi' (the classic protocol) or '1msg'"
+            )
+        dialect = DIALECTS[named]
+    else:
+        text = (host or "").strip()
+        hostname = urlsplit(text if "://" in text else f"https://{text}").hostname or ""
+        onemsg = not text or hostname == _ONEMSG_DOMAIN or hostname.endswith(f".{_ONEMSG_DOMAIN}")
+        dialect = ONEMSG if onemsg else CLASSIC
     if schema and schema.strip() and host and host.strip():
         host = f"{host.strip().rstrip('/')}/{schema.strip().strip('/')}"
-    return GatewaySettings(
-        api_url=resolve_api_url(host, login, dialect=dialect, port=port, token=token, conn_id=conn_id),
-        token=token,
-        dialect=dialect,
-        timeout=_extra_number(extra, "timeout", conn_id, DEFAULT_TIMEOUT, float, minimum=0.001),
-        max_retries=_extra_number(extra, "max_retries", conn_id, DEFAULT_MAX_RETRIES, int, minimum=0),
-        default_region=_extra_region(extra, conn_id),
-    )
-
-
-def choose_dialect(host: str | None, extra: Mapping[str, Any], *, conn_id: str = "chatapi") -> Dialect:
-    """The dialect a connection asks for, or the one its host implies."""
-    raw = _extra(extra, "dialect")
-    if raw is not None:
-        name = str(raw).strip().lower()
-        if name not in DIALECTS:
-            raise ConnectionConfigError(
-                conn_id, "extra 'dialect'", raw, "must be 'chatapi' (the classic protocol) or '1msg'"
-            )
-        return DIALECTS[name]
-    text = (host or "").strip()
-    if not text:
-        return ONEMSG
-    hostname = (urlsplit(text if "://" in text else f"https://{text}").hostname or "").lower()
-    return ONEMSG if hostname == _ONEMSG_DOMAIN or hostname.endswith(f".{_ONEMSG_DOMAIN}") else CLASSIC
+    api_url = resolve_api_url(host, login, dialect=dialect, port=port, token=token, conn_id=conn_id)
+    timeout = _extra_number(given, "timeout", conn_id, DEFAULT_TIMEOUT, float, minimum=0.001)
+    max_retries = _extra_number(given, "max_retries", conn_id, DEFAULT_MAX_RETRIES, int, minimum=0)
+    try:
+        region = checked_region(given.get("default_region"))
+    except InvalidInputError as error:
+        raise ConnectionConfigError(conn_id, "extra 'default_region'", error.value, error.problem) from None
+    return GatewaySettings(api_url, token, dialect, timeout, max_retries, region)
 
 
 def resolve_api_url(
@@ -144,7 +139,10 @@ def resolve_api_url(
         netloc = f"{netloc}:{port}"
     path = parts.path.rstrip("/")
     in_path = dialect.instance_in_path.search(path)
-    number = _login_instance(instance_id, conn_id)
+    login = (instance_id or "").strip()
+    number = (login[len(_INSTANCE_PREFIX) :] if login.lower().startswith(_INSTANCE_PREFIX) else login) or None
+    if number and not DIGITS.fullmatch(number):
+        raise ConnectionConfigError(conn_id, "login", login, "the instance id is a number")
     if number and in_path and in_path.group(1) != number:
         raise ConnectionConfigError(
             conn_id,
@@ -153,18 +151,18 @@ def resolve_api_url(
             f"differs from the instance in the API URL {shown!r}; leave the login empty",
         )
     if in_path:
-        path = path[: in_path.start()] + dialect.instance_path(in_path.group(1))
+        path = path[: in_path.start()] + dialect.instance_path.format(in_path.group(1))
     else:
         number = number or instance_from_token(token)
         if number:
-            path = f"{path}{dialect.instance_path(number)}"
+            path = f"{path}{dialect.instance_path.format(number)}"
         else:
             raise ConnectionConfigError(
                 conn_id,
                 "login",
                 instance_id,
                 f"the instance id is missing: put it in the Instance ID field (login) or at the end of the API URL "
-                f"({dialect.default_base_url}{dialect.instance_path('123456')})",
+                f"({dialect.default_base_url}{dialect.instance_path.format('123456')})",
             )
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
@@ -188,37 +186,14 @@ def instance_from_token(token: str) -> str | None:
     return number if DIGITS.fullmatch(number) else None
 
 
-def _login_instance(login: str | None, conn_id: str) -> str | None:
-    text = (login or "").strip()
-    if not text:
-        return None
-    number = _strip_prefix(text)
-    if not DIGITS.fullmatch(number):
-        raise ConnectionConfigError(conn_id, "login", text, "the instance id is a number")
-    return number
-
-
 def _strip_prefix(text: str) -> str:
     return text[len(_INSTANCE_PREFIX) :] if text.lower().startswith(_INSTANCE_PREFIX) else text
-
-
-def _extra(extra: Mapping[str, Any], name: str) -> Any:
-    raw = extra.get(name)
-    return None if raw is None or raw == "" else raw
-
-
-def _extra_region(extra: Mapping[str, Any], conn_id: str) -> str | None:
-    raw = _extra(extra, "default_region")
-    try:
-        return checked_region(raw)
-    except InvalidInputError as error:
-        raise ConnectionConfigError(conn_id, "extra 'default_region'", raw, error.problem) from None
 
 
 def _extra_number(
     extra: Mapping[str, Any], name: str, conn_id: str, default: Any, kind: type, *, minimum: float
 ) -> Any:
-    raw = _extra(extra, name)
+    raw = extra.get(name)
     if raw is None:
         return default
     try:

@@ -39,9 +39,8 @@ class Dialect(ABC):
     def __repr__(self) -> str:
         return f"<{self.name} dialect>"
 
-    @abstractmethod
-    def instance_path(self, instance_id: str) -> str:
-        """The path segment that addresses an instance (``/instance123456`` or ``/123456``)."""
+    instance_path: ClassVar[str]
+    """The path segment that addresses an instance, ``{}`` for its number (``/instance{}`` or ``/{}``)."""
 
     # ---- sending ------------------------------------------------------------------------------
 

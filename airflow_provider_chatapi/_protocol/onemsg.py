@@ -75,8 +75,7 @@ class OneMsgDialect(Dialect):
     # A classic-shaped /instance123 names the instance as clearly; 1msg's own form is /123.
     instance_in_path = re.compile(r"/(?:instance)?([0-9]+)$")
 
-    def instance_path(self, instance_id: str) -> str:
-        return f"/{instance_id}"
+    instance_path = "/{}"
 
     def send_request(self, send: ContactSend) -> ApiRequest:
         # phone travels as a string: the 2.39.0 contract changed it from an integer.

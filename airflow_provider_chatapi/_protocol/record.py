@@ -231,7 +231,15 @@ class Ledger:
     def prepare(self, sends: Sequence[ContactSend]) -> list[LostSend]:
         """Take the try's sends, in order, and cut them into waves; return those an earlier try lost."""
         self._sends = sends
-        self._waves = _waves(sends)
+        self._waves = {}  # at most WAVE_SIZE sends and WAVE_BYTES of entries each
+        start, size = 0, 0
+        for index, send in enumerate(sends):
+            entry = len(send.chat_id.encode()) + _ID_ALLOWANCE + _ENTRY_OVERHEAD
+            if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
+                self._waves[start] = _Wave(start, index)
+                start, size = index, 0
+            size += entry
+        self._waves[start] = _Wave(start, len(sends))
         self._digests = {send.chat_id: _digest(send) for send in sends}
         lost = []
         for send in sends:
@@ -338,7 +346,13 @@ class Ledger:
 
     def _write(self, wave: _Wave, *, last: bool = False) -> None:
         chats = [send.chat_id for send in self._sends[wave.start : wave.stop] if send.chat_id in self._changed]
-        done = last and all([self._served(send) for send in self._sends])
+        served = [self._records.get(send.chat_id) for send in self._sends]
+        done = last and all(
+            [
+                record is not None and record.message_id is not None and record.digest == self._digests[record.chat_id]
+                for record in served
+            ]
+        )
         if not chats and not done:
             return
         for name in self._voided_keys:  # a clear after a done job: none of it counts, so none of it is kept
@@ -364,28 +378,19 @@ class Ledger:
             return None
         return record
 
-    def _served(self, send: ContactSend) -> bool:
-        record = self._records.get(send.chat_id)
-        return record is not None and record.message_id is not None and record.digest == self._digests[send.chat_id]
-
 
 def _digest(send: ContactSend) -> str:
-    text = json.dumps(send.identity(), sort_keys=True).encode()
+    """What tells one request from another, in 8 bytes. The contacts are compared as a set: the same cards in
+    another order are the same message to the recipient, and must not be sent again."""
+    identity = {
+        "chat_id": send.chat_id,
+        "phone": send.phone,
+        "contacts": sorted([json.dumps(card, sort_keys=True) for card in send.cards]),
+        "contact_ids": sorted(send.contact_ids),
+        "quoted_message_id": send.quoted_message_id,
+    }
+    text = json.dumps(identity, sort_keys=True).encode()
     return base64.urlsafe_b64encode(hashlib.blake2b(text, digest_size=6).digest()).decode()
-
-
-def _waves(sends: Sequence[ContactSend]) -> dict[int, _Wave]:
-    """Cut the sends into waves of at most :data:`WAVE_SIZE` sends and :data:`WAVE_BYTES` of entries."""
-    waves: dict[int, _Wave] = {}
-    start, size = 0, 0
-    for index, send in enumerate(sends):
-        entry = len(send.chat_id.encode()) + _ID_ALLOWANCE + _ENTRY_OVERHEAD
-        if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
-            waves[start] = _Wave(start, index)
-            start, size = index, 0
-        size += entry
-    waves[start] = _Wave(start, len(sends))
-    return waves
 
 
 def _is_wave(value: Any) -> bool:
@@ -446,7 +451,7 @@ def send_plan(
                 ledger.record(replace(record, intent=tied))
         raise
     if ledger is not None and record is not None:
-        ledger.record(record.sent(result.id))
+        ledger.record(replace(record, intent=None, message_id=result.id))
     if result.job_id is not None:
         log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
     else:  # at DEBUG: a caller of the hook has the result; the operators log it for the task log
@@ -460,7 +465,9 @@ def single_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | No
     request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
     if ledger is None:
         return (yield from send_plan(send, request, dialect=dialect, ledger=None, log=log))
-    yield from prepare_plan([send], dialect=dialect, ledger=ledger, log=log)
+    lost = ledger.prepare([send])  # a lone send reads the gateway's clock only if its answer is lost
+    if lost:
+        yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
     ledger.before_wave(0, 1)
     try:
         return (yield from send_plan(send, request, dialect=dialect, ledger=ledger, log=log))

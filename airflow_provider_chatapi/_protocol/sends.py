@@ -9,7 +9,6 @@ of sends, so they never see which dialect runs.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import timedelta
@@ -80,20 +79,6 @@ class ContactSend:
         """Every contact as a full card; a contact id's is named by its number."""
         return self.cards or tuple(card_for_number(number) for number in self.contact_ids)
 
-    def identity(self) -> dict[str, Any]:
-        """The send as JSON: what a ledger compares to tell one send from another.
-
-        The contacts are compared as a set: the same cards in another order are the same message to the
-        recipient, and must not be sent again.
-        """
-        return {
-            "chat_id": self.chat_id,
-            "phone": self.phone,
-            "contacts": sorted(json.dumps(card, sort_keys=True) for card in self.cards),
-            "contact_ids": sorted(self.contact_ids),
-            "quoted_message_id": self.quoted_message_id,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
@@ -133,12 +118,14 @@ def build_send_contact(
         raise InvalidInputError(
             "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
         )
-    given = _contacts(contact_ids, contacts, region)
-    quoted = _quoted(quoted_message_id)
+    cards, numbers = _contacts(contact_ids, contacts, region)
+    quoted = None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
     if phone is not None:
         number = normalize_phone(phone, region=region)
-        return ContactSend(f"{number}{PRIVATE_SUFFIX}", *given, phone=number, quoted_message_id=quoted)
-    return ContactSend(normalize_chat_id(chat_id), *given, quoted_message_id=quoted)
+        chat_id = f"{number}{PRIVATE_SUFFIX}"
+    else:
+        number, chat_id = None, normalize_chat_id(chat_id)
+    return ContactSend(chat_id, cards=cards, contact_ids=numbers, phone=number, quoted_message_id=quoted)
 
 
 def build_send_to_many(
@@ -150,10 +137,10 @@ def build_send_to_many(
     region: RegionSource = None,
 ) -> list[ContactSend]:
     """One send per recipient, in order; every argument is validated first."""
-    given = _contacts(contact_ids, contacts, region)
-    quoted = _quoted(quoted_message_id)
+    cards, numbers = _contacts(contact_ids, contacts, region)
+    quoted = None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
     return [
-        ContactSend(chat_id, *given, phone=phone, quoted_message_id=quoted)
+        ContactSend(chat_id, cards=cards, contact_ids=numbers, phone=phone, quoted_message_id=quoted)
         for chat_id, phone in normalize_recipients(recipients, region=region)
     ]
 
@@ -224,10 +211,6 @@ def _in_range(value: Any, least: float, most: float) -> bool:
     return math.isfinite(number) and least <= number <= most
 
 
-def _quoted(quoted_message_id: Any) -> str | None:
-    return None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
-
-
 def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tuple[Card, ...], tuple[str, ...]]:
     """The cards given in full, or the numbers given as contact ids (the other empty)."""
     if (contact_ids is None) == (contacts is None):
@@ -237,11 +220,16 @@ def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tu
             {"contact_ids": contact_ids, "contacts": contacts},
             f"give exactly one of them (ids, or full contact cards), got {given}",
         )
+    cards: tuple[Card, ...] = ()
+    numbers: tuple[str, ...] = ()
     if contacts is not None:
-        field, value, cards, numbers = "contacts", contacts, normalize_contacts(contacts, region=region), ()
+        field, value = "contacts", contacts
+        cards = normalize_contacts(contacts, region=region)
     else:
-        field, value, cards = "contact_ids", contact_ids, ()
-        numbers = tuple(contact.removesuffix(PRIVATE_SUFFIX) for contact in normalize_contact_ids(value, region=region))
+        field, value = "contact_ids", contact_ids
+        numbers = tuple(
+            [contact.removesuffix(PRIVATE_SUFFIX) for contact in normalize_contact_ids(value, region=region)]
+        )
     if len(cards or numbers) > MAX_CONTACTS:
         raise InvalidInputError(
             field, value, f"holds {len(cards or numbers)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"

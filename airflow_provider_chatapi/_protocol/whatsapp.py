@@ -77,7 +77,11 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
     if isinstance(value, int) and value >= 10**_MAX_PHONE_DIGITS:
         raise InvalidInputError(field, value, f"a phone number has at most {_MAX_PHONE_DIGITS} digits")
     text = str(value).strip()
-    digits, problem = _dialled_digits(text, _region_of(region, text))
+    # The region is asked of its source only when the number's meaning depends on it (no + or 00): a hook
+    # reads its connection's default_region then, and not for an international number.
+    if callable(region):
+        region = None if _INTERNATIONAL.match(text) else region()
+    digits, problem = _dialled_digits(text, region)
     if digits is None:
         raise InvalidInputError(field, value, problem)
     return digits
@@ -98,7 +102,9 @@ def _dialled_digits(text: str, region: str | None) -> tuple[str, str] | tuple[No
         return None, number
     if number.extension:
         return None, "WhatsApp cannot dial an extension"
-    return digits_of(number), ""
+    import phonenumbers
+
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:], ""
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
@@ -133,9 +139,9 @@ def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
     """The number ``text`` means in ``region``, or what is wrong with it (see :func:`read_number`)."""
     international = _INTERNATIONAL.match(text)
     if international:
-        return _valid(_parsed(f"+{text[international.end() :]}", None))
+        return _valid_number(f"+{text[international.end() :]}", None)
     # A bare run of digits is the gateway's own form: digits with the country code.
-    as_digits = _valid(_parsed(f"+{text}", None)) if DIGITS.fullmatch(text) else None
+    as_digits = _valid_number(f"+{text}", None) if DIGITS.fullmatch(text) else None
     if region is None:
         if as_digits is not None and text.startswith("0"):
             return (
@@ -143,7 +149,7 @@ def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
             )
         if as_digits is not None:
             return as_digits
-        meant = _valid(_parsed("+" + _NOT_DIGIT.sub("", text), None))
+        meant = _valid_number("+" + _NOT_DIGIT.sub("", text), None)
         hint = (
             f"read as international it would be {_shown(meant)}"
             if not isinstance(meant, str)
@@ -153,7 +159,7 @@ def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
             f"is written the national way (no + or 00 before a country code): {hint}; write it with + and its "
             "country code, or set default_region"
         )
-    national = _valid(_parsed(text, region), f" in {region}")
+    national = _valid_number(text, region, f" in {region}")
     if as_digits is None or isinstance(as_digits, str):
         return national
     if isinstance(national, str) or digits_of(national) == digits_of(as_digits):
@@ -164,22 +170,18 @@ def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
     )
 
 
-def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
+def _valid_number(text: str, region: str | None, where: str = "") -> phonenumbers.PhoneNumber | str:
+    """The number ``text`` means in ``region`` if libphonenumber's metadata holds it valid, else why not
+    (``where``: " in RU", or "")."""
     import phonenumbers
 
     try:
-        return phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as error:
         if error.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
             return _NO_COUNTRY_CODE.format(prefix=text.lstrip("+")[:3])
         return "is not a phone number"
-
-
-def _valid(number: phonenumbers.PhoneNumber | str, where: str = "") -> phonenumbers.PhoneNumber | str:
-    """The number if libphonenumber's metadata holds it valid, else why not (``where``: " in RU", or "")."""
-    import phonenumbers
-
-    if isinstance(number, str) or phonenumbers.is_valid_number(number):
+    if phonenumbers.is_valid_number(number):
         return number
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
@@ -378,6 +380,5 @@ def international_format(number: phonenumbers.PhoneNumber | str) -> str:
     digits with the country code)."""
     import phonenumbers
 
-    parsed = _parsed(f"+{number}", None) if isinstance(number, str) else number
-    assert not isinstance(parsed, str), f"{number!r} was checked before it is shown"
+    parsed = phonenumbers.parse(f"+{number}") if isinstance(number, str) else number  # checked before it is shown
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

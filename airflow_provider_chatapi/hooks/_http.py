@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from airflow_provider_chatapi._protocol.connection import GatewaySettings
-    from airflow_provider_chatapi._protocol.http import ApiRequest, Call, Plan
+    from airflow_provider_chatapi._protocol.http import Call, Plan
     from airflow_provider_chatapi._protocol.record import Log
 
 T = TypeVar("T")
@@ -307,8 +307,14 @@ async def run_batch(
 def call_with_requests(session: requests.Session, settings: GatewaySettings, call: Call[T]) -> T:
     """Make one call over a ``requests`` session, redirects not followed."""
     try:
+        url, params = f"{settings.api_url}/{call.request.endpoint}", {**call.request.params, "token": settings.token}
         response = session.request(
-            **_arguments(settings, call.request), timeout=settings.timeout, allow_redirects=False
+            call.request.method,
+            url,
+            params=params,
+            json=call.request.json,
+            timeout=settings.timeout,
+            allow_redirects=False,
         )
     except requests.RequestException as error:
         # requests puts the full URL, token included, in its messages: scrub it, and drop the original
@@ -322,22 +328,13 @@ def call_with_requests(session: requests.Session, settings: GatewaySettings, cal
 async def call_with_httpx(client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
     """Make one call over an ``httpx`` client (built with redirects off)."""
     try:
-        response = await client.request(**_arguments(settings, call.request))
+        url, params = f"{settings.api_url}/{call.request.endpoint}", {**call.request.params, "token": settings.token}
+        response = await client.request(call.request.method, url, params=params, json=call.request.json)
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         detail = scrub_secret(_describe_httpx(error), settings.token)
         failure = connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else response_lost
         raise failure(call.request, detail) from None
     return call.parse(ApiResponse(response.status_code, response.headers, response.content, secret=settings.token))
-
-
-def _arguments(settings: GatewaySettings, request: ApiRequest) -> dict[str, Any]:
-    """What an HTTP client (``requests`` or ``httpx``) needs to make ``request``, token included."""
-    return {
-        "method": request.method,
-        "url": f"{settings.api_url}/{request.endpoint}",
-        "params": {**request.params, "token": settings.token},
-        "json": request.json,
-    }
 
 
 def _describe_requests(error: requests.RequestException) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
@@ -106,10 +106,16 @@ class ChatApiHook(BaseHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.chatapi_conn_id = _checked_conn_id(chatapi_conn_id)
-        self.timeout = checked_timeout(timeout)
-        self.max_retries = checked_max_retries(max_retries)
+        # A connection id as Airflow takes one: anything else would fail in Airflow's lookup, naming no field.
+        if not isinstance(chatapi_conn_id, str) or not _CONN_ID.fullmatch(chatapi_conn_id):
+            raise InvalidInputError(
+                "chatapi_conn_id", chatapi_conn_id, "must be a connection id: up to 250 letters, digits or _-.:/\\#!()"
+            )
+        self.chatapi_conn_id = chatapi_conn_id
+        self.timeout = None if timeout is None else checked_timeout(timeout)
+        self.max_retries = None if max_retries is None else checked_max_retries(max_retries)
         self._settings: GatewaySettings | None = None
+        self._requests: requests.Session | None = None
         self._async_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
     @classmethod
@@ -155,22 +161,20 @@ class ChatApiHook(BaseHook):
         )
         for form in secret_forms(settings.token):
             mask_secret(form)
-        overrides = {"timeout": self.timeout, "max_retries": self.max_retries}
-        return dataclasses.replace(settings, **{name: value for name, value in overrides.items() if value is not None})
+        timeout = settings.timeout if self.timeout is None else self.timeout
+        max_retries = settings.max_retries if self.max_retries is None else self.max_retries
+        return dataclasses.replace(settings, timeout=timeout, max_retries=max_retries)
 
     def get_conn(self) -> requests.Session:
         """The HTTP session every synchronous call of this hook goes through (kept alive between calls)."""
-        return self._session
-
-    @cached_property
-    def _session(self) -> requests.Session:
-        return requests.Session()
+        self._requests = self._requests or requests.Session()
+        return self._requests
 
     def close(self) -> None:
         """Close the HTTP session, if one was opened; the hook opens another if used again."""
-        session = self.__dict__.pop("_session", None)
-        if session is not None:
-            session.close()
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
 
     async def aclose(self) -> None:
         """Close the ``httpx`` client, if one was opened, and the HTTP session."""
@@ -218,7 +222,10 @@ class ChatApiHook(BaseHook):
         :raises NotSentError: the gateway did not queue the message (see its subclasses).
         :raises DeliveryUnknownError: the message may have been queued; do not send it again blindly.
         """
-        region = checked_region(default_region) or self._connection_region
+        # The connection's region read once a send, and only if a number needs it: see _connection_region.
+        region = (None if default_region is None else checked_region(default_region)) or functools.cache(
+            self._connection_region
+        )
         send = build_send_contact(
             contact_ids,
             contacts=contacts,
@@ -415,8 +422,9 @@ class ChatApiHook(BaseHook):
 
     def _call(self, call: Call[_T]) -> _T:
         settings = self.settings
+        session = self._requests = self._requests or requests.Session()  # as get_conn(), without a call
         retrying = tenacity.Retrying(**_http.retry_policy(settings.max_retries, self.log))
-        return retrying(_http.call_with_requests, self._session, settings, call)
+        return retrying(_http.call_with_requests, session, settings, call)
 
     async def _acall(self, call: Call[_T], client: httpx.AsyncClient, pacer: _http.Pacer | None = None) -> _T:
         settings = await self.asettings()
@@ -429,12 +437,3 @@ class ChatApiHook(BaseHook):
         if self._async_client is None or self._async_client[0] is not loop:
             self._async_client = (loop, _http.new_async_client(await self.asettings()))
         return self._async_client[1]
-
-
-def _checked_conn_id(conn_id: Any) -> str:
-    """A connection id as Airflow takes one; anything else would fail in Airflow's lookup, naming no field."""
-    if not isinstance(conn_id, str) or not _CONN_ID.fullmatch(conn_id):
-        raise InvalidInputError(
-            "chatapi_conn_id", conn_id, "must be a connection id: up to 250 letters, digits or _-.:/\\#!()"
-        )
-    return conn_id

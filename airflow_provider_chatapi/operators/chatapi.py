@@ -78,8 +78,14 @@ class _ChatApiOperator(BaseOperator):
         DAG run started and settles it from the gateway's history before sending anything.
         """
         store = cast("StateStore | None", context.get("task_state_store"))  # not in the Context type before 3.3
-        try_number = _ti_number(context, "try_number")
-        generation = _clear_generation(context, self.retries or 0)
+        ti = context.get("ti")
+        try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+        try_number = try_number if isinstance(try_number, int) and not isinstance(try_number, bool) else None
+        # Which clear of this task instance the try belongs to (0 until the first clear): a clear sets the
+        # instance's max_tries to try_number + retries and a retry leaves it alone, so max_tries - retries is
+        # the try after which it was last cleared (Airflow's task runtime finds the first try since a clear
+        # the same way). The run's clear_number would not do: Airflow raises it on a clear of any task in the run.
+        generation = max(0, max_tries - (self.retries or 0)) if isinstance(max_tries, int) else 0
         if store is not None:
             return Ledger(store, try_number=try_number, generation=generation, at_least_once=self.at_least_once)
         self.log.warning(_NO_STATE_STORE.format("; at_least_once lets it retry" if self.at_least_once else ""))
@@ -310,24 +316,6 @@ class SendContactToManyOperator(_ChatApiOperator):
             say(
                 "Queued: %s", ", ".join(f"{chat} {result.id}" for chat, result in queued[start : start + _IDS_PER_LINE])
             )
-
-
-def _clear_generation(context: Context, retries: int) -> int:
-    """Which clear of this task instance the try belongs to: 0 until the first clear.
-
-    A clear sets the instance's ``max_tries`` to ``try_number + retries`` and a retry leaves it alone, so
-    ``max_tries - retries`` is the try after which it was last cleared (Airflow's task runtime finds the
-    first try since a clear the same way). The run's ``clear_number`` would not do: Airflow raises it on a
-    clear of any task in the run.
-    """
-    max_tries = _ti_number(context, "max_tries")
-    return 0 if max_tries is None else max(0, max_tries - retries)
-
-
-def _ti_number(context: Context, name: str) -> int | None:
-    """A whole-number attribute of the task instance (``try_number``, ``max_tries``); None without one."""
-    value = getattr(context.get("ti"), name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _durable(ledger: Ledger | None) -> bool:
