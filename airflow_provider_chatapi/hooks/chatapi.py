@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import httpx
     from airflow.providers.common.compat.sdk import Connection
 
-    from airflow_provider_chatapi._protocol.http import Call, Plan
+    from airflow_provider_chatapi._protocol.http import Plan
     from airflow_provider_chatapi._protocol.record import Ledger
 
 __all__ = [
@@ -392,44 +392,35 @@ class ChatApiHook(BaseHook):
     def _drive(self, plan: Plan[_T]) -> _T:
         """Run a protocol plan over this hook's HTTP session: each call's answer is sent into the plan, or its
         error thrown in, until the plan returns."""
-        answer: Any = None
-        error: ChatApiError | None = None
+        settings = self.settings
+        session = self._requests = self._requests or requests.Session()  # as get_conn(), without a call
+        retrying = tenacity.Retrying(**_http.retry_policy(settings.max_retries, self.log))
+        outcome: Any = None  # the last call's answer, or the error it raised
         while True:
             try:
-                call = plan.send(answer) if error is None else plan.throw(error)
+                call = plan.throw(outcome) if isinstance(outcome, ChatApiError) else plan.send(outcome)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             try:
-                answer, error = self._call(call), None
-            except ChatApiError as failure:
-                answer, error = None, failure
+                outcome = retrying(_http.call_with_requests, session, settings, call)
+            except ChatApiError as error:
+                outcome = error
 
     async def _adrive(self, plan: Plan[_T], pacer: _http.Pacer | None = None) -> _T:
         """:meth:`_drive` over this hook's ``httpx`` client for the running event loop (each request through
         the batch's ``pacer``, if any)."""
-        client = await self._aclient()
-        answer: Any = None
-        error: ChatApiError | None = None
+        settings, client = await self.asettings(), await self._aclient()
+        retrying = tenacity.AsyncRetrying(**_http.retry_policy(settings.max_retries, self.log))
+        outcome: Any = None
         while True:
             try:
-                call = plan.send(answer) if error is None else plan.throw(error)
+                call = plan.throw(outcome) if isinstance(outcome, ChatApiError) else plan.send(outcome)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             try:
-                answer, error = await self._acall(call, client, pacer), None
-            except ChatApiError as failure:
-                answer, error = None, failure
-
-    def _call(self, call: Call[_T]) -> _T:
-        settings = self.settings
-        session = self._requests = self._requests or requests.Session()  # as get_conn(), without a call
-        retrying = tenacity.Retrying(**_http.retry_policy(settings.max_retries, self.log))
-        return retrying(_http.call_with_requests, session, settings, call)
-
-    async def _acall(self, call: Call[_T], client: httpx.AsyncClient, pacer: _http.Pacer | None = None) -> _T:
-        settings = await self.asettings()
-        retrying = tenacity.AsyncRetrying(**_http.retry_policy(settings.max_retries, self.log))
-        return await retrying(pacer or _http.call_with_httpx, client, settings, call)
+                outcome = await retrying(pacer or _http.call_with_httpx, client, settings, call)
+            except ChatApiError as error:
+                outcome = error
 
     async def _aclient(self) -> httpx.AsyncClient:
         """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""
