@@ -8,7 +8,7 @@ answer is looked for in the chat's ``messages`` and in ``showMessagesQueue``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow_provider_chatapi._protocol.cards import card_numbers
 from airflow_provider_chatapi._protocol.dialect import Dialect
@@ -16,18 +16,18 @@ from airflow_provider_chatapi._protocol.http import (
     ApiRequest,
     Call,
     checked_payload,
-    clock_offset,
     object_list,
     quote_gateway,
-    status_word,
     unreadable_send,
 )
-from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, history_plan
+from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi._protocol.whatsapp import LID_SUFFIX, PRIVATE_SUFFIX
 from airflow_provider_chatapi.exceptions import DeliveryReportUnavailableError, InvalidInputError, RejectedError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_provider_chatapi._protocol.acks import Delivery
     from airflow_provider_chatapi._protocol.http import ApiResponse, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
@@ -37,7 +37,7 @@ __all__ = ["CLASSIC", "ClassicDialect"]
 
 _SINGLE, _MULTI = frozenset({"vcard"}), frozenset({"multi_vcard"})
 _QUOTED_MESSAGE_ID = re.compile(r"(?:true|false)_[^\s_]+@[cg]\.us_[0-9A-Za-z]+(?:_[^\s_]+@c\.us)?")
-_ACCOUNT_STATUSES = {
+_STATUSES = {
     "authenticated": "the instance is linked to its phone and delivers messages",
     "got qr code": "the phone is not linked yet: scan the QR code in the gateway's cabinet; messages queue until then",
     "loading": "the instance is starting; messages queue until it is up",
@@ -50,6 +50,13 @@ class ClassicDialect(Dialect):
     name = "chatapi"
     default_base_url = "https://api.chat-api.com"
     instance_in_path = re.compile(r"/instance([0-9]+)$")
+    status_params: ClassVar[Mapping[str, str]] = {
+        "no_wakeup": "true"
+    }  # keeps a sleeping instance asleep: a probe has no side effect
+    status_key = "accountStatus"
+    statuses = _STATUSES
+    healthy = frozenset({"authenticated"})
+    status_noun = "account status"
 
     instance_path = "/instance{}"
 
@@ -92,17 +99,6 @@ class ClassicDialect(Dialect):
             queue_number=queue_number if isinstance(queue_number, int) and not isinstance(queue_number, bool) else None,
         )
 
-    def status_request(self) -> ApiRequest:
-        # no_wakeup keeps a sleeping instance asleep: a probe must have no side effect.
-        return ApiRequest("GET", "status", params={"no_wakeup": "true"})
-
-    def parse_status(self, response: ApiResponse) -> str:
-        return status_word(response, "accountStatus")
-
-    def describe_status(self, status: str) -> tuple[bool, str]:
-        meaning = _ACCOUNT_STATUSES.get(status, "an account status this provider does not know")
-        return status == "authenticated", f"Token accepted; account status {status!r}: {meaning}."
-
     def check_delivery_reports(self) -> NoReturn:
         raise DeliveryReportUnavailableError(
             "the classic Chat API reports delivery acks only by webhook; it has no endpoint to ask about a message"
@@ -120,7 +116,7 @@ class ClassicDialect(Dialect):
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
         """The history since ``min_time`` and the outbound queue, taken together: complete unless the queue
         holds more than it lists."""
-        history = yield from history_plan(chat_id, min_time, parse_message_history)
+        history, _ = yield from super().lookup_plan(chat_id, min_time)
         queue, total = yield Call(ApiRequest("GET", "showMessagesQueue"), parse_message_queue)
         return HistoryPage([*history.entries, *queue], history.offset), total <= len(queue)
 
@@ -143,12 +139,6 @@ def _card_numbers(send: ContactSend) -> tuple[str, ...]:
             )
         numbers.append(on_card[0])
     return tuple(dict.fromkeys(numbers))
-
-
-def parse_message_history(response: ApiResponse) -> HistoryPage:
-    """The ``messages`` list of a ``messages`` answer, and the gateway's clock."""
-    payload = checked_payload(response, "messages", has_side_effect=False)
-    return HistoryPage(object_list(payload, "messages", "messages"), clock_offset(response))
 
 
 def parse_message_queue(response: ApiResponse) -> tuple[list[dict[str, Any]], int]:

@@ -10,20 +10,28 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
-from airflow_provider_chatapi._protocol.http import Call, clock_offset
-from airflow_provider_chatapi._protocol.reconcile import earliest_stamp, settle
-from airflow_provider_chatapi.exceptions import ChatApiError
+from airflow_provider_chatapi._protocol.http import (
+    ApiRequest,
+    Call,
+    checked_payload,
+    clock_offset,
+    object_list,
+    quote_gateway,
+    status_word,
+)
+from airflow_provider_chatapi._protocol.reconcile import HistoryPage, earliest_stamp, history_plan, settle
+from airflow_provider_chatapi.exceptions import ChatApiError, GatewayError
 
 if TYPE_CHECKING:
     import re
     from collections.abc import Mapping, Sequence
 
     from airflow_provider_chatapi._protocol.acks import Delivery
-    from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse, Plan
-    from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, LostSend, Verdicts
+    from airflow_provider_chatapi._protocol.http import ApiResponse, Plan
+    from airflow_provider_chatapi._protocol.reconcile import CardShape, LostSend, Verdicts
     from airflow_provider_chatapi._protocol.sends import ContactSend, SendResult
 
-__all__ = ["Dialect"]
+__all__ = ["Dialect", "parse_message_history"]
 
 
 class Dialect(ABC):
@@ -54,17 +62,29 @@ class Dialect(ABC):
 
     # ---- the instance's status ----------------------------------------------------------------
 
-    @abstractmethod
+    status_params: ClassVar[Mapping[str, str]] = {}
+    """What the status probe sends, so that it has no side effect."""
+    status_key: ClassVar[str]
+    """The field of the status answer that holds the status word."""
+    statuses: ClassVar[Mapping[str, str]]
+    """Each known status word and what it means to the instance's owner."""
+    healthy: ClassVar[frozenset[str]]
+    """The status words of an instance that delivers messages."""
+    status_noun: ClassVar[str]
+    """What the gateway calls the status (``account status``), as Test connection names it."""
+
     def status_request(self) -> ApiRequest:
         """A probe with no side effect."""
+        return ApiRequest("GET", "status", params=self.status_params)
 
-    @abstractmethod
     def parse_status(self, response: ApiResponse) -> str:
         """The status word the probe answered."""
+        return status_word(response, self.status_key)
 
-    @abstractmethod
     def describe_status(self, status: str) -> tuple[bool, str]:
         """Whether an instance in ``status`` delivers messages, and what the status means to its owner."""
+        meaning = self.statuses.get(status, f"a {self.status_noun} this provider does not know")
+        return status in self.healthy, f"Token accepted; {self.status_noun} {status!r}: {meaning}."
 
     def status_plan(self) -> Plan[str]:
         """Read the instance's status."""
@@ -89,10 +109,12 @@ class Dialect(ABC):
     def card_shape(self, send: ContactSend) -> CardShape:
         """How the message ``send`` makes appears in the history: its ``type`` values and its cards."""
 
-    @abstractmethod
     def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
         """Every card the gateway queued or sent since ``min_time`` (the gateway's clock), to one chat or to
-        all; and whether that is surely all of them. Raises a ``GatewayError`` when the gateway cannot say."""
+        all; and whether that is surely all of them. Raises a ``GatewayError`` when the gateway cannot say.
+
+        Here, the history alone: complete, since a card is in it once accepted."""
+        return (yield from history_plan(chat_id, min_time, parse_message_history)), True
 
     def reconcile_plan(self, lost: Sequence[LostSend], *, owners: Mapping[str, str], shared: bool) -> Plan[Verdicts]:
         """What became of each lost send, from one look at the gateway since the earliest intent (one
@@ -120,3 +142,17 @@ class Dialect(ABC):
             return (yield Call(self.status_request(), clock_offset))
         except ChatApiError:
             return None
+
+
+def parse_message_history(response: ApiResponse) -> HistoryPage:
+    """The ``messages`` of a history answer, and the gateway's clock; a ``notice`` instead (1msg, with
+    history storage off) means "cannot tell"."""
+    payload = checked_payload(response, "messages", has_side_effect=False)
+    if "messages" not in payload and payload.get("notice"):
+        raise GatewayError(
+            "messages",
+            f"the channel keeps no message history ({quote_gateway(str(payload['notice']), response)}), "
+            "so it cannot show whether the card arrived",
+            status_code=response.status_code,
+        )
+    return HistoryPage(object_list(payload, "messages", "messages"), clock_offset(response))

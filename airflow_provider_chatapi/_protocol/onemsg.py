@@ -29,17 +29,13 @@ from airflow_provider_chatapi._protocol.http import (
     ApiRequest,
     Call,
     checked_payload,
-    clock_offset,
-    object_list,
     quote_gateway,
-    status_word,
     unreadable_send,
 )
-from airflow_provider_chatapi._protocol.reconcile import CardShape, HistoryPage, history_plan
+from airflow_provider_chatapi._protocol.reconcile import CardShape
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
-    GatewayError,
     RejectedError,
     WindowClosedError,
 )
@@ -66,7 +62,6 @@ _STATUSES = {
     "uninitialized": "the channel is starting or being upgraded; try again in a few minutes",
     "unregistered": "the channel's number must be registered again (or was blocked); see 1msg's cabinet",
 }
-_HEALTHY = ("connected", "connecting")
 
 
 class OneMsgDialect(Dialect):
@@ -74,6 +69,10 @@ class OneMsgDialect(Dialect):
     default_base_url = "https://api.1msg.io"
     # A classic-shaped /instance123 names the instance as clearly; 1msg's own form is /123.
     instance_in_path = re.compile(r"/(?:instance)?([0-9]+)$")
+    status_key = "status"
+    statuses = _STATUSES
+    healthy = frozenset({"connected", "connecting"})
+    status_noun = "channel status"
 
     instance_path = "/{}"
 
@@ -106,16 +105,6 @@ class OneMsgDialect(Dialect):
             raise _refusal(quote_gateway(message or "sent: false", response), response)
         raise unreadable_send(response)
 
-    def status_request(self) -> ApiRequest:
-        return ApiRequest("GET", "status")
-
-    def parse_status(self, response: ApiResponse) -> str:
-        return status_word(response, "status")
-
-    def describe_status(self, status: str) -> tuple[bool, str]:
-        meaning = _STATUSES.get(status, "a channel status this provider does not know")
-        return status in _HEALTHY, f"Token accepted; channel status {status!r}: {meaning}."
-
     def delivery_plan(self, message_id: str) -> Plan[Delivery]:
         return (yield Call(delivery_request(message_id), functools.partial(parse_delivery, message_id)))
 
@@ -127,25 +116,8 @@ class OneMsgDialect(Dialect):
             CARD_TYPES, tuple(tuple(card_whatsapp_ids(card)) or card["name"]["formatted_name"] for card in send.cards)
         )
 
-    def lookup_plan(self, chat_id: str | None, min_time: int) -> Plan[tuple[HistoryPage, bool]]:
-        """The history since ``min_time``: 1msg has no queue to list, and a card is in it once accepted."""
-        return (yield from history_plan(chat_id, min_time, parse_message_history)), True
-
 
 ONEMSG = OneMsgDialect()
-
-
-def parse_message_history(response: ApiResponse) -> HistoryPage:
-    """The ``messages`` of the answer; a ``notice`` instead (history storage off) means "cannot tell"."""
-    payload = checked_payload(response, "messages", has_side_effect=False)
-    if "messages" not in payload and payload.get("notice"):
-        raise GatewayError(
-            "messages",
-            f"the channel keeps no message history ({quote_gateway(str(payload['notice']), response)}), "
-            "so it cannot show whether the card arrived",
-            status_code=response.status_code,
-        )
-    return HistoryPage(object_list(payload, "messages", "messages"), clock_offset(response))
 
 
 def _refusal(said: str, response: ApiResponse) -> RejectedError:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_chatapi._protocol.dialect import parse_message_history as parse_history
 from airflow_provider_chatapi._protocol.http import ApiResponse
 from airflow_provider_chatapi._protocol.onemsg import ONEMSG
-from airflow_provider_chatapi._protocol.onemsg import parse_message_history as parse_history
 from airflow_provider_chatapi._protocol.sends import build_send_contact
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
