@@ -81,12 +81,7 @@ def test_a_send_crosses_the_same_frames_from_operator_notifier_and_hook(
 
     operator, notifier, hook_call = (below(frames, "send_contact") for frames in requests_made)
     assert operator == notifier == hook_call
-    assert hook_call == [  # the hook drives the plan, which made the request
-        ("chatapi.py", "send_contact"),
-        ("chatapi.py", "_drive"),
-        ("record.py", "single_send_plan"),
-        ("record.py", "send_plan"),
-    ]
+    assert ("record.py", "send_plan") in hook_call and hook_call[-1] == ("chatapi.py", "_call")
     assert len(gateway.messages) == 3
 
 
@@ -106,8 +101,8 @@ def test_a_fan_out_crosses_the_same_frames_from_the_operator_and_the_hook(
     asyncio.run(fan_out())
     paths = [below(frames, "run_one") for frames in requests_made]
     assert len(paths) == 4 and all(path == paths[0] for path in paths)
-    assert ("record.py", "send_plan") in paths[0] and ("chatapi.py", "_adrive") in paths[0]
-    assert paths[0][-1] == ("_http.py", "__call__")  # through the batch's Pacer
+    assert ("record.py", "send_plan") in paths[0]
+    assert paths[0][-2:] == [("chatapi.py", "_acall"), ("_http.py", "__call__")]  # through the batch's Pacer
     assert len(gateway.messages) == 4
 
 
