@@ -61,14 +61,8 @@ class ChatApiDeliveryTrigger(BaseTrigger):
         self.max_in_flight = max_in_flight
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "message_ids": self.message_ids,
-            "wait_for": self.wait_for,
-            "deadline": self.deadline,
-            "chatapi_conn_id": self.chatapi_conn_id,
-            "poke_interval": self.poke_interval,
-            "max_in_flight": self.max_in_flight,
-        }
+        names = ("message_ids", "wait_for", "deadline", "chatapi_conn_id", "poke_interval", "max_in_flight")
+        return f"{type(self).__module__}.{type(self).__qualname__}", {name: getattr(self, name) for name in names}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
@@ -82,15 +76,14 @@ class ChatApiDeliveryTrigger(BaseTrigger):
             while True:
                 results = await hook.aget_deliveries(watch.pending(), max_in_flight=self.max_in_flight)
                 event, back_off = watch.absorb(results)
-                if event is not None:
-                    yield TriggerEvent(event)
-                    return
-                if time.monotonic() - last_line >= PROGRESS_INTERVAL:
+                if event is None and time.monotonic() - last_line >= PROGRESS_INTERVAL:
                     self.log.info("Waiting for delivery: %s", tally(watch.states, self.wait_for))
                     last_line = time.monotonic()
                 left = self.deadline - time.time()
-                if left <= 0:
-                    yield TriggerEvent({"status": "timeout", "error": watch.short_of_goal(), "states": watch.states})
+                if event is None and left <= 0:
+                    event = {"status": "timeout", "error": watch.short_of_goal(), "states": watch.states}
+                if event is not None:
+                    yield TriggerEvent(event)
                     return
                 pause = min(pause * 2, _MAX_BACKOFF) if back_off else self.poke_interval
                 if back_off:
