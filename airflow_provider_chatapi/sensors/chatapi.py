@@ -176,8 +176,8 @@ class ChatApiDeliverySensor(BaseSensorOperator):
         if event.get("status") == "timeout":
             raise AirflowSensorTimeout(f"Gave up after {self.timeout_seconds:.0f} s: {event['error']}")
         if event.get("status") == "failed":
-            failed = DeliveryFailedError(**{name: event.get(name) for name in acks.FAILURE_DETAILS})
-            raise AirflowFailException(event["error"]) from failed
+            details: dict[str, Any] = {name: event.get(name) for name in acks.FAILURE_DETAILS}
+            raise AirflowFailException(event["error"]) from DeliveryFailedError(**details)
         raise AirflowFailException(event.get("error", f"the wait ended with {event!r}"))
 
     def _sum_up(self, states: Mapping[str, str | None], job_ids: Sequence[str]) -> None:
