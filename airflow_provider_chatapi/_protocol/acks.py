@@ -30,38 +30,22 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi._protocol.http import ApiResponse
 
-__all__ = [
-    "DELIVERED",
-    "FAILED",
-    "FAILURE_DETAILS",
-    "READ",
-    "SENT",
-    "Delivery",
-    "DeliveryWatch",
-    "checked_message_ids",
-    "delivery_request",
-    "furthest",
-    "parse_delivery",
-    "reached",
-    "tally",
-]
-
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
 _RANK = {SENT: 1, DELIVERED: 2, READ: 3}
 _ALIASES = {"viewed": READ, "played": READ, "seen": READ}
 ENDPOINT = "hookInfo"
+# What a ``failed`` event carries of its DeliveryFailedError (each an attribute of Delivery too), to build it
+# again where the task resumes.
 FAILURE_DETAILS = ("message_id", "reason", "code", "meaning", "recipient")
-"""What a ``failed`` event carries of its :class:`DeliveryFailedError` (each an attribute of :class:`Delivery`
-too), to build it again where the task resumes."""
 _NOT_A_REPORT = "this channel's API cannot report delivery by message id (no Check ACKs endpoint)"
 
+# What Meta's error codes in a failed ack mean to the sender.
 ERROR_MEANINGS = {
     131047: "the 24-hour customer-service window was closed: send a template message to open a conversation",
     131026: "the number cannot receive it (not on WhatsApp, terms not accepted, or an outdated app)",
     131049: "WhatsApp held it back to keep a healthy ecosystem (a marketing limit for this user)",
     130472: "the user's number is part of a WhatsApp experiment and does not receive such messages",
 }
-"""What Meta's error codes in a failed ack mean to the sender."""
 # 1msg's own failed acks carry text only: the code is recognised from WhatsApp's words.
 _CODES_BY_TEXT = (
     (re.compile(r"experiment", re.IGNORECASE), 130472),

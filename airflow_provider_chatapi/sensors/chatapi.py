@@ -144,11 +144,8 @@ class ChatApiDeliverySensor(BaseSensorOperator):
                 poke_interval=self.poke_interval,
                 max_in_flight=self.max_in_flight,
             )
-            self.defer(
-                trigger=trigger,
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout_seconds + _DEFER_MARGIN),
-            )
+            backstop = timedelta(seconds=self.timeout_seconds + _DEFER_MARGIN)
+            self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
         try:
             return super().execute(context)
         except AirflowSensorTimeout as timed_out:
@@ -189,12 +186,10 @@ class ChatApiDeliverySensor(BaseSensorOperator):
         """``message_ids``, checked, as the ids to watch and the 1msg job ids the upstream sending tasks listed
         (they push them under :data:`JOB_IDS_XCOM_KEY`)."""
         ids = acks.checked_message_ids(self.message_ids)
-        listed: set[str] = set()
-        if context.get("ti") is not None and self.upstream_task_ids:
-            # One value per upstream task that pushed one: a list on Airflow 3, a lazy sequence (no list) on 2.
-            for value in context["ti"].xcom_pull(task_ids=sorted(self.upstream_task_ids), key=JOB_IDS_XCOM_KEY) or ():
-                if isinstance(value, list):
-                    listed.update(item for item in value if isinstance(item, str))
+        ti, upstream = context.get("ti"), sorted(self.upstream_task_ids)
+        pulled = ti.xcom_pull(task_ids=upstream, key=JOB_IDS_XCOM_KEY) if ti is not None and upstream else None
+        # One value per upstream task that pushed one: a list on Airflow 3, a lazy sequence (no list) on 2.
+        listed = {item for value in pulled or () if isinstance(value, list) for item in value if isinstance(item, str)}
         return [i for i in ids if i not in listed], [i for i in ids if i in listed]
 
     async def _poll(self, message_ids: list[str]) -> list[Any]:

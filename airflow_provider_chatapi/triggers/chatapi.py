@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +70,7 @@ class ChatApiDeliveryTrigger(BaseTrigger):
         watch = DeliveryWatch(self.message_ids, self.wait_for)
         pause = self.poke_interval
         # Airflow itself shows only "trigger starting" for what may be hours: the first poll's tally comes at once.
-        last_line = -math.inf
+        last_line = float("-inf")
         try:
             while True:
                 results = await hook.aget_deliveries(watch.pending(), max_in_flight=self.max_in_flight)
