@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
 _RANK = {SENT: 1, DELIVERED: 2, READ: 3}
 _ALIASES = {"viewed": READ, "played": READ, "seen": READ}
-ENDPOINT = "hookInfo"
 # What a ``failed`` event carries of its DeliveryFailedError (each an attribute of Delivery too), to build it
 # again where the task resumes.
 FAILURE_DETAILS = ("message_id", "reason", "code", "meaning", "recipient")
@@ -79,8 +78,8 @@ def checked_message_ids(value: Any) -> list[str]:
         items = parse_literal(value.strip()) if value.strip()[:1] in ("[", "(") else [value]
     if not isinstance(items, (list, tuple)) or not items:
         raise InvalidInputError("message_ids", value, "give one message id or a non-empty list of them")
-    ids = [checked_message_id(item, field=f"message_ids[{index}]") for index, item in enumerate(items)]
-    return list(dict.fromkeys(ids))
+    # Each id once, in order.
+    return list(dict.fromkeys(checked_message_id(item, field=f"message_ids[{i}]") for i, item in enumerate(items)))
 
 
 def reached(state: str | None, wait_for: str) -> bool:
@@ -99,7 +98,7 @@ def tally(states: Mapping[str, str | None], wait_for: str) -> str:
 
 def delivery_request(message_id: str) -> ApiRequest:
     """The request for the acks of one message."""
-    return ApiRequest("GET", ENDPOINT, params={"messageId": message_id})
+    return ApiRequest("GET", "hookInfo", params={"messageId": message_id})
 
 
 def parse_delivery(message_id: str, response: ApiResponse) -> Delivery:
@@ -108,33 +107,31 @@ def parse_delivery(message_id: str, response: ApiResponse) -> Delivery:
     :raises DeliveryReportUnavailableError: the channel has no such endpoint (404, or no ``hooks``).
     """
     try:
-        payload = checked_payload(response, ENDPOINT, has_side_effect=False)
+        payload = checked_payload(response, "hookInfo", has_side_effect=False)
     except RejectedError as error:
         if error.status_code != 404:
             raise
         raise DeliveryReportUnavailableError(f"{error.gateway_message}; {_NOT_A_REPORT}", status_code=404) from None
     if "hooks" not in payload:
         raise DeliveryReportUnavailableError(f"hookInfo answered without 'hooks': {_NOT_A_REPORT}", status_code=200)
-    return furthest(message_id, object_list(payload, "hooks", ENDPOINT), shown=response.shown)
+    return furthest(message_id, object_list(payload, "hooks", "hookInfo"), shown=response.shown)
 
 
 def furthest(message_id: str, events: Iterable[Mapping[str, Any]], *, shown: Any = str) -> Delivery:
     """The furthest state among ``events`` (any order); a failure only when nothing was delivered."""
+    ours = [event for event in events if event.get("id") in (None, "", message_id)]  # not another message's
     best: str | None = None
     failed: Mapping[str, Any] | None = None  # the first failed event
-    recipient: str | None = None
-    for event in events:
-        if event.get("id") not in (None, "", message_id):
-            continue  # another message's event
-        # Any event of the message may name its chat; a failed one, the one that matters, need not.
-        recipient = recipient or _recipient(event)
+    for event in ours:
         status = str(event.get("status") or "").strip().lower()
         status = _ALIASES.get(status, status)
         if status in _RANK and not reached(best, status):
             best = status
         elif status == FAILED:
             failed = failed or event
-    recipient = shown(recipient) if recipient else None
+    # Any event of the message may name its chat; a failed one, the one that matters, need not.
+    named = next(filter(None, map(_recipient, ours)), None)
+    recipient = shown(named) if named else None
     if failed is not None and not reached(best, DELIVERED):
         reason, code = _failure(failed)
         return Delivery(message_id, FAILED, shown(reason), code, recipient)
@@ -191,11 +188,10 @@ class DeliveryWatch:
         any, and whether to back off before the next poll (a 429, a 5xx, no answer)."""
         back_off = False
         for message_id, result in zip(self.pending(), results, strict=True):
-            if isinstance(result, DeliveryReportUnavailableError):
-                return self._end("unavailable", result), False
             if isinstance(result, BaseException):
                 if not _transient(result):
-                    return self._end("error", result), False
+                    ended = "unavailable" if isinstance(result, DeliveryReportUnavailableError) else "error"
+                    return self._end(ended, result), False
                 back_off = True
             elif result.state == FAILED:
                 self.states[message_id] = FAILED
@@ -203,9 +199,8 @@ class DeliveryWatch:
                 return self._end("failed", DeliveryFailedError(**details), **details), False
             elif result.state in _RANK and not reached(self.states[message_id], result.state):
                 self.states[message_id] = result.state
-        if not self.pending():
-            return {"status": "success", "states": dict(self.states)}, False
-        return None, back_off
+        # Every message there: nothing transient is left pending, so no back-off either.
+        return (None if self.pending() else {"status": "success", "states": dict(self.states)}), back_off
 
     def short_of_goal(self) -> str:
         """The messages still short of ``wait_for``, with their last state, for a timeout's message."""

@@ -14,8 +14,6 @@ from airflow_provider_chatapi.exceptions import InvalidInputError
 from airflow_provider_chatapi.hooks.chatapi import SEND_FIELDS, ChatApiHook
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from airflow.providers.common.compat.sdk import Context
 
 __all__ = ["ChatApiNotifier", "send_chatapi_notification"]
@@ -50,7 +48,7 @@ class ChatApiNotifier(BaseNotifier):
     (``Failed to send notification``), as for every notifier; from 3.1 on it also re-raises it.
     """
 
-    template_fields: Sequence[str] = (*SEND_FIELDS, "chatapi_conn_id")
+    template_fields = (*SEND_FIELDS, "chatapi_conn_id")
 
     def __init__(
         self,
@@ -66,10 +64,9 @@ class ChatApiNotifier(BaseNotifier):
         max_retries: int | None = None,
         context: Context | None = None,
     ) -> None:
-        if context is None:
-            super().__init__()  # Airflow before 3.1 takes no context: its notifiers are only ever called
-        else:
-            super().__init__(context)  # type: ignore[call-arg, unused-ignore]  # 3.0 types it without one
+        super().__init__()  # Airflow before 3.1 takes no context: its notifiers are only ever called
+        if context is not None:  # what Airflow 3.1+ renders with, and passes on, when it awaits the notifier
+            self.context = context
         self.contact_ids = contact_ids
         self.contacts = contacts
         self.phone = phone
@@ -119,17 +116,14 @@ class ChatApiNotifier(BaseNotifier):
                     problem += f"; the context holds {', '.join(given) or 'nothing'}"
                 raise InvalidInputError(field, template, problem) from error
 
-    def _arguments(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SEND_FIELDS}
-
     def notify(self, context: Context) -> None:
         with self.hook:
-            result = self.hook.send_contact(**self._arguments())
+            result = self.hook.send_contact(**{name: getattr(self, name) for name in SEND_FIELDS})
         self.log.info("Chat API notification queued as %s", result.id)
 
     async def async_notify(self, context: Context) -> None:
         try:
-            result = await self.hook.asend_contact(**self._arguments())
+            result = await self.hook.asend_contact(**{name: getattr(self, name) for name in SEND_FIELDS})
         finally:
             await self.hook.aclose()
         self.log.info("Chat API notification queued as %s", result.id)

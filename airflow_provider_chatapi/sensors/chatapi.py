@@ -34,7 +34,6 @@ DEFAULT_DELIVERY_TIMEOUT = 3600.0
 MAX_DELIVERY_TIMEOUT = 366 * 86400.0
 """Most seconds a delivery sensor may wait, or wait between polls: a year. Longer is a mistake (milliseconds
 given as seconds, say), and far longer overflows Airflow's own conversions, one only when the task defers."""
-_DEFER_MARGIN = 60.0  # Airflow's own deferral timeout, past our deadline: only a backstop
 
 
 class ChatApiDeliverySensor(BaseSensorOperator):
@@ -71,7 +70,6 @@ class ChatApiDeliverySensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("message_ids", "chatapi_conn_id")
     ui_color = "#25d366"
     _watch: acks.DeliveryWatch  # set by execute, for poke
-    _job_ids: list[str]  # of this try's message_ids, not watched
 
     def __init__(
         self,
@@ -111,27 +109,27 @@ class ChatApiDeliverySensor(BaseSensorOperator):
         # Before any request, the task fails on bad ids, on a connection that cannot report delivery, and on
         # any job id with fail_on_job_ids.
         try:
-            ids, self._job_ids = self._split_ids(context)
-            if self._job_ids and self.fail_on_job_ids:
+            ids, jobs = self._split_ids(context)
+            if jobs and self.fail_on_job_ids:
                 raise InvalidInputError(
                     "message_ids",
-                    self._job_ids,
+                    jobs,
                     "these are 1msg job ids (the send was queued as a job, with no message id yet): a job's "
                     "delivery cannot be watched (fail_on_job_ids=True)",
                 )
             self.hook.settings.dialect.check_delivery_reports()
         except ChatApiError as error:
             raise AirflowFailException(str(error)) from error
-        if self._job_ids:  # a warning, and this task's XCom, where a DAG can act on them
+        if jobs:  # a warning, and this task's XCom, where a DAG can act on them
             then = f"watching the other {len(ids)}" if ids else "nothing is left to watch: the task succeeds at once"
             self.log.warning(
-                f"{len(self._job_ids)} of {len(self._job_ids) + len(ids)} message ids are 1msg job ids, queued as jobs "
-                f"with no message id yet, so their delivery cannot be watched: {', '.join(self._job_ids)}. They are in "
+                f"{len(jobs)} of {len(jobs) + len(ids)} message ids are 1msg job ids, queued as jobs "
+                f"with no message id yet, so their delivery cannot be watched: {', '.join(jobs)}. They are in "
                 f"this task's XCom under {JOB_IDS_XCOM_KEY!r}; {then} (fail_on_job_ids=True fails the task instead)."
             )
-            context["ti"].xcom_push(key=JOB_IDS_XCOM_KEY, value=self._job_ids)
+            context["ti"].xcom_push(key=JOB_IDS_XCOM_KEY, value=jobs)
         if not ids:
-            return self._outcome({"status": "success", "states": {}}, self._job_ids)
+            return self.execute_complete(context, {"status": "success", "states": {}})
         self._watch = acks.DeliveryWatch(ids, self.wait_for)
         if self.deferrable:
             from airflow_provider_chatapi.triggers.chatapi import ChatApiDeliveryTrigger
@@ -144,12 +142,13 @@ class ChatApiDeliverySensor(BaseSensorOperator):
                 poke_interval=self.poke_interval,
                 max_in_flight=self.max_in_flight,
             )
-            backstop = timedelta(seconds=self.timeout_seconds + _DEFER_MARGIN)
+            # Airflow's own deferral timeout, a minute past the trigger's deadline: only a backstop.
+            backstop = timedelta(seconds=self.timeout_seconds + 60)
             self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
         try:
             return super().execute(context)
         except AirflowSensorTimeout as timed_out:
-            self._sum_up(self._watch.states, self._job_ids)
+            self._sum_up(self._watch.states, jobs)
             raise AirflowSensorTimeout(f"{timed_out}; {self._watch.short_of_goal()}") from timed_out
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -157,17 +156,14 @@ class ChatApiDeliverySensor(BaseSensorOperator):
         if event is None:
             self.log.info("Waiting for delivery: %s", acks.tally(self._watch.states, self.wait_for))
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._outcome(event, self._job_ids))
+        return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, event))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
-        """Where a deferred wait resumes on a worker, with the trigger's event."""
+        """Where a wait ends, with its last event (a deferred one resumes here, on a worker, with the trigger's):
+        the states of a wait that succeeded; any other end fails the task without retrying."""
         # The job ids for the summary, found again as execute found them (the same rendered ids and upstream
         # XCom): the deferral's kwargs would carry them, but dag.test() drops those before Airflow 3.3.
-        return self._outcome(event, self._split_ids(context)[1])
-
-    def _outcome(self, event: dict[str, Any], job_ids: Sequence[str]) -> dict[str, str]:
-        """The states of a wait that succeeded; any other end fails the task without retrying."""
-        self._sum_up(event.get("states", {}), job_ids)
+        self._sum_up(event.get("states", {}), self._split_ids(context)[1])
         if event.get("status") == "success":
             return dict(event["states"])
         if event.get("status") == "timeout":

@@ -18,7 +18,6 @@ __all__ = ["PROGRESS_INTERVAL", "ChatApiDeliveryTrigger"]
 
 PROGRESS_INTERVAL = 180.0
 """Seconds between two progress lines of a waiting trigger, at least (the first comes after the first poll)."""
-_MAX_BACKOFF = 300.0  # seconds between polls at most, however often the gateway asks to back off
 
 
 class ChatApiDeliveryTrigger(BaseTrigger):
@@ -84,7 +83,8 @@ class ChatApiDeliveryTrigger(BaseTrigger):
                 if event is not None:
                     yield TriggerEvent(event)
                     return
-                pause = min(pause * 2, _MAX_BACKOFF) if back_off else self.poke_interval
+                # Twice the pause after a poll the gateway could not answer, five minutes at most.
+                pause = min(pause * 2, 300.0) if back_off else self.poke_interval
                 if back_off:
                     self.log.warning("The gateway could not answer this poll; asking again in %.0f s", pause)
                 await asyncio.sleep(min(pause, left))
