@@ -129,23 +129,15 @@ def furthest(message_id: str, events: Iterable[Mapping[str, Any]], *, shown: Any
             best = status
         elif status == FAILED:
             failed = failed or event
-    # Any event of the message may name its chat; a failed one, the one that matters, need not.
-    named = next(filter(None, map(_recipient, ours)), None)
-    recipient = shown(named) if named else None
+    # Any event of the message may name its chat, a failed one (the one that matters) need not: 1msg's chatId
+    # (79001111111@c.us), else Meta's recipient_id (digits, which hookInfo's 2.39.0 contract lists).
+    names = [event.get(key) for event in ours for key in ("chatId", "recipient_id")]
+    texts = [str(name).strip() for name in names if isinstance(name, str | int) and not isinstance(name, bool)]
+    recipient = next((shown(text) for text in texts if text), None)
     if failed is not None and not reached(best, DELIVERED):
         reason, code = _failure(failed)
         return Delivery(message_id, FAILED, shown(reason), code, recipient)
     return Delivery(message_id, best, recipient=recipient)
-
-
-def _recipient(event: Mapping[str, Any]) -> str | None:
-    """The chat an event names: 1msg's ``chatId`` (``79001111111@c.us``), else Meta's ``recipient_id``
-    (digits, which hookInfo's 2.39.0 contract lists)."""
-    for key in ("chatId", "recipient_id"):
-        value = event.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-            return str(value).strip()
-    return None
 
 
 def _failure(event: Mapping[str, Any]) -> tuple[str, int | None]:
