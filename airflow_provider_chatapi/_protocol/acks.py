@@ -30,40 +30,21 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi._protocol.http import ApiResponse
 
-__all__ = [
-    "DELIVERED",
-    "FAILED",
-    "FAILURE_DETAILS",
-    "READ",
-    "SENT",
-    "WAIT_FOR",
-    "Delivery",
-    "DeliveryWatch",
-    "checked_message_ids",
-    "checked_wait_for",
-    "delivery_request",
-    "parse_delivery",
-    "reached",
-    "tally",
-]
-
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
-WAIT_FOR = (DELIVERED, READ)
-"""What a caller may wait for."""
 _RANK = {SENT: 1, DELIVERED: 2, READ: 3}
 _ALIASES = {"viewed": READ, "played": READ, "seen": READ}
-ENDPOINT = "hookInfo"
+# What a ``failed`` event carries of its DeliveryFailedError (each an attribute of Delivery too), to build it
+# again where the task resumes.
 FAILURE_DETAILS = ("message_id", "reason", "code", "meaning", "recipient")
-"""What a ``failed`` event carries of its :class:`DeliveryFailedError`, to build it again where the task resumes."""
 _NOT_A_REPORT = "this channel's API cannot report delivery by message id (no Check ACKs endpoint)"
 
+# What Meta's error codes in a failed ack mean to the sender.
 ERROR_MEANINGS = {
     131047: "the 24-hour customer-service window was closed: send a template message to open a conversation",
     131026: "the number cannot receive it (not on WhatsApp, terms not accepted, or an outdated app)",
     131049: "WhatsApp held it back to keep a healthy ecosystem (a marketing limit for this user)",
     130472: "the user's number is part of a WhatsApp experiment and does not receive such messages",
 }
-"""What Meta's error codes in a failed ack mean to the sender."""
 # 1msg's own failed acks carry text only: the code is recognised from WhatsApp's words.
 _CODES_BY_TEXT = (
     (re.compile(r"experiment", re.IGNORECASE), 130472),
@@ -90,24 +71,15 @@ class Delivery:
         return ERROR_MEANINGS.get(self.code) if self.code is not None else None
 
 
-def checked_wait_for(wait_for: Any) -> str:
-    """``delivered`` or ``read``, as a sensor may wait for."""
-    if wait_for not in WAIT_FOR:
-        raise InvalidInputError("wait_for", wait_for, f"must be one of {', '.join(WAIT_FOR)}")
-    return str(wait_for)
-
-
-def checked_message_ids(value: Any, *, field: str = "message_ids") -> list[str]:
+def checked_message_ids(value: Any) -> list[str]:
     """The ids to wait for, however they arrived: one id, a list (a fan-out's XCom), or a rendered list."""
     items = value
-    if isinstance(value, str) and value.strip()[:1] in ("[", "("):
-        items = parse_literal(value.strip())  # a list rendered by a non-native template arrives as its repr
-    elif isinstance(value, str):
-        items = [value]
+    if isinstance(value, str):  # one id, or a list rendered by a non-native template (as its repr)
+        items = parse_literal(value.strip()) if value.strip()[:1] in ("[", "(") else [value]
     if not isinstance(items, (list, tuple)) or not items:
-        raise InvalidInputError(field, value, "give one message id or a non-empty list of them")
-    ids = [checked_message_id(item, field=f"{field}[{index}]") for index, item in enumerate(items)]
-    return list(dict.fromkeys(ids))
+        raise InvalidInputError("message_ids", value, "give one message id or a non-empty list of them")
+    # Each id once, in order.
+    return list(dict.fromkeys(checked_message_id(item, field=f"message_ids[{i}]") for i, item in enumerate(items)))
 
 
 def reached(state: str | None, wait_for: str) -> bool:
@@ -126,7 +98,7 @@ def tally(states: Mapping[str, str | None], wait_for: str) -> str:
 
 def delivery_request(message_id: str) -> ApiRequest:
     """The request for the acks of one message."""
-    return ApiRequest("GET", ENDPOINT, params={"messageId": message_id})
+    return ApiRequest("GET", "hookInfo", params={"messageId": message_id})
 
 
 def parse_delivery(message_id: str, response: ApiResponse) -> Delivery:
@@ -135,70 +107,55 @@ def parse_delivery(message_id: str, response: ApiResponse) -> Delivery:
     :raises DeliveryReportUnavailableError: the channel has no such endpoint (404, or no ``hooks``).
     """
     try:
-        payload = checked_payload(response, ENDPOINT, has_side_effect=False)
+        payload = checked_payload(response, "hookInfo", has_side_effect=False)
     except RejectedError as error:
         if error.status_code != 404:
             raise
         raise DeliveryReportUnavailableError(f"{error.gateway_message}; {_NOT_A_REPORT}", status_code=404) from None
     if "hooks" not in payload:
         raise DeliveryReportUnavailableError(f"hookInfo answered without 'hooks': {_NOT_A_REPORT}", status_code=200)
-    return furthest(message_id, object_list(payload, "hooks", ENDPOINT), shown=response.shown)
+    return furthest(message_id, object_list(payload, "hooks", "hookInfo"), shown=response.shown)
 
 
 def furthest(message_id: str, events: Iterable[Mapping[str, Any]], *, shown: Any = str) -> Delivery:
     """The furthest state among ``events`` (any order); a failure only when nothing was delivered."""
+    ours = [event for event in events if event.get("id") in (None, "", message_id)]  # not another message's
     best: str | None = None
-    failure: tuple[str, int | None] | None = None
-    recipient: str | None = None
-    for event in events:
-        if event.get("id") not in (None, "", message_id):
-            continue  # another message's event
-        # Any event of the message may name its chat; a failed one, the one that matters, need not.
-        recipient = recipient or _recipient(event)
+    failed: Mapping[str, Any] | None = None  # the first failed event
+    for event in ours:
         status = str(event.get("status") or "").strip().lower()
         status = _ALIASES.get(status, status)
-        if status in _RANK and (best is None or _RANK[status] > _RANK[best]):
+        if status in _RANK and not reached(best, status):
             best = status
-        elif status == FAILED and failure is None:
-            failure = _failure(event)
-    recipient = shown(recipient) if recipient else None
-    if failure is not None and not reached(best, DELIVERED):
-        reason, code = failure
+        elif status == FAILED:
+            failed = failed or event
+    # Any event of the message may name its chat, a failed one (the one that matters) need not: 1msg's chatId
+    # (79001111111@c.us), else Meta's recipient_id (digits, which hookInfo's 2.39.0 contract lists).
+    names = [event.get(key) for event in ours for key in ("chatId", "recipient_id")]
+    texts = [str(name).strip() for name in names if isinstance(name, str | int) and not isinstance(name, bool)]
+    recipient = next((shown(text) for text in texts if text), None)
+    if failed is not None and not reached(best, DELIVERED):
+        reason, code = _failure(failed)
         return Delivery(message_id, FAILED, shown(reason), code, recipient)
     return Delivery(message_id, best, recipient=recipient)
 
 
-def _recipient(event: Mapping[str, Any]) -> str | None:
-    """The chat an event names: 1msg's ``chatId`` (``79001111111@c.us``), else Meta's ``recipient_id``
-    (digits, which hookInfo's 2.39.0 contract lists)."""
-    for key in ("chatId", "recipient_id"):
-        value = event.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-            return str(value).strip()
-    return None
-
-
 def _failure(event: Mapping[str, Any]) -> tuple[str, int | None]:
     """A failed event's reason and code: Meta's ``errors[]`` objects, or 1msg's ``error`` (text or an object)."""
-    details: list[Mapping[str, Any]] = [e for e in event.get("errors") or () if isinstance(e, dict)]
     error = event.get("error")
-    if isinstance(error, dict):
-        details.append(error)
-    code: int | None = None
+    details = [detail for detail in [*(event.get("errors") or ()), error] if isinstance(detail, dict)]
     words: list[str] = []
     for detail in details:
         text = detail.get("title") or detail.get("message") or ""
-        extra = (detail.get("error_data") or {}).get("details") if isinstance(detail.get("error_data"), dict) else None
-        extra = extra or detail.get("details")
+        data = detail.get("error_data")
+        extra = (data.get("details") if isinstance(data, dict) else None) or detail.get("details")
         words.append(f"{text}: {extra}" if text and extra and extra != text else str(text or extra or ""))
-        if code is None and isinstance(detail.get("code"), int) and not isinstance(detail.get("code"), bool):
-            code = detail["code"]
-    if isinstance(error, str) and error.strip():
+    if isinstance(error, str):
         words.append(error.strip())
     reason = "; ".join(word for word in words if word) or "the gateway gave no reason"
-    if code is None:
-        code = next((known for pattern, known in _CODES_BY_TEXT if pattern.search(reason)), None)
-    return reason, code
+    codes = [d["code"] for d in details if isinstance(d.get("code"), int) and not isinstance(d.get("code"), bool)]
+    recognised = (known for pattern, known in _CODES_BY_TEXT if pattern.search(reason))
+    return reason, codes[0] if codes else next(recognised, None)
 
 
 class DeliveryWatch:
@@ -223,29 +180,19 @@ class DeliveryWatch:
         any, and whether to back off before the next poll (a 429, a 5xx, no answer)."""
         back_off = False
         for message_id, result in zip(self.pending(), results, strict=True):
-            if isinstance(result, Delivery):
-                if result.state == FAILED:
-                    self.states[message_id] = FAILED
-                    failed = DeliveryFailedError(
-                        message_id,
-                        result.reason or "",
-                        code=result.code,
-                        meaning=result.meaning,
-                        recipient=result.recipient,
-                    )
-                    details = {name: getattr(failed, name) for name in FAILURE_DETAILS}
-                    return self._end("failed", failed, **details), False
-                if result.state in _RANK and not reached(self.states[message_id], result.state):
-                    self.states[message_id] = result.state
-            elif isinstance(result, DeliveryReportUnavailableError):
-                return self._end("unavailable", result), False
-            elif _transient(result):
+            if isinstance(result, BaseException):
+                if not _transient(result):
+                    ended = "unavailable" if isinstance(result, DeliveryReportUnavailableError) else "error"
+                    return self._end(ended, result), False
                 back_off = True
-            else:
-                return self._end("error", result), False
-        if not self.pending():
-            return {"status": "success", "states": dict(self.states)}, False
-        return None, back_off
+            elif result.state == FAILED:
+                self.states[message_id] = FAILED
+                details = {name: getattr(result, name) for name in FAILURE_DETAILS}
+                return self._end("failed", DeliveryFailedError(**details), **details), False
+            elif result.state in _RANK and not reached(self.states[message_id], result.state):
+                self.states[message_id] = result.state
+        # Every message there: nothing transient is left pending, so no back-off either.
+        return (None if self.pending() else {"status": "success", "states": dict(self.states)}), back_off
 
     def short_of_goal(self) -> str:
         """The messages still short of ``wait_for``, with their last state, for a timeout's message."""
@@ -258,9 +205,8 @@ class DeliveryWatch:
 
 
 def _transient(error: BaseException) -> bool:
-    """A failure of one poll that waiting may cure: a rate limit, an unavailable gateway, a 5xx, a lost answer."""
+    """A failure of one poll that waiting may cure: a rate limit, an unavailable gateway, a 5xx, a lost answer;
+    not a bug, nor an error of another kind."""
     if isinstance(error, NotSentError):
         return error.transient
-    if isinstance(error, GatewayError):
-        return error.status_code is None or error.status_code >= 500
-    return False  # a bug, or an error of another kind: waiting cannot cure it
+    return isinstance(error, GatewayError) and (error.status_code is None or error.status_code >= 500)

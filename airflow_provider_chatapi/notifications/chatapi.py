@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 from airflow.providers.common.compat.sdk import BaseNotifier
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
@@ -13,9 +14,6 @@ from airflow_provider_chatapi.exceptions import InvalidInputError
 from airflow_provider_chatapi.hooks.chatapi import SEND_FIELDS, ChatApiHook
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 __all__ = ["ChatApiNotifier", "send_chatapi_notification"]
@@ -50,7 +48,7 @@ class ChatApiNotifier(BaseNotifier):
     (``Failed to send notification``), as for every notifier; from 3.1 on it also re-raises it.
     """
 
-    template_fields: Sequence[str] = (*SEND_FIELDS, "chatapi_conn_id")
+    template_fields = (*SEND_FIELDS, "chatapi_conn_id")
 
     def __init__(
         self,
@@ -66,10 +64,9 @@ class ChatApiNotifier(BaseNotifier):
         max_retries: int | None = None,
         context: Context | None = None,
     ) -> None:
-        if context is None:
-            super().__init__()  # Airflow before 3.1 takes no context: its notifiers are only ever called
-        else:
-            super().__init__(context)  # type: ignore[call-arg, unused-ignore]  # 3.0 types it without one
+        super().__init__()  # Airflow before 3.1 takes no context: its notifiers are only ever called
+        if context is not None:  # what Airflow 3.1+ renders with, and passes on, when it awaits the notifier
+            self.context = context
         self.contact_ids = contact_ids
         self.contacts = contacts
         self.phone = phone
@@ -94,8 +91,6 @@ class ChatApiNotifier(BaseNotifier):
         # hands a DAG-level callback the serialized DAG, which has no template environment. Airflow's
         # environment for that case renders a missing variable as "", which would send to the wrong chat or
         # send the wrong card; a DAG's own environment (StrictUndefined) refuses it, and so does this one.
-        import jinja2
-
         env = super().get_template_env(dag=None)
         env.undefined = jinja2.StrictUndefined
         return env
@@ -104,43 +99,31 @@ class ChatApiNotifier(BaseNotifier):
         # Airflow's renderer names the failing field only in a log line, and a deadline alert's failure is read
         # from its callback's output, which holds only the exception: so each field is rendered on its own,
         # and a failure is raised naming that field, the missing variable and what the context holds.
-        import jinja2
-
-        if jinja_env is None:
-            jinja_env = self.get_template_env(dag=context.get("dag"))
+        jinja_env = jinja_env or self.get_template_env(dag=context.get("dag"))
         seen: set[int] = set()
         for field in self.template_fields:
             template = getattr(self, field)
             if not template:  # as Airflow's renderer: None and "" hold nothing to render
                 continue
             try:
-                rendered = self.render_template(template, context, jinja_env, seen)
+                setattr(self, field, self.render_template(template, context, jinja_env, seen))
             except jinja2.TemplateError as error:
-                raise InvalidInputError(field, template, self._cannot_render(error, context)) from error
-            setattr(self, field, rendered)
-
-    def _cannot_render(self, error: jinja2.TemplateError, context: Context) -> str:
-        import jinja2
-
-        problem = f"the template cannot be rendered: {error}"
-        if isinstance(error, jinja2.UndefinedError):
-            # The notifier's own arguments are merged into the context too (Airflow's _update_context); they
-            # are not what a DAG author looks for there, so only the variables Airflow gave are listed.
-            given = sorted(name for name in context if name not in self.template_fields)
-            problem += f"; the context holds {', '.join(given) or 'nothing'}"
-        return problem
-
-    def _arguments(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SEND_FIELDS}
+                problem = f"the template cannot be rendered: {error}"
+                if isinstance(error, jinja2.UndefinedError):
+                    # The notifier's own arguments are merged into the context too (Airflow's _update_context);
+                    # they are not what a DAG author looks for there, so only the variables Airflow gave are listed.
+                    given = sorted(name for name in context if name not in self.template_fields)
+                    problem += f"; the context holds {', '.join(given) or 'nothing'}"
+                raise InvalidInputError(field, template, problem) from error
 
     def notify(self, context: Context) -> None:
         with self.hook:
-            result = self.hook.send_contact(**self._arguments())
+            result = self.hook.send_contact(**{name: getattr(self, name) for name in SEND_FIELDS})
         self.log.info("Chat API notification queued as %s", result.id)
 
     async def async_notify(self, context: Context) -> None:
         try:
-            result = await self.hook.asend_contact(**self._arguments())
+            result = await self.hook.asend_contact(**{name: getattr(self, name) for name in SEND_FIELDS})
         finally:
             await self.hook.aclose()
         self.log.info("Chat API notification queued as %s", result.id)

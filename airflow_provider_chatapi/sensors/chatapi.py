@@ -17,22 +17,10 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_chatapi import DEFAULT_CONN_ID
-from airflow_provider_chatapi._protocol.acks import (
-    DELIVERED,
-    FAILURE_DETAILS,
-    DeliveryWatch,
-    checked_message_ids,
-    checked_wait_for,
-    tally,
-)
-from airflow_provider_chatapi._protocol.sends import (
-    DEFAULT_MAX_IN_FLIGHT,
-    checked_flag,
-    checked_max_in_flight,
-    checked_span,
-)
+from airflow_provider_chatapi._protocol import acks
+from airflow_provider_chatapi._protocol.sends import checked_flag, checked_max_in_flight, checked_span
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryFailedError, InvalidInputError
-from airflow_provider_chatapi.hooks.chatapi import JOB_IDS_XCOM_KEY, ChatApiHook
+from airflow_provider_chatapi.hooks.chatapi import DEFAULT_MAX_IN_FLIGHT, JOB_IDS_XCOM_KEY, ChatApiHook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -46,7 +34,6 @@ DEFAULT_DELIVERY_TIMEOUT = 3600.0
 MAX_DELIVERY_TIMEOUT = 366 * 86400.0
 """Most seconds a delivery sensor may wait, or wait between polls: a year. Longer is a mistake (milliseconds
 given as seconds, say), and far longer overflows Airflow's own conversions, one only when the task defers."""
-_DEFER_MARGIN = 60.0  # Airflow's own deferral timeout, past our deadline: only a backstop
 
 
 class ChatApiDeliverySensor(BaseSensorOperator):
@@ -82,12 +69,13 @@ class ChatApiDeliverySensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("message_ids", "chatapi_conn_id")
     ui_color = "#25d366"
+    _watch: acks.DeliveryWatch  # set by execute, for poke
 
     def __init__(
         self,
         *,
         message_ids: Any,
-        wait_for: str = DELIVERED,
+        wait_for: str = acks.DELIVERED,
         chatapi_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: float | timedelta = 30.0,
         timeout: float | timedelta = DEFAULT_DELIVERY_TIMEOUT,
@@ -103,14 +91,14 @@ class ChatApiDeliverySensor(BaseSensorOperator):
         poke_seconds = checked_span(poke_interval, "poke_interval", at_most=MAX_DELIVERY_TIMEOUT)
         super().__init__(poke_interval=poke_seconds, timeout=seconds, **kwargs)
         self.message_ids = message_ids
-        self.wait_for = checked_wait_for(wait_for)
+        if wait_for not in (acks.DELIVERED, acks.READ):
+            raise InvalidInputError("wait_for", wait_for, "must be one of delivered, read")
+        self.wait_for = wait_for
         self.chatapi_conn_id = chatapi_conn_id
         self.deferrable = checked_flag(deferrable, "deferrable")  # "false" would defer: any text is truthy
         self.max_in_flight = checked_max_in_flight(max_in_flight)
         self.fail_on_job_ids = checked_flag(fail_on_job_ids, "fail_on_job_ids")
         self.timeout_seconds = float(self.timeout)
-        self._watch: DeliveryWatch | None = None
-        self._job_ids: list[str] = []  # of this try's message_ids, not watched
 
     @cached_property
     def hook(self) -> ChatApiHook:
@@ -118,63 +106,10 @@ class ChatApiDeliverySensor(BaseSensorOperator):
         return ChatApiHook(self.chatapi_conn_id)
 
     def execute(self, context: Context) -> Any:
-        ids, self._job_ids = self._checked_ids(context)
-        if self._job_ids:
-            self._report_job_ids(context, self._job_ids, watched=len(ids))
-        if not ids:
-            return self._outcome({"status": "success", "states": {}}, self._job_ids)
-        self._watch = DeliveryWatch(ids, self.wait_for)
-        if not self.deferrable:
-            try:
-                return super().execute(context)
-            except AirflowSensorTimeout as timed_out:
-                self._sum_up(self._watch.states, self._job_ids)
-                raise AirflowSensorTimeout(f"{timed_out}; {self._watch.short_of_goal()}") from timed_out
-        self.defer(
-            trigger=self._trigger(ids),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout_seconds + _DEFER_MARGIN),
-        )
-
-    def poke(self, context: Context) -> PokeReturnValue:
-        assert self._watch is not None
-        watch = self._watch
-        event, _ = watch.absorb(asyncio.run(self._poll(watch.pending())))
-        if event is None:
-            self.log.info("Waiting for delivery: %s", tally(watch.states, self.wait_for))
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._outcome(event, self._job_ids))
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
-        """Where a deferred wait resumes on a worker, with the trigger's event."""
-        # The job ids for the summary, found again as execute found them (the same rendered ids and upstream
-        # XCom): the deferral's kwargs would carry them, but dag.test() drops those before Airflow 3.3.
-        return self._outcome(event, self._split_ids(context)[1])
-
-    def _outcome(self, event: dict[str, Any], job_ids: Sequence[str]) -> dict[str, str]:
-        """The states of a wait that succeeded; any other end fails the task without retrying."""
-        self._sum_up(event.get("states", {}), job_ids)
-        if event.get("status") == "success":
-            states: dict[str, str] = event["states"]
-            return states
-        if event.get("status") == "timeout":
-            raise AirflowSensorTimeout(f"Gave up after {self.timeout_seconds:.0f} s: {event['error']}")
-        if event.get("status") == "failed":
-            details: dict[str, Any] = {name: event.get(name) for name in FAILURE_DETAILS}
-            failed = DeliveryFailedError(**details)
-            raise AirflowFailException(event["error"]) from failed
-        raise AirflowFailException(event.get("error", f"the wait ended with {event!r}"))
-
-    def _sum_up(self, states: Mapping[str, str | None], job_ids: Sequence[str]) -> None:
-        """The wait's last line: how far the messages got, and what was not watched."""
-        unwatched = f"; {len(job_ids)} job id{'s' if len(job_ids) > 1 else ''} not watched" if job_ids else ""
-        self.log.info("Delivery: %s%s", tally(states, self.wait_for), unwatched)
-
-    def _checked_ids(self, context: Context) -> tuple[list[str], list[str]]:
-        """The ids to watch and the 1msg job ids set aside. Before any request, the task fails on bad ids, on a
-        connection that cannot report delivery, and on any job id with ``fail_on_job_ids``."""
+        # Before any request, the task fails on bad ids, on a connection that cannot report delivery, and on
+        # any job id with fail_on_job_ids.
         try:
-            watched, jobs = self._split_ids(context)
+            ids, jobs = self._split_ids(context)
             if jobs and self.fail_on_job_ids:
                 raise InvalidInputError(
                     "message_ids",
@@ -185,56 +120,76 @@ class ChatApiDeliverySensor(BaseSensorOperator):
             self.hook.settings.dialect.check_delivery_reports()
         except ChatApiError as error:
             raise AirflowFailException(str(error)) from error
-        return watched, jobs
+        if jobs:  # a warning, and this task's XCom, where a DAG can act on them
+            then = f"watching the other {len(ids)}" if ids else "nothing is left to watch: the task succeeds at once"
+            self.log.warning(
+                f"{len(jobs)} of {len(jobs) + len(ids)} message ids are 1msg job ids, queued as jobs "
+                f"with no message id yet, so their delivery cannot be watched: {', '.join(jobs)}. They are in "
+                f"this task's XCom under {JOB_IDS_XCOM_KEY!r}; {then} (fail_on_job_ids=True fails the task instead)."
+            )
+            context["ti"].xcom_push(key=JOB_IDS_XCOM_KEY, value=jobs)
+        if not ids:
+            return self.execute_complete(context, {"status": "success", "states": {}})
+        self._watch = acks.DeliveryWatch(ids, self.wait_for)
+        if self.deferrable:
+            from airflow_provider_chatapi.triggers.chatapi import ChatApiDeliveryTrigger
+
+            trigger = ChatApiDeliveryTrigger(
+                message_ids=ids,
+                wait_for=self.wait_for,
+                deadline=time.time() + self.timeout_seconds,
+                chatapi_conn_id=self.chatapi_conn_id,
+                poke_interval=self.poke_interval,
+                max_in_flight=self.max_in_flight,
+            )
+            # Airflow's own deferral timeout, a minute past the trigger's deadline: only a backstop.
+            backstop = timedelta(seconds=self.timeout_seconds + 60)
+            self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as timed_out:
+            self._sum_up(self._watch.states, jobs)
+            raise AirflowSensorTimeout(f"{timed_out}; {self._watch.short_of_goal()}") from timed_out
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        event, _ = self._watch.absorb(asyncio.run(self._poll(self._watch.pending())))
+        if event is None:
+            self.log.info("Waiting for delivery: %s", acks.tally(self._watch.states, self.wait_for))
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, event))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
+        """Where a wait ends, with its last event (a deferred one resumes here, on a worker, with the trigger's):
+        the states of a wait that succeeded; any other end fails the task without retrying."""
+        # The job ids for the summary, found again as execute found them (the same rendered ids and upstream
+        # XCom): the deferral's kwargs would carry them, but dag.test() drops those before Airflow 3.3.
+        self._sum_up(event.get("states", {}), self._split_ids(context)[1])
+        if event.get("status") == "success":
+            return dict(event["states"])
+        if event.get("status") == "timeout":
+            raise AirflowSensorTimeout(f"Gave up after {self.timeout_seconds:.0f} s: {event['error']}")
+        if event.get("status") == "failed":
+            details: dict[str, Any] = {name: event.get(name) for name in acks.FAILURE_DETAILS}
+            raise AirflowFailException(event["error"]) from DeliveryFailedError(**details)
+        raise AirflowFailException(event.get("error", f"the wait ended with {event!r}"))
+
+    def _sum_up(self, states: Mapping[str, str | None], job_ids: Sequence[str]) -> None:
+        """The wait's last line: how far the messages got, and what was not watched."""
+        unwatched = f"; {len(job_ids)} job id{'s' if len(job_ids) > 1 else ''} not watched" if job_ids else ""
+        self.log.info("Delivery: %s%s", acks.tally(states, self.wait_for), unwatched)
 
     def _split_ids(self, context: Context) -> tuple[list[str], list[str]]:
-        """``message_ids``, checked, as the ids to watch and the 1msg job ids the upstream tasks listed."""
-        ids = checked_message_ids(self.message_ids)
-        listed = self._listed_job_ids(context)
-        return [i for i in ids if i not in listed], [i for i in ids if i in listed]
-
-    def _report_job_ids(self, context: Context, jobs: list[str], *, watched: int) -> None:
-        """Warn of the job ids set aside, and list them in this task's XCom, where a DAG can act on them."""
-        then = f"watching the other {watched}" if watched else "nothing is left to watch: the task succeeds at once"
-        self.log.warning(
-            "%d of %d message ids are 1msg job ids, queued as jobs with no message id yet, so their delivery "
-            "cannot be watched: %s. They are in this task's XCom under %r; %s (fail_on_job_ids=True fails the "
-            "task instead).",
-            len(jobs),
-            len(jobs) + watched,
-            ", ".join(jobs),
-            JOB_IDS_XCOM_KEY,
-            then,
-        )
-        context["ti"].xcom_push(key=JOB_IDS_XCOM_KEY, value=jobs)
-
-    def _listed_job_ids(self, context: Context) -> set[str]:
-        """What the upstream sending tasks listed as job ids (they push them under :data:`JOB_IDS_XCOM_KEY`)."""
-        ti = context.get("ti")
-        if ti is None or not self.upstream_task_ids:
-            return set()
-        pulled = ti.xcom_pull(task_ids=sorted(self.upstream_task_ids), key=JOB_IDS_XCOM_KEY)
-        found: set[str] = set()
+        """``message_ids``, checked, as the ids to watch and the 1msg job ids the upstream sending tasks listed
+        (they push them under :data:`JOB_IDS_XCOM_KEY`)."""
+        ids = acks.checked_message_ids(self.message_ids)
+        ti, upstream = context.get("ti"), sorted(self.upstream_task_ids)
+        pulled = ti.xcom_pull(task_ids=upstream, key=JOB_IDS_XCOM_KEY) if ti is not None and upstream else None
         # One value per upstream task that pushed one: a list on Airflow 3, a lazy sequence (no list) on 2.
-        for value in pulled or ():
-            if isinstance(value, list):
-                found.update(item for item in value if isinstance(item, str))
-        return found
+        listed = {item for value in pulled or () if isinstance(value, list) for item in value if isinstance(item, str)}
+        return [i for i in ids if i not in listed], [i for i in ids if i in listed]
 
     async def _poll(self, message_ids: list[str]) -> list[Any]:
         try:
             return await self.hook.aget_deliveries(message_ids, max_in_flight=self.max_in_flight)
         finally:
             await self.hook.aclose()
-
-    def _trigger(self, ids: list[str]) -> Any:
-        from airflow_provider_chatapi.triggers.chatapi import ChatApiDeliveryTrigger
-
-        return ChatApiDeliveryTrigger(
-            message_ids=ids,
-            wait_for=self.wait_for,
-            deadline=time.time() + self.timeout_seconds,
-            chatapi_conn_id=self.chatapi_conn_id,
-            poke_interval=self.poke_interval,
-            max_in_flight=self.max_in_flight,
-        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,6 @@ __all__ = ["PROGRESS_INTERVAL", "ChatApiDeliveryTrigger"]
 
 PROGRESS_INTERVAL = 180.0
 """Seconds between two progress lines of a waiting trigger, at least (the first comes after the first poll)."""
-_MAX_BACKOFF = 300.0  # seconds between polls at most, however often the gateway asks to back off
 
 
 class ChatApiDeliveryTrigger(BaseTrigger):
@@ -61,14 +59,8 @@ class ChatApiDeliveryTrigger(BaseTrigger):
         self.max_in_flight = max_in_flight
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "message_ids": self.message_ids,
-            "wait_for": self.wait_for,
-            "deadline": self.deadline,
-            "chatapi_conn_id": self.chatapi_conn_id,
-            "poke_interval": self.poke_interval,
-            "max_in_flight": self.max_in_flight,
-        }
+        names = ("message_ids", "wait_for", "deadline", "chatapi_conn_id", "poke_interval", "max_in_flight")
+        return f"{type(self).__module__}.{type(self).__qualname__}", {name: getattr(self, name) for name in names}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
@@ -77,22 +69,22 @@ class ChatApiDeliveryTrigger(BaseTrigger):
         watch = DeliveryWatch(self.message_ids, self.wait_for)
         pause = self.poke_interval
         # Airflow itself shows only "trigger starting" for what may be hours: the first poll's tally comes at once.
-        last_line = -math.inf
+        last_line = float("-inf")
         try:
             while True:
                 results = await hook.aget_deliveries(watch.pending(), max_in_flight=self.max_in_flight)
                 event, back_off = watch.absorb(results)
-                if event is not None:
-                    yield TriggerEvent(event)
-                    return
-                if time.monotonic() - last_line >= PROGRESS_INTERVAL:
+                if event is None and time.monotonic() - last_line >= PROGRESS_INTERVAL:
                     self.log.info("Waiting for delivery: %s", tally(watch.states, self.wait_for))
                     last_line = time.monotonic()
                 left = self.deadline - time.time()
-                if left <= 0:
-                    yield TriggerEvent({"status": "timeout", "error": watch.short_of_goal(), "states": watch.states})
+                if event is None and left <= 0:
+                    event = {"status": "timeout", "error": watch.short_of_goal(), "states": watch.states}
+                if event is not None:
+                    yield TriggerEvent(event)
                     return
-                pause = min(pause * 2, _MAX_BACKOFF) if back_off else self.poke_interval
+                # Twice the pause after a poll the gateway could not answer, five minutes at most.
+                pause = min(pause * 2, 300.0) if back_off else self.poke_interval
                 if back_off:
                     self.log.warning("The gateway could not answer this poll; asking again in %.0f s", pause)
                 await asyncio.sleep(min(pause, left))
