@@ -3,7 +3,7 @@
 It prints two lines, each flushed at once: the API URL, then ``AIRFLOW_CONN_CHATAPI_DEFAULT='{...}'``.
 With ``--port 0`` the port is a free one, which another process (the benchmarks) reads from those lines.
 It serves until interrupted. ``--state FILE`` keeps its state across a restart (``_state.py``); the
-control API (``_control.py``, under ``/_standin/``) lets a test in another process read and script it.
+control API (under ``/_standin/``, see ``_gateway.py``) lets a test in another process read and script it.
 See ``docs/staging.md``.
 """
 
@@ -13,9 +13,16 @@ import argparse
 import json
 import time
 
-from airflow_provider_chatapi.testing._acks import DEFAULT_ACKS, Ack
-from airflow_provider_chatapi.testing._control import FAULT_KINDS, PREFIX
-from airflow_provider_chatapi.testing._gateway import DEFAULT_INSTANCE_ID, DEFAULT_TOKEN, DIALECTS, StandInGateway
+from airflow_provider_chatapi.testing._gateway import (
+    DEFAULT_ACKS,
+    DEFAULT_INSTANCE_ID,
+    DEFAULT_TOKEN,
+    DIALECTS,
+    FAULT_KINDS,
+    PREFIX,
+    Ack,
+    StandInGateway,
+)
 from airflow_provider_chatapi.testing._state import FLUSH_INTERVAL, State
 
 _EPILOG = f"""\
