@@ -18,14 +18,12 @@ from airflow_provider_chatapi._protocol.cards import ENTRY_FIELDS, MAX_CONTACTS,
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["check_classic_send", "check_history_query", "check_onemsg_send", "history_flag"]
-
 WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 _CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
 _CHAT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us|(?:[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24})@g\.us")
 _LID_CHAT = re.compile(r"[^\s@]+@lid")
 _CARD_KEYS = {"name", "org", "birthday", *ENTRY_FIELDS}
-_REQUIRED_KEY = {"emails": "email", "urls": "url"}
+_REQUIRED_KEY = {"emails": "email", "urls": "url"}  # an entry's key without which the entry means nothing
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # A ``messages`` flag's words, read case-insensitively: the WABA SDK sends Python's ``True`` (it turns a bool
 # into text with ``str`` before it lowers bools), other clients ``true``.
@@ -144,14 +142,14 @@ def _check_card(card: Any, field: str) -> None:
         _check(isinstance(entries, list), f"{field}.{key} must be an array")
         for index, entry in enumerate(entries):
             where = f"{field}.{key}[{index}]"
-            ok = isinstance(entry, dict) and entry and not set(entry) - set(allowed)
-            _check(ok, f"{where} must be an object of {', '.join(allowed)}")
+            known_keys = isinstance(entry, dict) and entry and not set(entry) - set(allowed)
+            _check(known_keys, f"{where} must be an object of {', '.join(allowed)}")
             for entry_key, value in entry.items():
                 _check_text(value, f"{where}.{entry_key}")
             if key == "phones":
                 _check({"phone", "wa_id"} & set(entry), f"{where} needs phone or wa_id")
-                ok = "wa_id" not in entry or WHATSAPP_NUMBER.fullmatch(entry["wa_id"])
-                _check(ok, f"{where}.wa_id must be a WhatsApp number (digits)")
+                digits = "wa_id" not in entry or WHATSAPP_NUMBER.fullmatch(entry["wa_id"])
+                _check(digits, f"{where}.wa_id must be a WhatsApp number (digits)")
             required = _REQUIRED_KEY.get(key)
             _check(required is None or required in entry, f"{where}.{required} is required")
     org = card.get("org", {})

@@ -44,20 +44,6 @@ from airflow_provider_chatapi.testing._server import LOOPBACK, Answer, RecordedR
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = [
-    "DEFAULT_ACKS",
-    "DEFAULT_INSTANCE_ID",
-    "DEFAULT_PROFILE",
-    "DEFAULT_TOKEN",
-    "DIALECTS",
-    "FAULT_KINDS",
-    "PREFIX",
-    "Ack",
-    "Fault",
-    "QueuedMessage",
-    "StandInGateway",
-]
-
 DEFAULT_TOKEN = "standin-token-4c7f2a9e"
 DEFAULT_INSTANCE_ID = "123456"
 DIALECTS = ("chatapi", "1msg")  # the classic Chat API, and 1msg's
@@ -76,19 +62,12 @@ DEFAULT_PROFILE: Mapping[str, Any] = {
     "websites": ["https://example.com/standin"],
 }
 WRONG_TOKEN = "Wrong token. Please provide token as a GET parameter."
-_SENT = "Message has been sent to the provider"
 _ENDPOINTS = {
     "chatapi": {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")},
     "1msg": {("POST", "sendContact"), ("GET", "status"), ("GET", "messages"), ("GET", "me"), ("GET", "hookInfo")},
 }
-_CONTROL = {
-    "requests": "GET",
-    "messages": "GET",
-    "stats": "GET",
-    "faults": "POST",
-    "reset": "POST",
-    "deliver_queue": "POST",
-}
+_CONTROL = {"requests": "GET", "messages": "GET", "stats": "GET", "faults": "POST", "reset": "POST"}
+_CONTROL["deliver_queue"] = "POST"
 
 
 @dataclass(frozen=True)
@@ -107,9 +86,7 @@ class QueuedMessage:
 
     @property
     def type(self) -> str:
-        if self.contacts:
-            return "contacts"
-        return "vcard" if len(self.contact_ids) == 1 else "multi_vcard"
+        return "contacts" if self.contacts else "vcard" if len(self.contact_ids) == 1 else "multi_vcard"
 
     @property
     def vcards(self) -> str:
@@ -123,14 +100,9 @@ class QueuedMessage:
             for card in self.contacts
         )
 
-    def as_json(self) -> dict[str, Any]:
-        """The message as JSON values (the state file, the control API): every field, the cards as received."""
-        return dataclasses.asdict(self)
-
-
-def _vcard(name: str, numbers: list[str]) -> str:
-    phones = "".join(f"TEL;type=CELL;waid={number}:+{number}\n" for number in numbers)
-    return f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\n{phones}END:VCARD"
+    def listed(self, **fields: Any) -> dict[str, Any]:
+        """The message as the gateway lists it (its queue, its history): its id, text and type, then ``fields``."""
+        return {"id": self.id, "body": self.vcards, "type": self.type, **fields}
 
 
 @dataclass(frozen=True)
@@ -236,6 +208,11 @@ class Fault:
     def redirect(cls, location: str = "/elsewhere", status: int = 307) -> Fault:
         """A redirect (a moved gateway, a proxy): nothing is queued."""
         return cls(status=status, headers={"Location": location})
+
+
+def _vcard(name: str, numbers: list[str]) -> str:
+    phones = "".join(f"TEL;type=CELL;waid={number}:+{number}\n" for number in numbers)
+    return f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\n{phones}END:VCARD"
 
 
 # The fault kinds the control API makes: Fault's factory methods, and only those.
@@ -379,8 +356,7 @@ class StandInGateway:
 
     def start(self) -> StandInGateway:
         self._server = _Server(self, self._requested_port)
-        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        serve.start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -565,7 +541,12 @@ class StandInGateway:
         if endpoint == "me":
             return 200, dict(self.profile)
         if endpoint == "showMessagesQueue":
-            return 200, self._queue_listing()
+            queued = [message for message in self.messages if not message.delivered]
+            first100 = [
+                m.listed(last_try=m.time, metadata={"chatId": m.chat_id} if self.queue_chat_ids else {})
+                for m in queued[:100]
+            ]
+            return 200, {"totalMessages": len(queued), "first100": first100}
         if endpoint == "hookInfo":
             return self._hooks(request.query.get("messageId"))
         if onemsg and not self.history:
@@ -604,28 +585,14 @@ class StandInGateway:
             if onemsg:
                 self._queued_at[message_id] = time.time()
                 self._journal("queued_at", [message_id, self._queued_at[message_id]])
-                return 200, {"sent": True, "id": message_id, "message": f"Sent to {chat_id}", "description": _SENT}
             queue_number = sum(not message.delivered for message in self._messages)
-        if delivered:
-            return 200, {"sent": True, "message": f"Sent to {chat_id}", "id": message_id, "queueNumber": queue_number}
-        text = f"Message queued; it will be sent once the instance is authorised (status {self.account_status!r})"
+        if onemsg:
+            answer = {"sent": True, "id": message_id, "message": f"Sent to {chat_id}"}
+            return 200, {**answer, "description": "Message has been sent to the provider"}
+        text = f"Sent to {chat_id}"
+        if not delivered:
+            text = f"Message queued; it will be sent once the instance is authorised (status {self.account_status!r})"
         return 200, {"sent": True, "message": text, "id": message_id, "queueNumber": queue_number}
-
-    def _queue_listing(self) -> dict[str, Any]:
-        queued = [message for message in self.messages if not message.delivered]
-        return {
-            "totalMessages": len(queued),
-            "first100": [
-                {
-                    "id": message.id,
-                    "body": message.vcards,
-                    "type": message.type,
-                    "last_try": message.time,
-                    "metadata": {"chatId": message.chat_id} if self.queue_chat_ids else {},
-                }
-                for message in queued[:100]
-            ],
-        }
 
     def _hooks(self, message_id: str | None) -> tuple[int, dict[str, Any]]:
         """``hookInfo``'s answer: the events of the card due by now, in its script's order; none for an id the
@@ -667,17 +634,14 @@ class StandInGateway:
         message's number.
         """
         delivered = [message for message in self.messages if message.delivered]
-        chat_id, message_id = query.get("chatId"), query.get("msgId")
         min_time, max_time = int(query.get("min_time") or 0), int(query.get("max_time") or 2**62)
         last = history_flag(query.get("last")) or "lastMessageNumber" not in query
         after = None if last else int(query["lastMessageNumber"])
         matching = [
-            m
-            for m in delivered
-            if (chat_id is None or m.chat_id == chat_id)
-            and (message_id is None or m.id == message_id)
-            and min_time <= m.time <= max_time
-            and (after is None or m.message_number > after)
+            m for m in delivered if min_time <= m.time <= max_time and (after is None or m.message_number > after)
+        ]
+        matching = [
+            m for m in matching if query.get("chatId") in (None, m.chat_id) and query.get("msgId") in (None, m.id)
         ]
         limit = int(query.get("limit") or 100) or len(matching)  # 0: every message
         if after is not None:
@@ -686,39 +650,34 @@ class StandInGateway:
         else:
             page = matching[-limit:]  # an empty list's [-0:] is empty too
             last_number = delivered[-1].message_number if delivered else 0
-        return {
-            "messages": [
-                {
-                    "id": message.id,
-                    "body": message.vcards,
-                    "type": message.type,
-                    "senderName": "stand-in",
-                    "fromMe": True,
-                    "author": f"{self.instance_id}@c.us",
-                    "time": message.time,
-                    "chatId": message.chat_id,
-                    "messageNumber": message.message_number,
-                }
-                for message in page
-            ],
-            "lastMessageNumber": last_number,
-        }
+        author = f"{self.instance_id}@c.us"
+        listed = [
+            m.listed(
+                senderName="stand-in",
+                fromMe=True,
+                author=author,
+                time=m.time,
+                chatId=m.chat_id,
+                messageNumber=m.message_number,
+            )
+            for m in page
+        ]
+        return {"messages": listed, "lastMessageNumber": last_number}
 
     # ---- the control API (the module's text) -------------------------------------------------------
 
     def _control(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]:
-        name = request.path[len(PREFIX) :].strip("/")
+        name, method = request.path[len(PREFIX) :].strip("/"), request.method
         if name not in _CONTROL:
             known = ", ".join(f"{verb} {PREFIX}{route}" for route, verb in _CONTROL.items())
             return 404, {"error": f"No control endpoint {request.path}; there are {known}"}
-        if request.method != _CONTROL[name]:
-            return 405, {"error": f"{PREFIX}{name} takes {_CONTROL[name]}, not {request.method}"}
+        if method != _CONTROL[name]:
+            return 405, {"error": f"{PREFIX}{name} takes {_CONTROL[name]}, not {method}"}
         if name == "requests":
             endpoint = request.query.get("endpoint")
-            chosen = [recorded.as_json() for recorded in self.requests if endpoint in (None, recorded.endpoint)]
-            return 200, {"requests": chosen}
+            return 200, {"requests": [r.as_json() for r in self.requests if endpoint in (None, r.endpoint)]}
         if name == "messages":
-            return 200, {"messages": [message.as_json() for message in self.messages]}
+            return 200, {"messages": [dataclasses.asdict(message) for message in self.messages]}
         if name == "stats":
             messages = self.messages
             return 200, {

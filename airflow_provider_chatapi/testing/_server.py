@@ -21,8 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["LOOPBACK", "Answer", "Gateway", "RecordedRequest"]
-
 LOOPBACK = "127.0.0.1"
 
 # A status, a body (a mapping goes out as JSON, text or bytes as they are) and headers besides the usual.
@@ -122,32 +120,25 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         url = urlsplit(self.path)
-        answer = self.server.gateway._serve(
-            RecordedRequest(
-                method=self.command,
-                path=url.path,
-                endpoint=url.path.rstrip("/").rpartition("/")[2],
-                query=dict(parse_qsl(url.query)),
-                headers={name.lower(): value for name, value in self.headers.items()},
-                body=body,
-                json=parsed,
-                client_port=self.client_address[1],
-                received_at=received_at,
-            )
+        endpoint, query = url.path.rstrip("/").rpartition("/")[2], dict(parse_qsl(url.query))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        request = RecordedRequest(
+            self.command, url.path, endpoint, query, headers, body, parsed, self.client_address[1], received_at
         )
+        answer = self.server.gateway._serve(request)
         if answer is None:
             # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a FIN.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
             return
-        status, content, headers = answer
+        status, content, extra = answer
         if isinstance(content, Mapping):
             data, content_type = json.dumps(content).encode(), "application/json"
         else:
             data, content_type = (content.encode() if isinstance(content, str) else content), "text/plain"
         self.send_response(status)
-        for name, value in {"Content-Type": content_type, **headers, "Content-Length": str(len(data))}.items():
+        for name, value in {"Content-Type": content_type, **extra, "Content-Length": str(len(data))}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)

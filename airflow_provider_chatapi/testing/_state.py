@@ -24,6 +24,7 @@ process was killed, is left out), and a new snapshot replaces both.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -36,8 +37,6 @@ from airflow_provider_chatapi.testing._server import RecordedRequest
 
 if TYPE_CHECKING:
     from airflow_provider_chatapi.testing._gateway import StandInGateway
-
-__all__ = ["FLUSH_INTERVAL", "State"]
 
 FLUSH_INTERVAL = 1.0  # seconds between two snapshots while changes come in (the journal holds the rest)
 VERSION = 1
@@ -131,7 +130,7 @@ class State:
                 "dialect": gateway.dialect,
                 "seq": self._seq,
                 "requests": [request.as_json() for request in requests],
-                "messages": [message.as_json() for message in messages],
+                "messages": [dataclasses.asdict(message) for message in messages],
                 "queued_at": queued_at,
                 "polls": polls,
             }
@@ -144,8 +143,10 @@ class State:
             self._lock.release()
 
     def _write(self, event: str, value: Any) -> None:
-        if isinstance(value, (RecordedRequest, QueuedMessage)):
+        if event == "request":
             value = value.as_json()
+        elif event == "message":
+            value = dataclasses.asdict(value)
         with self._lock:
             if self._fd < 0:
                 return  # closed: the process is stopping
