@@ -33,12 +33,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi.testing._checks import (
-    check_classic_send,
-    check_history_query,
-    check_onemsg_send,
-    history_flag,
-)
+from airflow_provider_chatapi.testing import _checks
 from airflow_provider_chatapi.testing._server import LOOPBACK, Answer, RecordedRequest, _Server
 
 if TYPE_CHECKING:
@@ -66,8 +61,14 @@ _ENDPOINTS = {
     "chatapi": {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")},
     "1msg": {("POST", "sendContact"), ("GET", "status"), ("GET", "messages"), ("GET", "me"), ("GET", "hookInfo")},
 }
-_CONTROL = {"requests": "GET", "messages": "GET", "stats": "GET", "faults": "POST", "reset": "POST"}
-_CONTROL["deliver_queue"] = "POST"
+_CONTROL = {
+    "requests": "GET",
+    "messages": "GET",
+    "stats": "GET",
+    "faults": "POST",
+    "reset": "POST",
+    "deliver_queue": "POST",
+}
 
 
 @dataclass(frozen=True)
@@ -553,7 +554,7 @@ class StandInGateway:
             return 200, {"notice": "Message history storage is disabled for this channel"}
         # A malformed number is the client's mistake: answer it, rather than fail inside the stand-in (which
         # would be recorded in ``errors`` as a bug here).
-        problem = check_history_query(request.query)
+        problem = _checks.check_history_query(request.query)
         return (400, {"error": problem}) if problem else (200, self._history(request.query))
 
     def _send(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -562,7 +563,7 @@ class StandInGateway:
         onemsg = self.dialect == "1msg"
         cards: tuple[dict[str, Any], ...] = ()
         if onemsg:
-            problem, chat_id, cards = check_onemsg_send(body)
+            problem, chat_id, cards = _checks.check_onemsg_send(body)
             if problem:
                 return 400, {"error": problem}
             phones = [card.get("phones") for card in cards]
@@ -571,11 +572,9 @@ class StandInGateway:
             )
             message_id, delivered = f"wamid.HBgL{secrets.token_urlsafe(18)}", True
         else:
-            problem, chat_id, contact_ids = check_classic_send(body)
-            message_id, delivered = (
-                f"true_{chat_id}_{secrets.token_hex(10).upper()}",
-                self.account_status == "authenticated",
-            )
+            problem, chat_id, contact_ids = _checks.check_classic_send(body)
+            message_id = f"true_{chat_id}_{secrets.token_hex(10).upper()}"
+            delivered = self.account_status == "authenticated"
         if problem or chat_id in self.refuse_chats:
             return 200, {"sent": False, "message": problem or self.refuse_chats[chat_id]}
         with self._lock:
@@ -635,7 +634,7 @@ class StandInGateway:
         """
         delivered = [message for message in self.messages if message.delivered]
         min_time, max_time = int(query.get("min_time") or 0), int(query.get("max_time") or 2**62)
-        last = history_flag(query.get("last")) or "lastMessageNumber" not in query
+        last = _checks.history_flag(query.get("last")) or "lastMessageNumber" not in query
         after = None if last else int(query["lastMessageNumber"])
         matching = [
             m for m in delivered if min_time <= m.time <= max_time and (after is None or m.message_number > after)
@@ -650,18 +649,8 @@ class StandInGateway:
         else:
             page = matching[-limit:]  # an empty list's [-0:] is empty too
             last_number = delivered[-1].message_number if delivered else 0
-        author = f"{self.instance_id}@c.us"
-        listed = [
-            m.listed(
-                senderName="stand-in",
-                fromMe=True,
-                author=author,
-                time=m.time,
-                chatId=m.chat_id,
-                messageNumber=m.message_number,
-            )
-            for m in page
-        ]
+        sender = {"senderName": "stand-in", "fromMe": True, "author": f"{self.instance_id}@c.us"}
+        listed = [m.listed(**sender, time=m.time, chatId=m.chat_id, messageNumber=m.message_number) for m in page]
         return {"messages": listed, "lastMessageNumber": last_number}
 
     # ---- the control API (the module's text) -------------------------------------------------------
@@ -709,19 +698,16 @@ class StandInGateway:
             return 400, {"error": "endpoint must be an endpoint name, such as sendContact"}
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
             return 400, {"error": f"times must be a whole number of at least 1, got {times!r}"}
-        faults = []
+        faults, known = [], ", ".join(FAULT_KINDS)
         # Each repetition makes its faults again: a factory may draw something per fault (a job id).
-        for _ in range(times):
-            for index, spec in enumerate(body["faults"]):
-                kind = spec.get("kind") if isinstance(spec, dict) else None
-                if kind not in FAULT_KINDS:
-                    return 400, {
-                        "error": f"faults[{index}]: unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}"
-                    }
-                try:
-                    faults.append(getattr(Fault, kind)(**{key: value for key, value in spec.items() if key != "kind"}))
-                except TypeError as error:  # an argument the factory method does not take
-                    return 400, {"error": f"faults[{index}]: {kind}: {error}"}
+        for index, spec in [*enumerate(body["faults"])] * times:
+            kind = spec.get("kind") if isinstance(spec, dict) else None
+            if kind not in FAULT_KINDS:
+                return 400, {"error": f"faults[{index}]: unknown fault kind {kind!r}; known: {known}"}
+            try:
+                faults.append(getattr(Fault, kind)(**{key: value for key, value in spec.items() if key != "kind"}))
+            except TypeError as error:  # an argument the factory method does not take
+                return 400, {"error": f"faults[{index}]: {kind}: {error}"}
         self.inject(*faults, endpoint=endpoint)
         return 200, {"endpoint": endpoint, "injected": len(faults)}
 
