@@ -61,14 +61,7 @@ _ENDPOINTS = {
     "chatapi": {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")},
     "1msg": {("POST", "sendContact"), ("GET", "status"), ("GET", "messages"), ("GET", "me"), ("GET", "hookInfo")},
 }
-_CONTROL = {
-    "requests": "GET",
-    "messages": "GET",
-    "stats": "GET",
-    "faults": "POST",
-    "reset": "POST",
-    "deliver_queue": "POST",
-}
+_CONTROL = dict(requests="GET", messages="GET", stats="GET", faults="POST", reset="POST", deliver_queue="POST")
 
 
 @dataclass(frozen=True)
@@ -368,9 +361,8 @@ class StandInGateway:
             self._server.shutdown()
             with self._lock:
                 server, self._server = self._server, None
-                connections = list(self._open)
-            for connection in connections:
-                _hang_up(connection)
+                for connection in self._open:
+                    _hang_up(connection)
             server.server_close()
 
     def __enter__(self) -> StandInGateway:
@@ -485,9 +477,8 @@ class StandInGateway:
         with self._lock:
             self._open.add(connection)
             self._accepted += 1
-            serving = self._server is not None
-        if not serving:  # accepted as the gateway stopped, after it hung up on the others
-            _hang_up(connection)
+            if self._server is None:  # accepted as the gateway stopped, after it hung up on the others
+                _hang_up(connection)
 
     def _closed(self, connection: socket.socket) -> None:
         with self._lock:
@@ -566,10 +557,8 @@ class StandInGateway:
             problem, chat_id, cards = _checks.check_onemsg_send(body)
             if problem:
                 return 400, {"error": problem}
-            phones = [card.get("phones") for card in cards]
-            contact_ids = tuple(
-                f"{entries[0]['wa_id']}@c.us" for entries in phones if entries and "wa_id" in entries[0]
-            )
+            phones = [card.get("phones") for card in cards]  # a card's contact id: its first phone's wa_id, if any
+            contact_ids = tuple(f"{first[0]['wa_id']}@c.us" for first in phones if first and "wa_id" in first[0])
             message_id, delivered = f"wamid.HBgL{secrets.token_urlsafe(18)}", True
         else:
             problem, chat_id, contact_ids = _checks.check_classic_send(body)
@@ -578,16 +567,17 @@ class StandInGateway:
         if problem or chat_id in self.refuse_chats:
             return 200, {"sent": False, "message": problem or self.refuse_chats[chat_id]}
         with self._lock:
-            fields = (int(self.now()), len(self._messages) + 1, body.get("quotedMsgId"), delivered, cards)
-            self._messages.append(QueuedMessage(message_id, chat_id, contact_ids, *fields))
-            self._journal("message", self._messages[-1])
+            number, quoted = len(self._messages) + 1, body.get("quotedMsgId")
+            message = QueuedMessage(message_id, chat_id, contact_ids, int(self.now()), number, quoted, delivered, cards)
+            self._messages.append(message)
+            self._journal("message", message)
             if onemsg:
                 self._queued_at[message_id] = time.time()
                 self._journal("queued_at", [message_id, self._queued_at[message_id]])
-            queue_number = sum(not message.delivered for message in self._messages)
         if onemsg:
             answer = {"sent": True, "id": message_id, "message": f"Sent to {chat_id}"}
             return 200, {**answer, "description": "Message has been sent to the provider"}
+        queue_number = sum(not queued.delivered for queued in self.messages)
         text = f"Sent to {chat_id}"
         if not delivered:
             text = f"Message queued; it will be sent once the instance is authorised (status {self.account_status!r})"

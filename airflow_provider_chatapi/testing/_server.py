@@ -112,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the default access log would print every URL, token included."""
 
-    def do_GET(self) -> None:
+    def _handle(self) -> None:
         received_at = time.monotonic()  # the headers are read; the body may take longer to come
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_POST = do_GET
+    do_GET = do_POST = _handle
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The ``Date`` header, on the gateway's clock (which a test may set apart from the client's)."""

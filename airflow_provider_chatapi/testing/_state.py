@@ -56,7 +56,7 @@ class State:
         self._seq = 0
         self._dirty = False
         self._fd = -1  # the journal, open from attach() to close()
-        self._gateway: StandInGateway | None = None
+        self._gateway: StandInGateway  # from attach() on
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every_interval, name="chatapi-stand-in-state", daemon=True)
 
@@ -119,7 +119,6 @@ class State:
     def snapshot(self) -> None:
         """Write the whole state to the file atomically, and start the journal again empty."""
         gateway = self._gateway
-        assert gateway is not None, "attach the state to a gateway first"
         with gateway._lock:  # the gateway's lock first, as its changes take them
             self._lock.acquire()
             requests, messages = list(gateway._requests), list(gateway._messages)
