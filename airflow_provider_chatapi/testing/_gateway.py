@@ -1,6 +1,7 @@
-"""The stand-in gateway: its settings and state, the answer of each endpoint, what it can be told to answer
-instead (:class:`Fault`) and to report of each card (:class:`Ack`), its clients' connections, and the control
-API through which a test in another process reads and scripts it.
+"""The stand-in gateway: its settings and state, the cards it accepted (:class:`QueuedMessage`), the answer of
+each endpoint, what it can be told to answer instead (:class:`Fault`) and to report of each card
+(:class:`Ack`), its clients' connections, and the control API through which a test in another process reads
+and scripts it.
 
 The control API lives on the gateway's own port under :data:`PREFIX` (``/_standin/``), which no gateway path
 starts with (classic paths start ``/instance``, 1msg's with the instance id). JSON in and out, no token: the
@@ -88,13 +89,11 @@ class QueuedMessage:
         if not self.contacts:
             return "\n".join(_vcard(f"+{contact[:-5]}", [contact[:-5]]) for contact in self.contact_ids)
         return "\n".join(
-            _vcard(
-                card["name"]["formatted_name"], [phone["wa_id"] for phone in card.get("phones", []) if "wa_id" in phone]
-            )
+            _vcard(card["name"]["formatted_name"], [p["wa_id"] for p in card.get("phones", []) if "wa_id" in p])
             for card in self.contacts
         )
 
-    def listed(self, **fields: Any) -> dict[str, Any]:
+    def _listed(self, **fields: Any) -> dict[str, Any]:
         """The message as the gateway lists it (its queue, its history): its id, text and type, then ``fields``."""
         return {"id": self.id, "body": self.vcards, "type": self.type, **fields}
 
@@ -350,7 +349,11 @@ class StandInGateway:
 
     def start(self) -> StandInGateway:
         self._server = _Server(self, self._requested_port)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        # A poll interval of 50 ms, not 500: stop() waits for the serving loop's next poll.
+        serving = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="chatapi-stand-in", daemon=True
+        )
+        serving.start()
         return self
 
     def stop(self) -> None:
@@ -535,7 +538,7 @@ class StandInGateway:
         if endpoint == "showMessagesQueue":
             queued = [message for message in self.messages if not message.delivered]
             first100 = [
-                m.listed(last_try=m.time, metadata={"chatId": m.chat_id} if self.queue_chat_ids else {})
+                m._listed(last_try=m.time, metadata={"chatId": m.chat_id} if self.queue_chat_ids else {})
                 for m in queued[:100]
             ]
             return 200, {"totalMessages": len(queued), "first100": first100}
@@ -640,7 +643,7 @@ class StandInGateway:
             page = matching[-limit:]  # an empty list's [-0:] is empty too
             last_number = delivered[-1].message_number if delivered else 0
         sender = {"senderName": "stand-in", "fromMe": True, "author": f"{self.instance_id}@c.us"}
-        listed = [m.listed(**sender, time=m.time, chatId=m.chat_id, messageNumber=m.message_number) for m in page]
+        listed = [m._listed(**sender, time=m.time, chatId=m.chat_id, messageNumber=m.message_number) for m in page]
         return {"messages": listed, "lastMessageNumber": last_number}
 
     # ---- the control API (the module's text) -------------------------------------------------------
