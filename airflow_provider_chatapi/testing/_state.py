@@ -18,7 +18,9 @@ Two files:
   left behind by a process killed between the two steps of a snapshot is not applied twice.
 
 At start the snapshot is read and the journal replayed onto it (a torn last line, half written when the
-process was killed, is left out), and a new snapshot replaces both.
+process was killed, is left out), and a new snapshot replaces both. While it runs, each change goes to the
+journal and onto the same JSON, kept in memory, that the next snapshot writes: a snapshot never reads the
+gateway.
 """
 
 from __future__ import annotations
@@ -53,16 +55,15 @@ class State:
         self.path = Path(path)
         self.journal_path = self.path.with_name(f"{self.path.name}.journal")
         self._lock = threading.Lock()  # taken after the gateway's lock, never before it
-        self._seq = 0
+        self._data: dict[str, Any] = {}  # what the next snapshot writes
         self._dirty = False
         self._fd = -1  # the journal, open from attach() to close()
-        self._gateway: StandInGateway  # from attach() on
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every_interval, name="chatapi-stand-in-state", daemon=True)
 
     def attach(self, gateway: StandInGateway) -> State:
-        data = self.load()
-        if data.get("dialect", gateway.dialect) != gateway.dialect:
+        self._data = data = self.load()
+        if data.setdefault("dialect", gateway.dialect) != gateway.dialect:
             raise ValueError(f"{self.path} holds a {data['dialect']} gateway's state, not {gateway.dialect}'s")
         requests = [{**value, "body": value["body"].encode("utf-8", "surrogateescape")} for value in data["requests"]]
         messages = [
@@ -74,9 +75,7 @@ class State:
             gateway._messages[:] = [QueuedMessage(**fields) for fields in messages]
             gateway._queued_at.update(data["queued_at"])
             gateway._polls.update(data["polls"])
-        self._seq = data["seq"]
         self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._gateway = gateway
         self.snapshot()
         gateway._journal = self._write
         self._flusher.start()
@@ -93,7 +92,14 @@ class State:
 
     def load(self) -> dict[str, Any]:
         """The snapshot with the journal replayed onto it; empty when there is neither."""
-        data: dict[str, Any] = {"seq": 0, "requests": [], "messages": [], "queued_at": {}, "polls": {}}
+        data: dict[str, Any] = {
+            "version": VERSION,
+            "seq": 0,
+            "requests": [],
+            "messages": [],
+            "queued_at": {},
+            "polls": {},
+        }
         if self.path.exists():
             data.update(json.loads(self.path.read_text(encoding="utf-8")))
         journal = self.journal_path.read_text(encoding="utf-8") if self.journal_path.exists() else ""
@@ -102,44 +108,18 @@ class State:
                 record = json.loads(line)
             except ValueError:
                 break  # the last line, torn by a kill in the middle of its write
-            if record["seq"] <= data["seq"]:
-                continue
-            data["seq"], event, value = record["seq"], record["event"], record["value"]
-            if event in ("request", "message"):
-                data[f"{event}s"].append(value)
-            elif event == "deliver":
-                for message in data["messages"]:
-                    message["delivered"] = True
-            elif event == "reset":
-                data["requests"], data["messages"] = [], []
-            else:  # queued_at, polls: (message id, value)
-                data[event][value[0]] = value[1]
+            if record["seq"] > data["seq"]:
+                _apply(data, record)
         return data
 
     def snapshot(self) -> None:
         """Write the whole state to the file atomically, and start the journal again empty."""
-        gateway = self._gateway
-        with gateway._lock:  # the gateway's lock first, as its changes take them
-            self._lock.acquire()
-            requests, messages = list(gateway._requests), list(gateway._messages)
-            queued_at, polls = dict(gateway._queued_at), dict(gateway._polls)
-        try:
-            data = {
-                "version": VERSION,
-                "dialect": gateway.dialect,
-                "seq": self._seq,
-                "requests": [request.as_json() for request in requests],
-                "messages": [dataclasses.asdict(message) for message in messages],
-                "queued_at": queued_at,
-                "polls": polls,
-            }
+        with self._lock:
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(data), encoding="utf-8")
+            temporary.write_text(json.dumps(self._data), encoding="utf-8")
             os.replace(temporary, self.path)
             os.ftruncate(self._fd, 0)  # O_APPEND: the next line goes at the new end
             self._dirty = False
-        finally:
-            self._lock.release()
 
     def _write(self, event: str, value: Any) -> None:
         if event == "request":
@@ -149,13 +129,14 @@ class State:
         with self._lock:
             if self._fd < 0:
                 return  # closed: the process is stopping
-            self._seq += 1
-            os.write(self._fd, (json.dumps({"seq": self._seq, "event": event, "value": value}) + "\n").encode())
+            record = {"seq": self._data["seq"] + 1, "event": event, "value": value}
+            os.write(self._fd, (json.dumps(record) + "\n").encode())
+            _apply(self._data, record)
             self._dirty = True
 
     def _flush_every_interval(self) -> None:
-        # A snapshot holds up the gateway while it is written: with a large state, write it less often
-        # (at most a tenth of the time); the journal holds every change meanwhile.
+        # A snapshot holds up the gateway's changes while it is written: with a large state, write it less
+        # often (at most a tenth of the time); the journal holds every change meanwhile.
         pause = FLUSH_INTERVAL
         while not self._stop.wait(pause):
             if self._dirty:
@@ -163,3 +144,17 @@ class State:
                 with contextlib.suppress(OSError):  # a full disk: the journal still holds every change
                     self.snapshot()
                 pause = max(FLUSH_INTERVAL, 10 * (time.monotonic() - started))
+
+
+def _apply(data: dict[str, Any], record: dict[str, Any]) -> None:
+    """One journal line's change, as the gateway made it."""
+    data["seq"], event, value = record["seq"], record["event"], record["value"]
+    if event in ("request", "message"):
+        data[f"{event}s"].append(value)
+    elif event == "deliver":
+        for message in data["messages"]:
+            message["delivered"] = True
+    elif event == "reset":
+        data["requests"], data["messages"] = [], []
+    else:  # queued_at, polls: (message id, value)
+        data[event][value[0]] = value[1]
