@@ -62,8 +62,8 @@ class State:
         self._flusher = threading.Thread(target=self._flush_every_interval, name="chatapi-stand-in-state", daemon=True)
 
     def attach(self, gateway: StandInGateway) -> State:
-        self._data = data = self.load()
-        if data.setdefault("dialect", gateway.dialect) != gateway.dialect:
+        self._data = data = {"version": VERSION, "dialect": gateway.dialect, **self.load()}
+        if data["dialect"] != gateway.dialect:
             raise ValueError(f"{self.path} holds a {data['dialect']} gateway's state, not {gateway.dialect}'s")
         requests = [{**value, "body": value["body"].encode("utf-8", "surrogateescape")} for value in data["requests"]]
         messages = [
@@ -92,14 +92,7 @@ class State:
 
     def load(self) -> dict[str, Any]:
         """The snapshot with the journal replayed onto it; empty when there is neither."""
-        data: dict[str, Any] = {
-            "version": VERSION,
-            "seq": 0,
-            "requests": [],
-            "messages": [],
-            "queued_at": {},
-            "polls": {},
-        }
+        data: dict[str, Any] = {"seq": 0, "requests": [], "messages": [], "queued_at": {}, "polls": {}}
         if self.path.exists():
             data.update(json.loads(self.path.read_text(encoding="utf-8")))
         journal = self.journal_path.read_text(encoding="utf-8") if self.journal_path.exists() else ""
