@@ -31,7 +31,7 @@ _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 
 
 class _Refused(ValueError):
-    """What the gateway refuses, in its words."""
+    """What the gateway refuses, in its words: raised by the first check that fails, however deep."""
 
 
 def _check(ok: object, problem: str) -> None:
@@ -60,9 +60,8 @@ def check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any],
         chat_id = _chat_id(body, onemsg=True)
         cards = body.get("contacts")
         _check(isinstance(cards, list) and cards, "contacts is required: a non-empty array of contact objects")
-        _check(
-            len(cards) <= MAX_CONTACTS, f"contacts: at most {MAX_CONTACTS} contacts in one message, got {len(cards)}"
-        )
+        count = len(cards)
+        _check(count <= MAX_CONTACTS, f"contacts: at most {MAX_CONTACTS} contacts in one message, got {count}")
         for index, card in enumerate(cards):
             _check_card(card, f"contacts[{index}]")
         _check_quoted(body)
