@@ -30,20 +30,19 @@ from __future__ import annotations
 # clock with ``monkeypatch.setattr(airflow_provider_chatapi.testing, "time", ...)``.
 import time  # noqa: F401
 
-from airflow_provider_chatapi.testing._acks import Ack
-from airflow_provider_chatapi.testing._faults import Fault
 from airflow_provider_chatapi.testing._gateway import (
     DEFAULT_INSTANCE_ID,
     DEFAULT_PROFILE,
     DEFAULT_TOKEN,
     DIALECTS,
-    LOOPBACK,
+    Ack,
+    Fault,
+    QueuedMessage,
     StandInGateway,
 )
-from airflow_provider_chatapi.testing._records import QueuedMessage, RecordedRequest
 
-# Private, and here only for tests that patch the server (its ``handle_error``).
-from airflow_provider_chatapi.testing._server import _Server  # noqa: F401
+# _Server is private, and here only for tests that patch the server (its ``handle_error``).
+from airflow_provider_chatapi.testing._server import LOOPBACK, RecordedRequest, _Server  # noqa: F401
 
 __all__ = [
     "DEFAULT_INSTANCE_ID",

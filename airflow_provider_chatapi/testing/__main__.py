@@ -3,7 +3,7 @@
 It prints two lines, each flushed at once: the API URL, then ``AIRFLOW_CONN_CHATAPI_DEFAULT='{...}'``.
 With ``--port 0`` the port is a free one, which another process (the benchmarks) reads from those lines.
 It serves until interrupted. ``--state FILE`` keeps its state across a restart (``_state.py``); the
-control API (``_control.py``, under ``/_standin/``) lets a test in another process read and script it.
+control API (under ``/_standin/``, see ``_gateway.py``) lets a test in another process read and script it.
 See ``docs/staging.md``.
 """
 
@@ -13,9 +13,8 @@ import argparse
 import json
 import time
 
-from airflow_provider_chatapi.testing._acks import DEFAULT_ACKS, Ack
-from airflow_provider_chatapi.testing._control import FAULT_KINDS, PREFIX
-from airflow_provider_chatapi.testing._gateway import DEFAULT_INSTANCE_ID, DEFAULT_TOKEN, DIALECTS, StandInGateway
+from airflow_provider_chatapi.testing import DEFAULT_INSTANCE_ID, DEFAULT_TOKEN, DIALECTS, Ack, StandInGateway
+from airflow_provider_chatapi.testing._gateway import DEFAULT_ACKS, FAULT_KINDS, PREFIX
 from airflow_provider_chatapi.testing._state import FLUSH_INTERVAL, State
 
 _EPILOG = f"""\
@@ -57,27 +56,19 @@ def _serve(argv: list[str] | None = None) -> None:
         help='1msg: hookInfo\'s acks per chat, as JSON {"79001111111@c.us": [{"status": "sent", "after": 0}, '
         '...], "*": [...]} (fields of Ack; "*": every other chat)',
     )
-    args = parser.parse_args(argv)
-    if args.dialect == "1msg" and f"/{args.instance_id}/".startswith(PREFIX):
-        parser.error(f"--instance-id {args.instance_id}: 1msg's paths would be the control API's ({PREFIX})")
+    # Every other flag is the gateway's keyword argument of the same name.
+    options = vars(parser.parse_args(argv))
+    state_file, acks_file, history = options.pop("state"), options.pop("acks_json"), not options.pop("no_history")
+    if options["dialect"] == "1msg" and f"/{options['instance_id']}/".startswith(PREFIX):
+        parser.error(f"--instance-id {options['instance_id']}: 1msg's paths would be the control API's ({PREFIX})")
     acks: dict[str, list[Ack]] = {}
-    if args.acks_json:
-        with open(args.acks_json, encoding="utf-8") as file:
+    if acks_file:
+        with open(acks_file, encoding="utf-8") as file:
             acks = {chat: [Ack(**fields) for fields in script] for chat, script in json.load(file).items()}
-    gateway = StandInGateway(
-        dialect=args.dialect,
-        history=not args.no_history,
-        token=args.token,
-        instance_id=args.instance_id,
-        port=args.port,
-        account_status=args.account_status,
-        delay=args.delay,
-        acks=acks,
-        default_acks=acks.pop("*", DEFAULT_ACKS),
-    )
-    state = State(args.state).attach(gateway) if args.state else None
+    gateway = StandInGateway(history=history, acks=acks, default_acks=acks.pop("*", DEFAULT_ACKS), **options)
+    state = State(state_file).attach(gateway) if state_file else None
     gateway.start()
-    print(f"Stand-in Chat API gateway ({args.dialect}) at {gateway.api_url}", flush=True)
+    print(f"Stand-in Chat API gateway ({gateway.dialect}) at {gateway.api_url}", flush=True)
     print(f"AIRFLOW_CONN_CHATAPI_DEFAULT='{gateway.connection_json()}'", flush=True)
     try:
         while True:

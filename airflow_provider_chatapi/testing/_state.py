@@ -2,9 +2,9 @@
 
 What is kept: the requests received (as received, the token in the query included: it is the stand-in's
 own), the cards accepted (every field of :class:`QueuedMessage`, the message numbers with them), and the
-ack scripts' clock (when each card was queued, how often ``hookInfo`` was asked about it), so that
-``messages``, ``showMessagesQueue`` and ``hookInfo`` answer after a restart as they would have before it.
-Faults waiting to be answered are not kept: a restarted gateway answers normally.
+acks' clock (when each card was queued, how often ``hookInfo`` was asked about it), so that ``messages``,
+``showMessagesQueue`` and ``hookInfo`` answer after a restart as they would have before it. Faults waiting
+to be answered are not kept: a restarted gateway answers normally.
 
 Two files:
 
@@ -18,12 +18,15 @@ Two files:
   left behind by a process killed between the two steps of a snapshot is not applied twice.
 
 At start the snapshot is read and the journal replayed onto it (a torn last line, half written when the
-process was killed, is left out), and a new snapshot replaces both.
+process was killed, is left out), and a new snapshot replaces both. While it runs, each change goes to the
+journal and onto the same JSON, kept in memory, that the next snapshot writes: a snapshot never reads the
+gateway.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -31,32 +34,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_chatapi.testing._records import (
-    message_as_json,
-    message_from_json,
-    request_as_json,
-    request_from_json,
-)
+from airflow_provider_chatapi.testing._gateway import QueuedMessage
+from airflow_provider_chatapi.testing._server import RecordedRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from airflow_provider_chatapi.testing._gateway import StandInGateway
 
-__all__ = ["FLUSH_INTERVAL", "State"]
-
-FLUSH_INTERVAL = 1.0
-"""Seconds between two snapshots while changes come in (the journal holds what happened since)."""
-
+FLUSH_INTERVAL = 1.0  # seconds between two snapshots while changes come in (the journal holds the rest)
 VERSION = 1
-_ENCODE: dict[str, Callable[[Any], Any]] = {
-    "request": request_as_json,
-    "message": message_as_json,
-    "deliver": lambda value: None,
-    "reset": lambda value: None,
-    "queued_at": list,  # (message id, the wall clock when it was queued)
-    "polls": list,  # (message id, how many hookInfo answers about it so far)
-}
 
 
 class State:
@@ -66,119 +51,99 @@ class State:
     from then on; :meth:`close` writes a last snapshot.
     """
 
-    def __init__(self, path: str | os.PathLike[str], flush_interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.journal_path = self.path.with_name(f"{self.path.name}.journal")
-        self.flush_interval = flush_interval
         self._lock = threading.Lock()  # taken after the gateway's lock, never before it
-        self._seq = 0
+        self._data: dict[str, Any] = {}  # what the next snapshot writes
         self._dirty = False
-        self._fd = -1
-        self._gateway: StandInGateway | None = None
+        self._fd = -1  # the journal, open from attach() to close()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = threading.Thread(target=self._flush_every_interval, name="chatapi-stand-in-state", daemon=True)
 
     def attach(self, gateway: StandInGateway) -> State:
-        data = self.load()
-        if data.get("dialect", gateway.dialect) != gateway.dialect:
+        self._data = data = {"version": VERSION, "dialect": gateway.dialect, **self.load()}
+        if data["dialect"] != gateway.dialect:
             raise ValueError(f"{self.path} holds a {data['dialect']} gateway's state, not {gateway.dialect}'s")
+        requests = [{**value, "body": value["body"].encode("utf-8", "surrogateescape")} for value in data["requests"]]
+        messages = [
+            {**value, "contact_ids": tuple(value["contact_ids"]), "contacts": tuple(value["contacts"])}
+            for value in data["messages"]
+        ]
         with gateway._lock:
-            gateway._requests[:] = [request_from_json(value) for value in data["requests"]]
-            gateway._messages[:] = [message_from_json(value) for value in data["messages"]]
-        gateway._acks._queued_at.update(data["queued_at"])
-        gateway._acks._polls.update(data["polls"])
-        self._seq = data["seq"]
+            gateway._requests[:] = [RecordedRequest(**fields) for fields in requests]
+            gateway._messages[:] = [QueuedMessage(**fields) for fields in messages]
+            gateway._queued_at.update(data["queued_at"])
+            gateway._polls.update(data["polls"])
         self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._gateway = gateway
         self.snapshot()
-        gateway._journal = gateway._acks.journal = self._write
-        self._thread = threading.Thread(target=self._flush_every_interval, name="chatapi-stand-in-state", daemon=True)
-        self._thread.start()
+        gateway._journal = self._write
+        self._flusher.start()
         return self
 
     def close(self) -> None:
         """Stop writing snapshots in the background, and write a last one."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self._gateway is not None:
-            self.snapshot()
+        self._flusher.join()
+        self.snapshot()
         with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            os.close(self._fd)
+            self._fd = -1
 
     def load(self) -> dict[str, Any]:
         """The snapshot with the journal replayed onto it; empty when there is neither."""
         data: dict[str, Any] = {"seq": 0, "requests": [], "messages": [], "queued_at": {}, "polls": {}}
         if self.path.exists():
             data.update(json.loads(self.path.read_text(encoding="utf-8")))
-        if self.journal_path.exists():
-            for line in self.journal_path.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    break  # the last line, torn by a kill in the middle of its write
-                if record["seq"] > data["seq"]:
-                    _apply(data, record["event"], record["value"])
-                    data["seq"] = record["seq"]
+        journal = self.journal_path.read_text(encoding="utf-8") if self.journal_path.exists() else ""
+        for line in journal.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                break  # the last line, torn by a kill in the middle of its write
+            if record["seq"] > data["seq"]:
+                _apply(data, record)
         return data
 
     def snapshot(self) -> None:
         """Write the whole state to the file atomically, and start the journal again empty."""
-        gateway = self._gateway
-        assert gateway is not None, "attach the state to a gateway first"
-        with gateway._lock:  # the gateway's lock first, as its changes take them
-            self._lock.acquire()
-            requests, messages = list(gateway._requests), list(gateway._messages)
-        try:
-            # Ack events are idempotent (each carries its value, not a step), so one that changed the
-            # scripts just before this copy and reaches the journal just after it does no harm.
-            data = {
-                "version": VERSION,
-                "dialect": gateway.dialect,
-                "seq": self._seq,
-                "requests": [request_as_json(request) for request in requests],
-                "messages": [message_as_json(message) for message in messages],
-                "queued_at": dict(gateway._acks._queued_at),
-                "polls": dict(gateway._acks._polls),
-            }
+        with self._lock:
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(data), encoding="utf-8")
+            temporary.write_text(json.dumps(self._data), encoding="utf-8")
             os.replace(temporary, self.path)
-            if self._fd >= 0:
-                os.ftruncate(self._fd, 0)  # O_APPEND: the next line goes at the new end
+            os.ftruncate(self._fd, 0)  # O_APPEND: the next line goes at the new end
             self._dirty = False
-        finally:
-            self._lock.release()
 
     def _write(self, event: str, value: Any) -> None:
-        encoded = _ENCODE[event](value)
+        if event == "request":
+            value = value.as_json()
+        elif event == "message":
+            value = dataclasses.asdict(value)
         with self._lock:
             if self._fd < 0:
                 return  # closed: the process is stopping
-            self._seq += 1
-            os.write(self._fd, (json.dumps({"seq": self._seq, "event": event, "value": encoded}) + "\n").encode())
+            record = {"seq": self._data["seq"] + 1, "event": event, "value": value}
+            os.write(self._fd, (json.dumps(record) + "\n").encode())
+            _apply(self._data, record)
             self._dirty = True
 
     def _flush_every_interval(self) -> None:
-        # A snapshot holds up the gateway while it is written: with a large state, write it less often
-        # (at most a tenth of the time); the journal holds every change meanwhile.
-        pause = self.flush_interval
+        # A snapshot holds up the gateway's changes while it is written: with a large state, write it less
+        # often (at most a tenth of the time); the journal holds every change meanwhile.
+        pause = FLUSH_INTERVAL
         while not self._stop.wait(pause):
             if self._dirty:
                 started = time.monotonic()
                 with contextlib.suppress(OSError):  # a full disk: the journal still holds every change
                     self.snapshot()
-                pause = max(self.flush_interval, 10 * (time.monotonic() - started))
+                pause = max(FLUSH_INTERVAL, 10 * (time.monotonic() - started))
 
 
-def _apply(data: dict[str, Any], event: str, value: Any) -> None:
+def _apply(data: dict[str, Any], record: dict[str, Any]) -> None:
     """One journal line's change, as the gateway made it."""
-    if event == "request":
-        data["requests"].append(value)
-    elif event == "message":
-        data["messages"].append(value)
+    data["seq"], event, value = record["seq"], record["event"], record["value"]
+    if event in ("request", "message"):
+        data[f"{event}s"].append(value)
     elif event == "deliver":
         for message in data["messages"]:
             message["delivered"] = True
