@@ -30,7 +30,7 @@ REQUEST_TIMEOUT = 30.0  # the hook's default, given to the bare clients too
 SUBPROCESS_TIMEOUT = 300
 CONNECTION_VARIABLE = "AIRFLOW_CONN_CHATAPI_DEFAULT"
 STAND_IN_MODULE = "airflow_provider_chatapi.testing"
-STAND_IN_CONTROL = "/_standin/"  # the stand-in's control API (testing/_control.py), on the gateway's own port
+STAND_IN_CONTROL = "/_standin/"  # the stand-in's control API (testing/_gateway.py), on the gateway's own port
 
 # Contacts as a DAG author writes them (for the hook) and as they go on the wire (for the floors).
 HUMAN_CONTACTS = ["+7 900 111-11-11", "79002222222@c.us"]
