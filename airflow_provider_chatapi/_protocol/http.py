@@ -38,27 +38,6 @@ from airflow_provider_chatapi.exceptions import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = [
-    "REDACTED",
-    "ApiRequest",
-    "ApiResponse",
-    "Call",
-    "Plan",
-    "checked_payload",
-    "clock_offset",
-    "connection_failed",
-    "object_list",
-    "parse_retry_after",
-    "quote_gateway",
-    "read_response",
-    "response_lost",
-    "scrub_secret",
-    "secret_forms",
-    "snippet",
-    "status_word",
-    "unreadable_send",
-]
-
 T = TypeVar("T")
 REDACTED = "***"
 _SNIPPET_LENGTH = 200
@@ -107,13 +86,6 @@ class Call(Generic[T]):
 Plan = Generator[Call[Any], Any, T]
 """An exchange with the gateway as a generator: it yields each :class:`Call`, is sent the call's parsed
 answer or has its error thrown in, and returns its result."""
-
-
-def read_response(status_code: int, headers: Mapping[str, str], body: bytes, *, secret: str) -> ApiResponse:
-    """Wrap what a transport read, with the secret that :meth:`ApiResponse.shown` keeps out of sight."""
-    if type(headers) is dict:  # requests' and httpx's headers already answer to any case
-        headers = {name.lower(): value for name, value in headers.items()}
-    return ApiResponse(status_code=status_code, headers=headers, body=body, secret=secret)
 
 
 @functools.lru_cache(maxsize=16)
