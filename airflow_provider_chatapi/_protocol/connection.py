@@ -10,7 +10,6 @@ is a JWT with an ``instanceId`` claim, as 1msg's channel tokens are.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import re
@@ -146,7 +145,7 @@ def instance_from_token(token: str) -> str | None:
         return None
     try:
         claims = json.loads(base64.urlsafe_b64decode(pieces[1] + "=" * (-len(pieces[1]) % 4)))
-    except (ValueError, binascii.Error):
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
         return None
     claim = claims.get("instanceId") if isinstance(claims, dict) else None
     if isinstance(claim, bool) or not isinstance(claim, (str, int)):

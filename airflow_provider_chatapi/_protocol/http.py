@@ -147,11 +147,8 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
 
 def unreadable_send(response: ApiResponse) -> DeliveryUnknownError:
     """The error for a 2xx send answer that is neither an acceptance nor a refusal: it may hide a queued card."""
-    return DeliveryUnknownError(
-        "sendContact",
-        f"answered without 'sent: true' and a message id: {snippet(response)}",
-        status_code=response.status_code,
-    )
+    said = f"answered without 'sent: true' and a message id: {snippet(response)}"
+    return DeliveryUnknownError("sendContact", said, status_code=response.status_code)
 
 
 def status_word(response: ApiResponse, key: str) -> str:

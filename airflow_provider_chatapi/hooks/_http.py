@@ -45,29 +45,24 @@ MAX_BACKOFF = 10.0
 _HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
-class _MaskedRequestLog(logging.Filter):
-    """httpx logs every request with its URL, token and all, as an ``httpx.URL`` argument; Airflow 2.11 and
-    3.0 mask only text arguments, so the record is formatted here and masked as text. It logs them at INFO,
-    a line per request (10,000 for a fan-out to 10,000): they become DEBUG, as ``requests`` logs its own,
-    and are dropped here unless the logger is enabled for DEBUG (the level was checked before this filter,
-    and Airflow 2.11's task log handlers take any record that reaches them)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO:
-            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
-                return False
-            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
-        if record.args:
-            record.msg, record.args = redact(record.getMessage()), ()
-        return True
-
-
-_MASKED_REQUEST_LOG = _MaskedRequestLog()
+def _masked_request_line(record: logging.LogRecord) -> bool:
+    """The filter of httpx's log. httpx logs every request with its URL, token and all, as an ``httpx.URL``
+    argument; Airflow 2.11 and 3.0 mask only text arguments, so the record is formatted here and masked as
+    text. It logs them at INFO, a line per request (10,000 for a fan-out to 10,000): they become DEBUG, as
+    ``requests`` logs its own, and are dropped here unless the logger is enabled for DEBUG (the level was
+    checked before this filter, and Airflow 2.11's task log handlers take any record that reaches them)."""
+    if record.levelno == logging.INFO:
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+    if record.args:
+        record.msg, record.args = redact(record.getMessage()), ()
+    return True
 
 
 def new_async_client(settings: GatewaySettings) -> httpx.AsyncClient:
     """An ``httpx`` client for one event loop, whose request log lines are masked."""
-    logging.getLogger("httpx").addFilter(_MASKED_REQUEST_LOG)  # once: a filter already there is not added again
+    logging.getLogger("httpx").addFilter(_masked_request_line)  # once: a filter already there is not added again
     # No pool limit of httpx's own (100 connections, 20 kept alive): the batch's max_in_flight bounds the
     # requests in flight, and a lower pool cap would silently lower it.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
