@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -129,9 +130,9 @@ class Pacer:
     def __init__(self, per_second: float | None = None) -> None:
         self._interval = 1.0 / per_second if per_second else 0.0
         self._hold = max(1.0, self._interval)
-        self._places = max(1, math.floor(per_second)) if per_second else 0  # none to take without a pace
-        self._free: asyncio.PriorityQueue[float] = asyncio.PriorityQueue()  # when each idle place is free
-        self._opened = 0  # places in use or idle; opened as needed, so a huge per_second costs nothing
+        # A place is taken at a request's start and given back ``_hold`` after its answer. Without a pace
+        # there are more places than requests, so none is ever waited for.
+        self._places = asyncio.Semaphore(max(1, math.floor(per_second)) if per_second else sys.maxsize)
         self._turn = asyncio.Lock()  # fair: requests start in the order they asked
         self._next_start = self._paused_until = 0.0
         self._rate_limited = 0  # 429s in a row
@@ -139,18 +140,13 @@ class Pacer:
     async def __call__(self, client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
         loop = asyncio.get_running_loop()
         async with self._turn:
-            # The place this request takes: a new one while fewer than per_second are open, else the one
-            # free soonest among those whose requests have been answered.
-            if self._places and self._opened == self._places:
-                free_at = await self._free.get()
-            else:
-                free_at, self._opened = 0.0, self._opened + 1
+            await self._places.acquire()  # the place free soonest, once its request's answer is a second old
             try:
-                start = max(loop.time(), free_at, self._next_start)
+                start = max(loop.time(), self._next_start)
                 while (now := loop.time()) < (start := max(start, self._paused_until)):
                     await asyncio.sleep(start - now)  # and again if a 429 met meanwhile moved the pause
             except BaseException:
-                self._give_back(free_at)  # never used
+                self._places.release()  # never used
                 raise
             self._next_start = start + self._interval  # from the planned start: a late wake-up catches up
         try:
@@ -161,13 +157,9 @@ class Pacer:
             self._paused_until = max(self._paused_until, loop.time() + min(wait, MAX_RETRY_AFTER))
             raise
         finally:
-            self._give_back(loop.time() + self._hold)
+            loop.call_later(self._hold, self._places.release)
         self._rate_limited = 0
         return result
-
-    def _give_back(self, free_at: float) -> None:
-        if self._places:
-            self._free.put_nowait(free_at)
 
 
 # What became of a send, as a progress line names it (and in this order).
