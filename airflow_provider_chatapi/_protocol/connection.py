@@ -65,19 +65,15 @@ def settings_from_connection(
     if not token:
         raise ConnectionConfigError(conn_id, "password", None, "the instance's API token is missing")
     given = {name: value for name, value in (extra or {}).items() if value is not None and value != ""}
-    # The dialect the connection asks for, or the one its host implies.
     named = str(given.get("dialect", "")).strip().lower()
     if named and named not in DIALECTS:
         raise ConnectionConfigError(
             conn_id, "extra 'dialect'", given["dialect"], "must be 'chatapi' (the classic protocol) or '1msg'"
         )
     text = (host or "").strip()
-    if named:
-        dialect = DIALECTS[named]
-    else:
-        hostname = urlsplit(text if "://" in text else f"https://{text}").hostname or ""
-        onemsg = not text or hostname == _ONEMSG_DOMAIN or hostname.endswith(f".{_ONEMSG_DOMAIN}")
-        dialect = ONEMSG if onemsg else CLASSIC
+    hostname = urlsplit(text if "://" in text else f"https://{text}").hostname or ""
+    on_1msg = not text or hostname == _ONEMSG_DOMAIN or hostname.endswith(f".{_ONEMSG_DOMAIN}")
+    dialect = DIALECTS.get(named) or (ONEMSG if on_1msg else CLASSIC)  # the one it names, else its host's
     if schema and schema.strip() and text:
         text = f"{text.rstrip('/')}/{schema.strip().strip('/')}"
     api_url = resolve_api_url(conn_id, text or dialect.default_base_url, login, port, dialect, token)

@@ -113,8 +113,9 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
     except ValueError:
         payload = None
     payload = payload if isinstance(payload, dict) else None
+    success = 200 <= status < 300
     # An "error" of null or "" beside a success says there was none (some gateways always send the field).
-    if 200 <= status < 300 and payload is not None and not payload.get("error"):
+    if success and payload is not None and not payload.get("error"):
         return payload
     said = _gateway_said(payload, response)  # only a failure needs the gateway's words
     if status in (401, 403):
@@ -135,14 +136,12 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
             outcome="nothing was queued; the API URL is not the gateway's own (http for https, a moved host?): "
             "fix the connection's host",
         )
-    if 400 <= status < 500:
-        raise RejectedError(endpoint, said, status_code=status)
+    if 400 <= status < 500 or (success and payload is not None):
+        raise RejectedError(endpoint, said, status_code=status)  # a 4xx, or a 2xx whose body has an "error"
+    if success:
+        said = f"answered with a body that is not a JSON object: {said}"
     unknown = DeliveryUnknownError if has_side_effect else GatewayError
-    if not 200 <= status < 300:
-        raise unknown(endpoint, said, status_code=status)
-    if payload is None:
-        raise unknown(endpoint, f"answered with a body that is not a JSON object: {said}", status_code=status)
-    raise RejectedError(endpoint, said, status_code=status)  # a 2xx whose body has an "error"
+    raise unknown(endpoint, said, status_code=status)
 
 
 def unreadable_send(response: ApiResponse) -> DeliveryUnknownError:
