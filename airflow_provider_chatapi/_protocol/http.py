@@ -172,15 +172,14 @@ def _gateway_said(payload: Mapping[str, Any] | None, response: ApiResponse) -> s
     ``error`` may also be an object, as in the WhatsApp Business API errors 1msg passes on: its
     ``message``, ``error_user_msg`` and ``code`` are kept.
     """
-    if payload is not None:
-        for key in ("error", "message"):
-            said = payload.get(key)
-            if isinstance(said, Mapping):
-                words = [str(said[k]) for k in ("message", "error_user_msg") if said.get(k)]
-                code = f" (code {said['code']})" if said.get("code") is not None else ""
-                said = "; ".join(words) + code
-            if said:
-                return quote_gateway(str(said), response)
+    for key in ("error", "message"):
+        said = (payload or {}).get(key)
+        if isinstance(said, Mapping):
+            words = [str(said[k]) for k in ("message", "error_user_msg") if said.get(k)]
+            code = f" (code {said['code']})" if said.get("code") is not None else ""
+            said = "; ".join(words) + code
+        if said:
+            return quote_gateway(str(said), response)
     return snippet(response)
 
 
