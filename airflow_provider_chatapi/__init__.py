@@ -31,14 +31,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.hooks.chatapi"]}],
-        "operators": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.operators.chatapi"]}
-        ],
-        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.sensors.chatapi"]}],
-        "triggers": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_chatapi.triggers.chatapi"]}
-        ],
+        **{  # hooks, operators, sensors, triggers: one module each, chatapi.py in the folder of that name
+            kind: [{"integration-name": _INTEGRATION, "python-modules": [f"airflow_provider_chatapi.{kind}.chatapi"]}]
+            for kind in ("hooks", "operators", "sensors", "triggers")
+        },
         "notifications": ["airflow_provider_chatapi.notifications.chatapi.ChatApiNotifier"],
         "connection-types": [
             {

@@ -82,12 +82,7 @@ class GatewayError(ChatApiError):
     outcome: str = "the gateway's answer could not be used"
 
     def __init__(
-        self,
-        endpoint: str,
-        gateway_message: str,
-        *,
-        status_code: int | None = None,
-        outcome: str | None = None,
+        self, endpoint: str, gateway_message: str, *, status_code: int | None = None, outcome: str | None = None
     ) -> None:
         self.endpoint = endpoint
         self.gateway_message = gateway_message

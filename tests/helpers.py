@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import DAG
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_chatapi._protocol.classic import CLASSIC
-from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse, read_response
+from airflow_provider_chatapi._protocol.http import ApiRequest, ApiResponse
 from airflow_provider_chatapi._protocol.sends import build_send_contact
 from airflow_provider_chatapi.testing import StandInGateway
 
@@ -96,10 +96,11 @@ TOKEN = "s3cr3t+token/with=chars"
 
 
 def response(status: int, body: Any = b"", headers: dict[str, str] | None = None) -> ApiResponse:
-    """A gateway's answer as the protocol layer reads it: a dict or list body is sent as JSON."""
+    """A gateway's answer as the protocol layer reads it: a dict or list body is sent as JSON, and the headers
+    answer to lower-case names, as ``requests``' and ``httpx``'s do to any case."""
     raw = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
     raw = raw.encode() if isinstance(raw, str) else raw
-    return read_response(status, headers or {}, raw, secret=TOKEN)
+    return ApiResponse(status, {name.lower(): value for name, value in (headers or {}).items()}, raw, secret=TOKEN)
 
 
 def classic_request(*args: Any, **kwargs: Any) -> ApiRequest:

@@ -10,9 +10,9 @@ is a JWT with an ``instanceId`` claim, as 1msg's channel tokens are.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,16 +27,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi._protocol.dialect import Dialect
 
-__all__ = [
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_TIMEOUT",
-    "DIALECTS",
-    "GatewaySettings",
-    "instance_from_token",
-    "resolve_api_url",
-    "settings_from_connection",
-]
-
 DEFAULT_TIMEOUT = 30.0
 """Seconds to wait for the gateway to connect and, separately, to answer."""
 DEFAULT_MAX_RETRIES = 3
@@ -44,7 +34,7 @@ DEFAULT_MAX_RETRIES = 3
 DIALECTS: dict[str, Dialect] = {CLASSIC.name: CLASSIC, ONEMSG.name: ONEMSG}
 """The dialects by the name the connection's ``dialect`` extra gives."""
 _ONEMSG_DOMAIN = "1msg.io"
-_INSTANCE_PREFIX = "instance"
+_INSTANCE_PREFIX = re.compile("^instance", re.IGNORECASE | re.ASCII)  # an instance id may read instance123456
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +65,18 @@ def settings_from_connection(
     if not token:
         raise ConnectionConfigError(conn_id, "password", None, "the instance's API token is missing")
     given = {name: value for name, value in (extra or {}).items() if value is not None and value != ""}
-    # The dialect the connection asks for, or the one its host implies.
     named = str(given.get("dialect", "")).strip().lower()
-    if named:
-        if named not in DIALECTS:
-            raise ConnectionConfigError(
-                conn_id, "extra 'dialect'", given["dialect"], "must be 'chatapi' (the classic protocol) or '1msg'"
-            )
-        dialect = DIALECTS[named]
-    else:
-        text = (host or "").strip()
-        hostname = urlsplit(text if "://" in text else f"https://{text}").hostname or ""
-        onemsg = not text or hostname == _ONEMSG_DOMAIN or hostname.endswith(f".{_ONEMSG_DOMAIN}")
-        dialect = ONEMSG if onemsg else CLASSIC
-    if schema and schema.strip() and host and host.strip():
-        host = f"{host.strip().rstrip('/')}/{schema.strip().strip('/')}"
-    api_url = resolve_api_url(host, login, dialect=dialect, port=port, token=token, conn_id=conn_id)
+    if named and named not in DIALECTS:
+        raise ConnectionConfigError(
+            conn_id, "extra 'dialect'", given["dialect"], "must be 'chatapi' (the classic protocol) or '1msg'"
+        )
+    text = (host or "").strip()
+    hostname = urlsplit(text if "://" in text else f"https://{text}").hostname or ""
+    on_1msg = not text or hostname == _ONEMSG_DOMAIN or hostname.endswith(f".{_ONEMSG_DOMAIN}")
+    dialect = DIALECTS.get(named) or (ONEMSG if on_1msg else CLASSIC)  # the one it names, else its host's
+    if schema and schema.strip() and text:
+        text = f"{text.rstrip('/')}/{schema.strip().strip('/')}"
+    api_url = resolve_api_url(conn_id, text or dialect.default_base_url, login, port, dialect, token)
     timeout = _extra_number(given, "timeout", conn_id, DEFAULT_TIMEOUT, float, minimum=0.001)
     max_retries = _extra_number(given, "max_retries", conn_id, DEFAULT_MAX_RETRIES, int, minimum=0)
     try:
@@ -100,24 +86,13 @@ def settings_from_connection(
     return GatewaySettings(api_url, token, dialect, timeout, max_retries, region)
 
 
-def resolve_api_url(
-    host: str | None,
-    instance_id: str | None = None,
-    *,
-    dialect: Dialect = CLASSIC,
-    port: int | None = None,
-    token: str = "",
-    conn_id: str = "chatapi",
-) -> str:
-    """Return the instance's API URL from a connection's host, login (instance id), port and token.
+def resolve_api_url(conn_id: str, host: str, login: str | None, port: int | None, dialect: Dialect, token: str) -> str:
+    """Return the instance's API URL from a connection's host (never empty), login (instance id), port and token.
 
-    An empty host means the dialect's own service; a host without a scheme means https; an explicit
-    ``http://127.0.0.1:8080`` is kept. The instance is appended in the dialect's form unless the host
-    already ends in it.
+    A host without a scheme means https; an explicit ``http://127.0.0.1:8080`` is kept. The instance is
+    appended in the dialect's form unless the host already ends in it.
     """
-    raw = (host or "").strip() or dialect.default_base_url
-    with_scheme = raw if "://" in raw else f"https://{raw}"
-    parts = urlsplit(with_scheme)
+    parts = urlsplit(host if "://" in host else f"https://{host}")
     shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
     def bad_host(problem: str) -> ConnectionConfigError:
@@ -134,36 +109,25 @@ def resolve_api_url(
         raise bad_host("the port is not a number from 0 to 65535") from None
     if not parts.hostname:
         raise bad_host("the API URL has no host name")
-    netloc = parts.netloc
-    if port and explicit_port is None:
-        netloc = f"{netloc}:{port}"
+    netloc = f"{parts.netloc}:{port}" if port and explicit_port is None else parts.netloc
     path = parts.path.rstrip("/")
     in_path = dialect.instance_in_path.search(path)
-    login = (instance_id or "").strip()
-    number = (login[len(_INSTANCE_PREFIX) :] if login.lower().startswith(_INSTANCE_PREFIX) else login) or None
+    stripped = (login or "").strip()
+    number = _INSTANCE_PREFIX.sub("", stripped) or None
     if number and not DIGITS.fullmatch(number):
-        raise ConnectionConfigError(conn_id, "login", login, "the instance id is a number")
+        raise ConnectionConfigError(conn_id, "login", stripped, "the instance id is a number")
     if number and in_path and in_path.group(1) != number:
-        raise ConnectionConfigError(
-            conn_id,
-            "login",
-            instance_id,
-            f"differs from the instance in the API URL {shown!r}; leave the login empty",
-        )
+        differs = f"differs from the instance in the API URL {shown!r}; leave the login empty"
+        raise ConnectionConfigError(conn_id, "login", login, differs)
     if in_path:
         path = path[: in_path.start()] + dialect.instance_path.format(in_path.group(1))
     else:
         number = number or instance_from_token(token)
-        if number:
-            path = f"{path}{dialect.instance_path.format(number)}"
-        else:
-            raise ConnectionConfigError(
-                conn_id,
-                "login",
-                instance_id,
-                f"the instance id is missing: put it in the Instance ID field (login) or at the end of the API URL "
-                f"({dialect.default_base_url}{dialect.instance_path.format('123456')})",
-            )
+        if not number:
+            example = f"{dialect.default_base_url}{dialect.instance_path.format('123456')}"
+            where = f"put it in the Instance ID field (login) or at the end of the API URL ({example})"
+            raise ConnectionConfigError(conn_id, "login", login, f"the instance id is missing: {where}")
+        path = f"{path}{dialect.instance_path.format(number)}"
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
@@ -177,17 +141,13 @@ def instance_from_token(token: str) -> str | None:
         return None
     try:
         claims = json.loads(base64.urlsafe_b64decode(pieces[1] + "=" * (-len(pieces[1]) % 4)))
-    except (ValueError, binascii.Error):
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
         return None
     claim = claims.get("instanceId") if isinstance(claims, dict) else None
     if isinstance(claim, bool) or not isinstance(claim, (str, int)):
         return None
-    number = _strip_prefix(str(claim).strip())
+    number = _INSTANCE_PREFIX.sub("", str(claim).strip())
     return number if DIGITS.fullmatch(number) else None
-
-
-def _strip_prefix(text: str) -> str:
-    return text[len(_INSTANCE_PREFIX) :] if text.lower().startswith(_INSTANCE_PREFIX) else text
 
 
 def _extra_number(
@@ -198,14 +158,10 @@ def _extra_number(
         return default
     try:
         number = kind(raw)
+        # True is no number, and a whole number is asked for as an int: 1.5 is not 1.
+        usable = not isinstance(raw, bool) and math.isfinite(number) and number >= minimum and number == float(raw)
     except (TypeError, ValueError, OverflowError):  # int(float("inf")) overflows
-        number = None
-    if (
-        isinstance(raw, bool)
-        or number is None
-        or not math.isfinite(number)
-        or number < minimum
-        or (kind is int and number != float(raw))
-    ):
+        usable = False
+    if not usable:
         raise ConnectionConfigError(conn_id, f"extra {name!r}", raw, f"must be a {kind.__name__} of at least {minimum}")
     return number

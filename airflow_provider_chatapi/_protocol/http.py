@@ -38,27 +38,6 @@ from airflow_provider_chatapi.exceptions import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = [
-    "REDACTED",
-    "ApiRequest",
-    "ApiResponse",
-    "Call",
-    "Plan",
-    "checked_payload",
-    "clock_offset",
-    "connection_failed",
-    "object_list",
-    "parse_retry_after",
-    "quote_gateway",
-    "read_response",
-    "response_lost",
-    "scrub_secret",
-    "secret_forms",
-    "snippet",
-    "status_word",
-    "unreadable_send",
-]
-
 T = TypeVar("T")
 REDACTED = "***"
 _SNIPPET_LENGTH = 200
@@ -109,13 +88,6 @@ Plan = Generator[Call[Any], Any, T]
 answer or has its error thrown in, and returns its result."""
 
 
-def read_response(status_code: int, headers: Mapping[str, str], body: bytes, *, secret: str) -> ApiResponse:
-    """Wrap what a transport read, with the secret that :meth:`ApiResponse.shown` keeps out of sight."""
-    if type(headers) is dict:  # requests' and httpx's headers already answer to any case
-        headers = {name.lower(): value for name, value in headers.items()}
-    return ApiResponse(status_code=status_code, headers=headers, body=body, secret=secret)
-
-
 @functools.lru_cache(maxsize=16)
 def secret_forms(secret: str) -> tuple[str, ...]:
     """The secret as it may appear in text, raw or URL-encoded as it travels in a query string; longest first."""
@@ -141,8 +113,9 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
     except ValueError:
         payload = None
     payload = payload if isinstance(payload, dict) else None
+    success = 200 <= status < 300
     # An "error" of null or "" beside a success says there was none (some gateways always send the field).
-    if 200 <= status < 300 and payload is not None and not payload.get("error"):
+    if success and payload is not None and not payload.get("error"):
         return payload
     said = _gateway_said(payload, response)  # only a failure needs the gateway's words
     if status in (401, 403):
@@ -163,23 +136,18 @@ def checked_payload(response: ApiResponse, endpoint: str, *, has_side_effect: bo
             outcome="nothing was queued; the API URL is not the gateway's own (http for https, a moved host?): "
             "fix the connection's host",
         )
-    if 400 <= status < 500:
-        raise RejectedError(endpoint, said, status_code=status)
+    if 400 <= status < 500 or (success and payload is not None):
+        raise RejectedError(endpoint, said, status_code=status)  # a 4xx, or a 2xx whose body has an "error"
+    if success:
+        said = f"answered with a body that is not a JSON object: {said}"
     unknown = DeliveryUnknownError if has_side_effect else GatewayError
-    if not 200 <= status < 300:
-        raise unknown(endpoint, said, status_code=status)
-    if payload is None:
-        raise unknown(endpoint, f"answered with a body that is not a JSON object: {said}", status_code=status)
-    raise RejectedError(endpoint, said, status_code=status)  # a 2xx whose body has an "error"
+    raise unknown(endpoint, said, status_code=status)
 
 
 def unreadable_send(response: ApiResponse) -> DeliveryUnknownError:
     """The error for a 2xx send answer that is neither an acceptance nor a refusal: it may hide a queued card."""
-    return DeliveryUnknownError(
-        "sendContact",
-        f"answered without 'sent: true' and a message id: {snippet(response)}",
-        status_code=response.status_code,
-    )
+    said = f"answered without 'sent: true' and a message id: {snippet(response)}"
+    return DeliveryUnknownError("sendContact", said, status_code=response.status_code)
 
 
 def status_word(response: ApiResponse, key: str) -> str:
@@ -204,15 +172,14 @@ def _gateway_said(payload: Mapping[str, Any] | None, response: ApiResponse) -> s
     ``error`` may also be an object, as in the WhatsApp Business API errors 1msg passes on: its
     ``message``, ``error_user_msg`` and ``code`` are kept.
     """
-    if payload is not None:
-        for key in ("error", "message"):
-            said = payload.get(key)
-            if isinstance(said, Mapping):
-                words = [str(said[k]) for k in ("message", "error_user_msg") if said.get(k)]
-                code = f" (code {said['code']})" if said.get("code") is not None else ""
-                said = "; ".join(words) + code
-            if said:
-                return quote_gateway(str(said), response)
+    for key in ("error", "message"):
+        said = (payload or {}).get(key)
+        if isinstance(said, Mapping):
+            words = [str(said[k]) for k in ("message", "error_user_msg") if said.get(k)]
+            code = f" (code {said['code']})" if said.get("code") is not None else ""
+            said = "; ".join(words) + code
+        if said:
+            return quote_gateway(str(said), response)
     return snippet(response)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_chatapi import get_provider_info
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     ChatApiError,
@@ -24,8 +25,6 @@ _NUMBER = r"^\s*\d+(\.\d*)?\s*$"
 
 
 def _connection_type() -> dict[str, Any]:
-    from airflow_provider_chatapi import get_provider_info
-
     (connection_type,) = get_provider_info()["connection-types"]
     return connection_type  # type: ignore[no-any-return]
 
@@ -41,12 +40,8 @@ def field_label(setting: str) -> str:
 
 def legacy_field_behaviour() -> dict[str, Any]:
     """``get_ui_field_behaviour()``: provider info's ``ui-field-behaviour`` in the hook method's spelling."""
-    behaviour = _connection_type()["ui-field-behaviour"]
-    return {
-        "hidden_fields": list(behaviour["hidden-fields"]),
-        "relabeling": dict(behaviour["relabeling"]),
-        "placeholders": dict(behaviour["placeholders"]),
-    }
+    # hidden-fields becomes hidden_fields; provider info is built anew on each call, so nothing is shared.
+    return {name.replace("-", "_"): value for name, value in _connection_type()["ui-field-behaviour"].items()}
 
 
 def legacy_form_widgets() -> dict[str, Any]:
@@ -66,23 +61,19 @@ def legacy_form_widgets() -> dict[str, Any]:
     widgets: dict[str, Any] = {}
     for name, field in _connection_type()["conn-fields"].items():
         schema = field["schema"]
-        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         validators: list[Any] = [Optional()]
         field_class: Any = StringField
-        if "integer" in kinds:
+        if "integer" in schema["type"]:  # each type is a list: the field's, and "null"
             field_class = IntegerField
             validators.append(NumberRange(min=schema.get("minimum")))
-        elif "number" in kinds:
+        elif "number" in schema["type"]:
             validators.append(Regexp(_NUMBER, message=f"{field['label']} must be a number of seconds, e.g. 30"))
         elif "pattern" in schema:
             validators.append(Regexp(schema["pattern"], message=f"{field['label']}: {field['description']}"))
         elif "enum" in schema:
             validators.append(any_of(schema["enum"]))  # Airflow 3.0/3.1's stand-in takes the choices only
         widgets[name] = field_class(
-            field["label"],
-            description=field["description"],
-            validators=validators,
-            widget=BS3TextFieldWidget(),
+            field["label"], description=field["description"], validators=validators, widget=BS3TextFieldWidget()
         )
     return widgets
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import requests
@@ -24,14 +25,14 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, SSLError
 
 from airflow_provider_chatapi._protocol.http import ApiResponse, connection_failed, response_lost, scrub_secret
 from airflow_provider_chatapi._protocol.sends import SendResult
-from airflow_provider_chatapi.exceptions import NotSentError, RateLimitedError
+from airflow_provider_chatapi.exceptions import GatewayError, NotSentError, RateLimitedError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from airflow_provider_chatapi._protocol.connection import GatewaySettings
-    from airflow_provider_chatapi._protocol.http import Call, Plan
-    from airflow_provider_chatapi._protocol.record import Log
+    from airflow_provider_chatapi._protocol.http import ApiRequest, Call, Plan
+    from airflow_provider_chatapi._protocol.record import Ledger, Log
 
 T = TypeVar("T")
 
@@ -45,29 +46,24 @@ MAX_BACKOFF = 10.0
 _HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
-class _MaskedRequestLog(logging.Filter):
-    """httpx logs every request with its URL, token and all, as an ``httpx.URL`` argument; Airflow 2.11 and
-    3.0 mask only text arguments, so the record is formatted here and masked as text. It logs them at INFO,
-    a line per request (10,000 for a fan-out to 10,000): they become DEBUG, as ``requests`` logs its own,
-    and are dropped here unless the logger is enabled for DEBUG (the level was checked before this filter,
-    and Airflow 2.11's task log handlers take any record that reaches them)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO:
-            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
-                return False
-            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
-        if record.args:
-            record.msg, record.args = redact(record.getMessage()), ()
-        return True
-
-
-_MASKED_REQUEST_LOG = _MaskedRequestLog()
+def _masked_request_line(record: logging.LogRecord) -> bool:
+    """The filter of httpx's log. httpx logs every request with its URL, token and all, as an ``httpx.URL``
+    argument; Airflow 2.11 and 3.0 mask only text arguments, so the record is formatted here and masked as
+    text. It logs them at INFO, a line per request (10,000 for a fan-out to 10,000): they become DEBUG, as
+    ``requests`` logs its own, and are dropped here unless the logger is enabled for DEBUG (the level was
+    checked before this filter, and Airflow 2.11's task log handlers take any record that reaches them)."""
+    if record.levelno == logging.INFO:
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+    if record.args:
+        record.msg, record.args = redact(record.getMessage()), ()
+    return True
 
 
 def new_async_client(settings: GatewaySettings) -> httpx.AsyncClient:
     """An ``httpx`` client for one event loop, whose request log lines are masked."""
-    logging.getLogger("httpx").addFilter(_MASKED_REQUEST_LOG)  # once: a filter already there is not added again
+    logging.getLogger("httpx").addFilter(_masked_request_line)  # once: a filter already there is not added again
     # No pool limit of httpx's own (100 connections, 20 kept alive): the batch's max_in_flight bounds the
     # requests in flight, and a lower pool cap would silently lower it.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
@@ -83,16 +79,19 @@ def retry_in_place(error: BaseException) -> bool:
     A read timeout, a reset after the request was written or a 500/502/504 may hide a queued message,
     and the protocol has no idempotency key, so re-sending those could deliver the card twice.
     """
-    if not isinstance(error, NotSentError) or not error.transient:
-        return False
-    return error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER
+    return isinstance(error, NotSentError) and error.transient and (error.retry_after or 0) <= MAX_RETRY_AFTER
+
+
+def _backoff(attempt: int) -> float:
+    """The wait before the retry after the ``attempt``-th failure, when the gateway gave no ``Retry-After``."""
+    return min(BACKOFF_FACTOR * 2 ** (attempt - 1), MAX_BACKOFF)
 
 
 def _wait(state: tenacity.RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome else None
     if isinstance(error, NotSentError) and error.retry_after is not None:
         return error.retry_after
-    return min(BACKOFF_FACTOR * 2 ** (state.attempt_number - 1), MAX_BACKOFF)
+    return _backoff(state.attempt_number)
 
 
 def retry_policy(max_retries: int, log: Log) -> dict[str, Any]:
@@ -131,88 +130,59 @@ class Pacer:
     def __init__(self, per_second: float | None = None) -> None:
         self._interval = 1.0 / per_second if per_second else 0.0
         self._hold = max(1.0, self._interval)
-        self._places = max(1, math.floor(per_second)) if per_second else 0
-        self._free: asyncio.PriorityQueue[float] = asyncio.PriorityQueue()  # when each idle place is free
-        self._opened = 0  # places in use or idle; opened as needed, so a huge per_second costs nothing
+        # A place is taken at a request's start and given back ``_hold`` after its answer. Without a pace
+        # there are more places than requests, so none is ever waited for.
+        self._places = asyncio.Semaphore(max(1, math.floor(per_second)) if per_second else sys.maxsize)
         self._turn = asyncio.Lock()  # fair: requests start in the order they asked
-        self._next_start = 0.0
-        self._paused_until = 0.0
+        self._next_start = self._paused_until = 0.0
         self._rate_limited = 0  # 429s in a row
 
     async def __call__(self, client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
         loop = asyncio.get_running_loop()
         async with self._turn:
-            free_at = await self._take_place()
+            await self._places.acquire()  # the place free soonest, once its request's answer is a second old
             try:
-                start = max(loop.time(), free_at, self._next_start)
+                start = max(loop.time(), self._next_start)
                 while (now := loop.time()) < (start := max(start, self._paused_until)):
                     await asyncio.sleep(start - now)  # and again if a 429 met meanwhile moved the pause
             except BaseException:
-                self._give_back(free_at)  # never used
+                self._places.release()  # never used
                 raise
             self._next_start = start + self._interval  # from the planned start: a late wake-up catches up
         try:
             result: T = await call_with_httpx(client, settings, call)
         except RateLimitedError as error:
             self._rate_limited += 1
-            wait = error.retry_after
-            if wait is None:
-                wait = min(BACKOFF_FACTOR * 2 ** (self._rate_limited - 1), MAX_BACKOFF)
+            wait = _backoff(self._rate_limited) if error.retry_after is None else error.retry_after
             self._paused_until = max(self._paused_until, loop.time() + min(wait, MAX_RETRY_AFTER))
             raise
         finally:
-            self._give_back(loop.time() + self._hold)
+            loop.call_later(self._hold, self._places.release)
         self._rate_limited = 0
         return result
 
-    async def _take_place(self) -> float:
-        """When the place this request takes is free: a new one at once while fewer than ``per_second``
-        are open, else the one free soonest among those whose requests have been answered."""
-        if not self._places:
-            return 0.0
-        if self._opened < self._places:
-            self._opened += 1
-            return 0.0
-        return await self._free.get()
 
-    def _give_back(self, free_at: float) -> None:
-        if self._places:
-            self._free.put_nowait(free_at)
-
-
-PROGRESS_EVERY = 10.0
-"""Seconds between two progress lines of one batch, at least."""
-
-# What became of a send, in the order a line names them, and how a line names each.
-_SENT, _EARLIER, _REFUSED, _UNKNOWN = "sent", "earlier", "refused", "unknown"
-_SAID = {
-    _SENT: "sent",
-    _EARLIER: "already sent by an earlier try",
-    _REFUSED: "not sent",
-    _UNKNOWN: "outcome unknown",
-}
+# What became of a send, as a progress line names it (and in this order).
+_SENT, _EARLIER, _REFUSED, _UNKNOWN = "sent", "already sent by an earlier try", "not sent", "outcome unknown"
 
 
 @dataclass
 class Progress:
-    """Counts the finished sends of a batch of ``total`` started at ``started`` (monotonic seconds)."""
+    """Counts the finished sends of a batch of ``total`` started at ``started`` (monotonic seconds), and says
+    so at most every ``every`` seconds and every tenth."""
 
     total: int
     started: float
-    every: float = PROGRESS_EVERY
+    every: float = 10.0
     counts: Counter[str] = field(default_factory=Counter)
     _last_line: float = field(default=0.0, init=False)
     _last_done: int = field(default=0, init=False)
-
-    @property
-    def done(self) -> int:
-        return self.counts.total()
 
     def finished(self, now: float, outcome: object) -> str | None:
         """Count one finished send by its ``outcome`` (its result, or the error it raised); the progress line
         when one is due, else None."""
         self.counts[_kind(outcome)] += 1
-        done = self.done
+        done = self.counts.total()
         if done == self.total:
             return None  # the summary says the rest
         if now - max(self._last_line, self.started) < self.every or done - self._last_done < self.total / 10:
@@ -224,13 +194,13 @@ class Progress:
     def summary(self, now: float) -> str:
         """The one line that closes the batch: ``1000 in 0.3 s: 10 sent (33/s), 990 already sent by an
         earlier try``."""
-        return f"{self.done} in {max(now - self.started, 1e-9):.1f} s: {self._tally(now)}"
+        return f"{self.counts.total()} in {max(now - self.started, 1e-9):.1f} s: {self._tally(now)}"
 
     def _tally(self, now: float) -> str:
-        rate = f" ({self.counts[_SENT] / max(now - self.started, 1e-9):.0f}/s)" if self.counts[_SENT] else ""
-        parts = [f"{self.counts[kind]} {said}" for kind, said in _SAID.items() if self.counts[kind] or kind == _SENT]
-        parts[0] += rate
-        return ", ".join(parts)
+        sent = self.counts[_SENT]
+        rate = f" ({sent / max(now - self.started, 1e-9):.0f}/s)" if sent else ""
+        others = [f"{self.counts[kind]} {kind}" for kind in (_EARLIER, _REFUSED, _UNKNOWN) if self.counts[kind]]
+        return ", ".join([f"{sent} {_SENT}{rate}", *others])
 
 
 def _kind(outcome: object) -> str:
@@ -238,19 +208,7 @@ def _kind(outcome: object) -> str:
         return _EARLIER if outcome.earlier_try else _SENT
     if isinstance(outcome, NotSentError):
         return _REFUSED  # certainly not queued: a refusal, or a failure before the gateway took it
-    if isinstance(outcome, BaseException):
-        return _UNKNOWN
-    return _SENT  # a batch of other plans (deliveries) counts each as done
-
-
-class Checkpoints(Protocol):
-    """What a batch records around each wave of its sends (a fan-out's ledger)."""
-
-    def waves(self) -> Sequence[tuple[int, int]]: ...
-
-    def before_wave(self, start: int, stop: int) -> None: ...
-
-    def after_wave(self, start: int, stop: int) -> None: ...
+    return _UNKNOWN if isinstance(outcome, BaseException) else _SENT  # other plans (deliveries): each one done
 
 
 async def run_batch(
@@ -261,20 +219,19 @@ async def run_batch(
     log: Log,
     label: str | None = None,
     max_per_second: float | None = None,
-    checkpoints: Checkpoints | None = None,
+    checkpoints: Ledger | None = None,
 ) -> list[T | BaseException]:
     """Drive plans concurrently, at most ``max_in_flight`` at a time, through one :class:`Pacer`. Every plan
     started runs to its end, whatever the others do; a plan's error, of any kind, is returned in its place.
     With a ``label``, a long batch logs its progress (at most every 10 s and every tenth) and one summary.
-    With ``checkpoints``, the plans run in its ``waves``, each between its ``before_wave`` and its
-    ``after_wave`` (called even when the wave is interrupted)."""
+    With ``checkpoints`` (a fan-out's ledger), the plans run in its ``waves``, each between its
+    ``before_wave`` and its ``after_wave`` (called even when the wave is interrupted)."""
     in_flight = asyncio.Semaphore(max_in_flight)
     pacer = Pacer(max_per_second)
     progress = Progress(len(plans), time.monotonic()) if label else None
 
     def finished(outcome: object) -> None:
-        line = progress.finished(time.monotonic(), outcome) if progress else None
-        if line:
+        if progress and (line := progress.finished(time.monotonic(), outcome)):
             log.info("%s: %s", label, line)
 
     async def run_one(plan: Plan[T]) -> T:
@@ -302,72 +259,66 @@ async def run_batch(
 
 
 # ---- the transports ----------------------------------------------------------------------------
+# The token travels in the URL, and both libraries put the URL in their messages: what they raised is
+# described with the token scrubbed, and dropped from the traceback (``from None``) so that it cannot be
+# printed either.
 
 
 def call_with_requests(session: requests.Session, settings: GatewaySettings, call: Call[T]) -> T:
     """Make one call over a ``requests`` session, redirects not followed."""
+    request = call.request
+    url, params = f"{settings.api_url}/{request.endpoint}", {**request.params, "token": settings.token}
     try:
-        url, params = f"{settings.api_url}/{call.request.endpoint}", {**call.request.params, "token": settings.token}
         response = session.request(
-            call.request.method,
-            url,
-            params=params,
-            json=call.request.json,
-            timeout=settings.timeout,
-            allow_redirects=False,
+            request.method, url, params=params, json=request.json, timeout=settings.timeout, allow_redirects=False
         )
     except requests.RequestException as error:
-        # requests puts the full URL, token included, in its messages: scrub it, and drop the original
-        # from the traceback (``from None``) so that it cannot be printed either.
-        detail = scrub_secret(_describe_requests(error), settings.token)
-        failure = connection_failed if _never_sent(error) else response_lost
-        raise failure(call.request, detail) from None
+        raise _requests_failure(request, error, settings.token) from None
     return call.parse(ApiResponse(response.status_code, response.headers, response.content, secret=settings.token))
 
 
 async def call_with_httpx(client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
     """Make one call over an ``httpx`` client (built with redirects off)."""
+    request = call.request
+    url, params = f"{settings.api_url}/{request.endpoint}", {**request.params, "token": settings.token}
     try:
-        url, params = f"{settings.api_url}/{call.request.endpoint}", {**call.request.params, "token": settings.token}
-        response = await client.request(call.request.method, url, params=params, json=call.request.json)
+        response = await client.request(request.method, url, params=params, json=request.json)
     except (httpx.HTTPError, httpx.InvalidURL) as error:
-        detail = scrub_secret(_describe_httpx(error), settings.token)
-        failure = connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else response_lost
-        raise failure(call.request, detail) from None
+        raise _httpx_failure(request, error, settings.token) from None
     return call.parse(ApiResponse(response.status_code, response.headers, response.content, secret=settings.token))
 
 
-def _describe_requests(error: requests.RequestException) -> str:
-    """The innermost cause: requests wraps urllib3's in a message about retries and the URL."""
-    cause: BaseException = error
-    if error.args and isinstance(error.args[0], MaxRetryError) and error.args[0].reason is not None:
-        cause = error.args[0].reason
-    return f"{type(cause).__name__}: {cause}"
-
-
-def _describe_httpx(error: Exception) -> str:
-    """httpx's errors often have no text of their own: name the socket error behind them, if any."""
-    if isinstance(error, httpx.TimeoutException):
-        return f"{type(error).__name__}: timed out"  # its causes speak of cancel scopes, not of the gateway
-    cause: BaseException | None = error
-    for _ in range(10):  # a bounded walk: chains of causes can loop
-        if cause is None or (isinstance(cause, OSError) and str(cause)):
-            break
-        cause = cause.__cause__ or cause.__context__
-    text = str(cause if cause is not None else error)
-    return f"{type(error).__name__}: {text or 'no detail'}"
-
-
-def _never_sent(error: requests.RequestException) -> bool:
-    """Whether the request certainly never reached the gateway (so nothing can have been queued)."""
-    if isinstance(error, (requests.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
+def _requests_failure(request: ApiRequest, error: requests.RequestException, token: str) -> GatewayError:
+    """The protocol's error for what ``requests`` raised: never sent, or sent with its answer lost; named by
+    the innermost cause (requests wraps urllib3's in a message about retries and the URL)."""
+    reason = error.args[0].reason if error.args and isinstance(error.args[0], MaxRetryError) else None
+    cause = error if reason is None else reason
     if isinstance(error, requests.ConnectionError):
-        reason = error.args[0].reason if error.args and isinstance(error.args[0], MaxRetryError) else None
         # urllib3's NewConnectionError (refused, DNS failure) is a ConnectTimeoutError.
-        return isinstance(reason, (ConnectTimeoutError, SSLError))
-    # Timeouts and broken answers come after the request was written; anything else requests raises
-    # (bad URL, bad header) comes before it.
-    return not isinstance(
-        error, (requests.Timeout, requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+        connect_errors = (requests.ConnectTimeout, requests.exceptions.SSLError)
+        never_sent = isinstance(error, connect_errors) or isinstance(reason, (ConnectTimeoutError, SSLError))
+    else:
+        # Timeouts and broken answers come after the request was written; anything else requests raises
+        # (bad URL, bad header) comes before it.
+        after = (requests.Timeout, requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+        never_sent = not isinstance(error, after)
+    detail = scrub_secret(f"{type(cause).__name__}: {cause}", token)
+    return connection_failed(request, detail) if never_sent else response_lost(request, detail)
+
+
+def _httpx_failure(request: ApiRequest, error: Exception, token: str) -> GatewayError:
+    """The protocol's error for what ``httpx`` raised: its errors often have no text of their own, so the
+    socket error behind them is named, if any."""
+    if isinstance(error, httpx.TimeoutException):
+        text = "timed out"  # its causes speak of cancel scopes, not of the gateway
+    else:
+        cause: BaseException | None = error
+        for _ in range(10):  # a bounded walk: chains of causes can loop
+            if cause is None or (isinstance(cause, OSError) and str(cause)):
+                break
+            cause = cause.__cause__ or cause.__context__
+        text = str(cause if cause is not None else error) or "no detail"
+    detail = scrub_secret(f"{type(error).__name__}: {text}", token)
+    return (
+        connection_failed(request, detail) if isinstance(error, _HTTPX_NEVER_SENT) else response_lost(request, detail)
     )

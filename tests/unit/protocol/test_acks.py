@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_chatapi._protocol.acks import DeliveryWatch, checked_message_ids, furthest, parse_delivery, tally
-from airflow_provider_chatapi._protocol.http import read_response
+from airflow_provider_chatapi._protocol.http import ApiResponse
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     DeliveryReportUnavailableError,
@@ -23,7 +23,7 @@ ID = "wamid.HBgLMTc0NzI4MjI0ODYVAgARGBI"
 
 def answer(body: Any, status: int = 200) -> Any:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return read_response(status, {"content-type": "application/json"}, raw, secret="tok-secret")
+    return ApiResponse(status, {"content-type": "application/json"}, raw, secret="tok-secret")
 
 
 def hooks(*statuses: str | dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 from airflow_provider_chatapi._protocol import classic
 from airflow_provider_chatapi._protocol.classic import CLASSIC
 from airflow_provider_chatapi._protocol.dialect import parse_message_history
-from airflow_provider_chatapi._protocol.http import ApiResponse, read_response
+from airflow_provider_chatapi._protocol.http import ApiResponse
 from airflow_provider_chatapi.exceptions import (
     AuthenticationError,
     DeliveryUnknownError,
@@ -154,12 +154,12 @@ def test_account_statuses_are_explained() -> None:
 
 
 def test_history_and_queue_answers_are_read() -> None:
-    history = read_response(200, {}, b'{"messages": [{"id": "a"}, 3], "lastMessageNumber": 1}', secret="t")
+    history = ApiResponse(200, {}, b'{"messages": [{"id": "a"}, 3], "lastMessageNumber": 1}', secret="t")
     assert parse_message_history(history).entries == [{"id": "a"}]
-    queue = read_response(200, {}, b'{"totalMessages": 0, "first100": []}', secret="t")
+    queue = ApiResponse(200, {}, b'{"totalMessages": 0, "first100": []}', secret="t")
     assert classic.parse_message_queue(queue) == ([], 0)
-    longer = read_response(200, {}, b'{"totalMessages": 130, "first100": [{"id": "q"}]}', secret="t")
+    longer = ApiResponse(200, {}, b'{"totalMessages": 130, "first100": [{"id": "q"}]}', secret="t")
     assert classic.parse_message_queue(longer) == ([{"id": "q"}], 130)  # the queue holds more than it lists
-    broken = read_response(200, {}, b'{"messages": "none"}', secret="t")
+    broken = ApiResponse(200, {}, b'{"messages": "none"}', secret="t")
     with pytest.raises(GatewayError, match="'messages' that is not a list"):
         parse_message_history(broken)
