@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_CONN_ID", "__version__", "get_provider_info"]
+__all__ = ["DEFAULT_CONN_ID", "JOB_IDS_XCOM_KEY", "SEND_FIELDS", "__version__", "get_provider_info"]
 
 __version__ = "0.1.0"
 
 DEFAULT_CONN_ID = "chatapi_default"
 """The ``chatapi`` connection the hook, the operators and the notifier use unless told otherwise."""
+JOB_IDS_XCOM_KEY = "chatapi_job_ids"
+"""Where a sending operator lists which ids it returned are 1msg job ids, so a delivery sensor sets them aside."""
+SEND_FIELDS = ("contact_ids", "contacts", "phone", "chat_id", "quoted_message_id", "default_region")
+"""The arguments of a single send (``ChatApiHook.send_contact``): what the operator and the notifier template,
+with their connection id, and hand to the hook as they rendered."""
 
 _INTEGRATION = "Chat API"
 

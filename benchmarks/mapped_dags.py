@@ -8,7 +8,7 @@
   task runner and pushes an XCom, as ``SendContactOperator`` does, but sends nothing.
 - ``bench_chatapi``: ``SendContactOperator``, sending one card per recipient to the stand-in gateway.
 - ``bench_http``: the anchor, the http provider's ``HttpOperator`` making the very request the provider's
-  classic dialect makes (``_protocol/classic.py``, ``_protocol/settings.py``): ``POST
+  classic dialect makes (``_protocol/classic.py``, ``hooks/_http.py``): ``POST
   {API URL}/sendContact?token=…`` with the JSON body ``{"phone": …, "contactId": ["…@c.us"]}``, given to
   ``requests`` as ``json=`` and ``params=`` as the hook's transport does, to the same stand-in through an
   ``http`` connection (``chatapi_http``) to its API URL; it returns the message id, as the provider does.

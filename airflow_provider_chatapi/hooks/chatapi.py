@@ -57,8 +57,6 @@ __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
-    "JOB_IDS_XCOM_KEY",
-    "SEND_FIELDS",
     "ChatApiHook",
     "Delivery",
     "SendResult",
@@ -67,11 +65,6 @@ __all__ = [
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-JOB_IDS_XCOM_KEY = "chatapi_job_ids"
-"""Where a sending operator lists which ids it returned are 1msg job ids, so a delivery sensor sets them aside."""
-SEND_FIELDS = ("contact_ids", "contacts", "phone", "chat_id", "quoted_message_id", "default_region")
-"""The arguments of a single send (:meth:`ChatApiHook.send_contact`): what the operator and the notifier
-template, with their connection id, and hand to the hook as they rendered."""
 _PROBE_TIMEOUT = 10.0  # Test connection's probe is never retried, and a button must not hang
 # What Airflow takes as a connection id (its models.connection.sanitize_conn_id): no whitespace or markup.
 _CONN_ID = re.compile(r"[\w#!().:/\\-]{1,250}")

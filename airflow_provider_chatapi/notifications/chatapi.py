@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from airflow.providers.common.compat.sdk import BaseNotifier
 
-from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi import DEFAULT_CONN_ID, SEND_FIELDS
 from airflow_provider_chatapi._protocol.sends import checked_max_retries, checked_timeout
 from airflow_provider_chatapi.exceptions import InvalidInputError
-from airflow_provider_chatapi.hooks.chatapi import SEND_FIELDS, ChatApiHook
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
 __all__ = ["ChatApiNotifier", "send_chatapi_notification"]
 
@@ -82,6 +83,9 @@ class ChatApiNotifier(BaseNotifier):
     @cached_property
     def hook(self) -> ChatApiHook:
         """The hook, built on first use from the connection id and the notifier's HTTP policy."""
+        # Imported here: DAG files import this module on every parse, and the hook pulls in requests and httpx.
+        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+
         return ChatApiHook(self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
 
     def get_template_env(self, dag: Any = None) -> jinja2.Environment:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi import DEFAULT_CONN_ID, JOB_IDS_XCOM_KEY, SEND_FIELDS
 from airflow_provider_chatapi._protocol.reconcile import Intent
 from airflow_provider_chatapi._protocol.record import Ledger
 from airflow_provider_chatapi._protocol.sends import (
@@ -21,7 +21,6 @@ from airflow_provider_chatapi._protocol.sends import (
     checked_timeout,
 )
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryUnknownError, FanOutError, NotSentError
-from airflow_provider_chatapi.hooks.chatapi import JOB_IDS_XCOM_KEY, SEND_FIELDS, ChatApiHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi._protocol.record import StateStore
     from airflow_provider_chatapi._protocol.sends import SendResult
+    from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
 __all__ = ["SendContactOperator", "SendContactToManyOperator"]
 
@@ -68,6 +68,9 @@ class _ChatApiOperator(BaseOperator):
     @cached_property
     def hook(self) -> ChatApiHook:
         """The hook, built on first use from the connection id and this task's HTTP policy."""
+        # Imported here: DAG files import this module on every parse, and the hook pulls in requests and httpx.
+        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+
         return ChatApiHook(self.chatapi_conn_id, timeout=self.timeout, max_retries=self.max_retries)
 
     def _ledger(self, context: Context) -> Ledger | None:

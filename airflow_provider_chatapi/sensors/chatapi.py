@@ -16,16 +16,22 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_chatapi import DEFAULT_CONN_ID
+from airflow_provider_chatapi import DEFAULT_CONN_ID, JOB_IDS_XCOM_KEY
 from airflow_provider_chatapi._protocol import acks
-from airflow_provider_chatapi._protocol.sends import checked_flag, checked_max_in_flight, checked_span
+from airflow_provider_chatapi._protocol.sends import (
+    DEFAULT_MAX_IN_FLIGHT,
+    checked_flag,
+    checked_max_in_flight,
+    checked_span,
+)
 from airflow_provider_chatapi.exceptions import ChatApiError, DeliveryFailedError, InvalidInputError
-from airflow_provider_chatapi.hooks.chatapi import DEFAULT_MAX_IN_FLIGHT, JOB_IDS_XCOM_KEY, ChatApiHook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
 
 __all__ = ["DEFAULT_DELIVERY_TIMEOUT", "MAX_DELIVERY_TIMEOUT", "ChatApiDeliverySensor"]
 
@@ -102,8 +108,10 @@ class ChatApiDeliverySensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> ChatApiHook:
-        # ``timeout`` is the whole wait here, not one request's: the connection's own applies.
-        return ChatApiHook(self.chatapi_conn_id)
+        # Imported here: DAG files import this module on every parse, and the hook pulls in requests and httpx.
+        from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
+
+        return ChatApiHook(self.chatapi_conn_id)  # ``timeout`` is the whole wait here: the connection's applies
 
     def execute(self, context: Context) -> Any:
         # Before any request, the task fails on bad ids, on a connection that cannot report delivery, and on
