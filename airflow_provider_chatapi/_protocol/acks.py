@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi._protocol.http import ApiResponse
 
+__all__ = [
+    "ERROR_MEANINGS",
+    "FAILURE_DETAILS",
+    "Delivery",
+    "DeliveryWatch",
+    "checked_message_ids",
+    "delivery_request",
+    "furthest",
+    "parse_delivery",
+    "reached",
+    "tally",
+]
+
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
 _RANK = {SENT: 1, DELIVERED: 2, READ: 3}
 _ALIASES = {"viewed": READ, "played": READ, "seen": READ}

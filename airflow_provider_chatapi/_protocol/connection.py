@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 
     from airflow_provider_chatapi._protocol.dialect import Dialect
 
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DIALECTS",
+    "GatewaySettings",
+    "instance_from_token",
+    "resolve_api_url",
+    "settings_from_connection",
+]
+
 DEFAULT_TIMEOUT = 30.0
 """Seconds to wait for the gateway to connect and, separately, to answer."""
 DEFAULT_MAX_RETRIES = 3

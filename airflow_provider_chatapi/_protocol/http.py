@@ -38,6 +38,26 @@ from airflow_provider_chatapi.exceptions import (
 if TYPE_CHECKING:
     from datetime import datetime
 
+__all__ = [
+    "REDACTED",
+    "ApiRequest",
+    "ApiResponse",
+    "Call",
+    "Plan",
+    "checked_payload",
+    "clock_offset",
+    "connection_failed",
+    "object_list",
+    "parse_retry_after",
+    "quote_gateway",
+    "response_lost",
+    "scrub_secret",
+    "secret_forms",
+    "snippet",
+    "status_word",
+    "unreadable_send",
+]
+
 T = TypeVar("T")
 REDACTED = "***"
 _SNIPPET_LENGTH = 200

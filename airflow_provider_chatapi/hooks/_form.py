@@ -21,6 +21,8 @@ from airflow_provider_chatapi.exceptions import (
     NotSentError,
 )
 
+__all__ = ["field_label", "legacy_field_behaviour", "legacy_form_widgets", "probe_failure"]
+
 _NUMBER = r"^\s*\d+(\.\d*)?\s*$"
 
 

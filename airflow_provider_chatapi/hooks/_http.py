@@ -34,6 +34,20 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import ApiRequest, Call, Plan
     from airflow_provider_chatapi._protocol.record import Ledger, Log
 
+__all__ = [
+    "BACKOFF_FACTOR",
+    "MAX_BACKOFF",
+    "MAX_RETRY_AFTER",
+    "Pacer",
+    "Progress",
+    "call_with_httpx",
+    "call_with_requests",
+    "new_async_client",
+    "retry_in_place",
+    "retry_policy",
+    "run_batch",
+]
+
 T = TypeVar("T")
 
 MAX_RETRY_AFTER = 60.0
