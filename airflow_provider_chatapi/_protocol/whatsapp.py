@@ -31,13 +31,11 @@ __all__ = [
     "digits_of",
     "international_format",
     "normalize_chat_id",
-    "normalize_contact_id",
     "normalize_contact_ids",
     "normalize_phone",
     "normalize_recipients",
     "parse_literal",
     "read_number",
-    "whatsapp_number",
 ]
 
 PRIVATE_SUFFIX = "@c.us"
@@ -51,9 +49,9 @@ _NO_COUNTRY_CODE = (
 _DIALLED = re.compile(r"\+?[0-9\s().\-]+")  # what a person dials: digits, separators, a leading +
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _INTERNATIONAL = re.compile(r"\+|00")  # the leading + of E.164, or the call prefix dialled in much of the world
+# The region a national number is read in: a country code, or how to learn it (a hook asks its connection
+# only when a number needs it), or None for none.
 RegionSource: TypeAlias = "str | Callable[[], str | None] | None"
-"""The region a national number is read in: a country code, or how to learn it (a hook asks its connection
-only when a number needs it), or None for none."""
 DIGITS = re.compile(r"[0-9]+")
 # Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
 _GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
@@ -68,43 +66,23 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
 
     ``"+7 (900) 111-11-11"``, ``"0079001111111"``, ``"79001111111"`` and ``79001111111`` all give
     ``"79001111111"``; ``"8 (900) 111-11-11"`` does too with ``region="RU"``, and is refused without one.
-    See :func:`read_number` for the rules.
+    See :func:`read_number` for the rules; unlike a phone on a card, no letters (so no extension) are taken.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidInputError(field, value, "a phone number must be a string or an int")
-    if isinstance(value, int) and value <= 0:
-        raise InvalidInputError(field, value, "a phone number must be positive")
-    if isinstance(value, int) and value >= 10**_MAX_PHONE_DIGITS:
-        raise InvalidInputError(field, value, f"a phone number has at most {_MAX_PHONE_DIGITS} digits")
+    if isinstance(value, int) and not 0 < value < 10**_MAX_PHONE_DIGITS:  # str() refuses an int of 4,300 digits
+        raise InvalidInputError(field, value, f"a phone number must be positive, of at most {_MAX_PHONE_DIGITS} digits")
     text = str(value).strip()
-    # The region is asked of its source only when the number's meaning depends on it (no + or 00): a hook
-    # reads its connection's default_region then, and not for an international number.
-    if callable(region):
-        region = None if _INTERNATIONAL.match(text) else region()
-    digits, problem = _dialled_digits(text, region)
-    if digits is None:
-        raise InvalidInputError(field, value, problem)
-    return digits
-
-
-@functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
-def _dialled_digits(text: str, region: str | None) -> tuple[str, str] | tuple[None, str]:
-    """A recipient's or a contact's number as digits (and ""), or None and what is wrong with it."""
     if not text:
-        return None, "is empty"
+        raise InvalidInputError(field, value, "is empty")
     if not _DIALLED.fullmatch(text):
-        return None, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
+        raise InvalidInputError(
+            field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
+        )
     digits = len(_NOT_DIGIT.sub("", text))
     if digits > _MAX_PHONE_DIGITS:
-        return None, f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}"
-    number = _reading(text, region)
-    if isinstance(number, str):
-        return None, number
-    if number.extension:
-        return None, "WhatsApp cannot dial an extension"
-    import phonenumbers
-
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:], ""
+        raise InvalidInputError(field, value, f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
+    return digits_of(read_number(text, region, field=field, value=value))
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
@@ -120,18 +98,14 @@ def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> p
     Every number must be valid (``is_valid_number``) in the country it resolves to, not only of a
     possible length: ``8 (495) 123-45-67`` without a region would otherwise be a valid Vietnamese number.
     """
-    outcome = _reading(text, _region_of(region, text))
+    # The region is asked of its source only when the number's meaning depends on it (no + or 00): a hook
+    # reads its connection's default_region then, and not for an international number.
+    if callable(region):
+        region = None if _INTERNATIONAL.match(text) else region()
+    outcome = _reading(text, region)
     if isinstance(outcome, str):
         raise InvalidInputError(field, value, outcome)
     return outcome
-
-
-def _region_of(source: RegionSource, text: str) -> str | None:
-    """The region, asked of ``source`` only when the number's meaning depends on it (no ``+`` or ``00``):
-    a hook reads its connection's ``default_region`` then, and not for an international number."""
-    if source is None or _INTERNATIONAL.match(text):
-        return None
-    return source() if callable(source) else source
 
 
 @functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
@@ -222,30 +196,6 @@ def checked_region(value: Any, field: str = "default_region") -> str | None:
     return region
 
 
-def normalize_contact_id(value: Any, *, field: str = "contact_ids", region: RegionSource = None) -> str:
-    """Return a contact's WhatsApp id, ``digits@c.us``; a bare phone number gets the suffix."""
-    if isinstance(value, str):
-        text = value.strip()
-        suffix = text[-len(PRIVATE_SUFFIX) :].lower()
-        if suffix == GROUP_SUFFIX:
-            raise InvalidInputError(field, value, "is a group chat id; a contact is a person's id (digits@c.us)")
-        if suffix == PRIVATE_SUFFIX:
-            return whatsapp_number(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
-        if "@" in text:
-            raise InvalidInputError(field, value, "a contact id ends in @c.us")
-    return normalize_phone(value, field=field, region=region) + PRIVATE_SUFFIX
-
-
-def whatsapp_number(text: str, field: str, value: Any) -> str:
-    """The digits of a WhatsApp id (``79001111111`` of ``79001111111@c.us``): always with the country code."""
-    if not DIGITS.fullmatch(text):
-        raise InvalidInputError(field, value, "a WhatsApp id holds only digits (with the country code) before @c.us")
-    digits, problem = _dialled_digits(text, None)
-    if digits is None:
-        raise InvalidInputError(field, value, problem)
-    return digits
-
-
 def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: RegionSource = None) -> tuple[str, ...]:
     """Return the contacts to send as unique ``digits@c.us`` ids, in the order given.
 
@@ -253,8 +203,12 @@ def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: Reg
     a rendered Python or JSON list such as ``"['79001111111', '79002222222@c.us']"``; or a
     comma-separated string.
     """
-    items = _listed_items(value, field, "contact")
-    ids = [normalize_contact_id(item, field=f"{field}[{index}]", region=region) for index, item in enumerate(items)]
+    ids = []
+    for index, item in enumerate(_listed_items(value, field, "contact")):
+        if isinstance(item, str) and "@" in item:
+            ids.append(normalize_chat_id(item, field=f"{field}[{index}]", contact=True))
+        else:
+            ids.append(normalize_phone(item, field=f"{field}[{index}]", region=region) + PRIVATE_SUFFIX)
     return tuple(dict.fromkeys(ids))
 
 
@@ -285,8 +239,10 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
     """The items of a list however it arrived: a sequence, one item, or a rendered or comma-separated string."""
     if value is None:
         raise InvalidInputError(field, value, "is required")
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        items = _split_text(value, field) if isinstance(value, str) else [value]
+    if isinstance(value, str):
+        items = _split_text(value, field)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
         raise InvalidInputError(field, value, f"expected a list of {noun}s, got {type(value).__name__}")
     else:
@@ -297,16 +253,10 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
                 f"{field}[{index}]", item, f"a {noun} is a string or an int, not {type(item).__name__}"
             )
     if isinstance(value, (set, frozenset)):
-        items = _in_order(value)  # sorted only once every item is known to have a text of its own
+        items.sort(key=str)  # sorted only once every item is known to have a text of its own: see _split_text
     if not items:
         raise InvalidInputError(field, value, f"is empty; give at least one {noun}")
     return items
-
-
-def _in_order(items: Iterable[Any]) -> list[Any]:
-    """The items as a list; a set's sorted, since its own order is its hash order, which differs between
-    processes (a retry would build another request than the try it resumes)."""
-    return sorted(items, key=str) if isinstance(items, (set, frozenset)) else list(items)
 
 
 def _split_text(text: str, field: str) -> list[Any]:
@@ -320,7 +270,9 @@ def _split_text(text: str, field: str) -> list[Any]:
         parsed = parse_literal(stripped)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise InvalidInputError(field, text, "looks like a rendered list but is not one")
-        return _in_order(parsed)  # a rendered set too lists its items in its process's hash order
+        # A set is sorted: its own order is its hash order, which differs between processes (a retry would
+        # build another request than the try it resumes), and a rendered set lists its items in that order.
+        return sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
     parts = [part.strip() for part in stripped.split(",")]
     for index, part in enumerate(parts):
         if not part:
@@ -339,16 +291,26 @@ def parse_literal(text: str) -> Any:
         return None
 
 
-def normalize_chat_id(value: Any, *, field: str = "chat_id") -> str:
-    """Return a chat id: ``digits@c.us`` for a private chat, ``<id>@g.us`` for a group."""
+def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = False) -> str:
+    """Return a chat id: ``digits@c.us`` for a private chat, ``<id>@g.us`` for a group, ``<id>@lid`` for
+    1msg's linked id; with ``contact``, only a person's (``digits@c.us``)."""
     if not isinstance(value, str):
         raise InvalidInputError(
             field, value, "a chat id is a string such as '17633123456@c.us'; for a bare number use phone="
         )
     text = value.strip()
     suffix = text[-len(PRIVATE_SUFFIX) :].lower()
-    if suffix == PRIVATE_SUFFIX:
-        return whatsapp_number(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
+    if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
+        number = text[: -len(PRIVATE_SUFFIX)]
+        if not DIGITS.fullmatch(number) or len(number) > _MAX_PHONE_DIGITS:
+            raise InvalidInputError(
+                field, value, "a WhatsApp id holds only digits (at most 15, with the country code) before @c.us"
+            )
+        return digits_of(read_number(number, None, field=field, value=value)) + PRIVATE_SUFFIX
+    if contact:
+        raise InvalidInputError(
+            field, value, "a contact id ends in @c.us (a person's), not @g.us (a group chat id) or another suffix"
+        )
     if suffix == GROUP_SUFFIX:
         group = text[: -len(GROUP_SUFFIX)]
         if not _GROUP_ID.fullmatch(group):
