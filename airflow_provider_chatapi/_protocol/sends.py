@@ -44,18 +44,15 @@ __all__ = [
     "checked_timeout",
 ]
 
-DEFAULT_MAX_IN_FLIGHT = 10
-"""Requests one batch keeps in flight at once by default."""
-MAX_IN_FLIGHT = 1000
-"""Most requests one batch may keep in flight: each holds a socket, and a worker often has 1,024 in all."""
+DEFAULT_MAX_IN_FLIGHT = 10  # requests one batch keeps in flight at once by default
+MAX_IN_FLIGHT = 1000  # most in flight at once: each request holds a socket, and a worker often has 1,024 in all
+# The slowest pace a batch may be given (one request an hour): the pacer sleeps up to 1 / max_per_second
+# before a start, and a sleep of 1e300 s overflows the event loop's clock.
 MIN_PER_SECOND = 1 / 3600
-"""Slowest pace a batch may be given (one request an hour): the pacer sleeps up to 1 / max_per_second
-before a start, and a sleep of 1e300 s overflows the event loop's clock."""
+# Most seconds one request may wait for the gateway: more is a mistake (milliseconds given as seconds, say),
+# and from about 1e9 s on the sockets' timers overflow.
 MAX_TIMEOUT = 3600.0
-"""Most seconds one request may wait for the gateway: more is a mistake (milliseconds given as seconds, say),
-and from about 1e9 s on the sockets' timers overflow."""
-MAX_RETRIES = 100
-"""Most HTTP retries of one call: with waits of up to 10 s between them, more would hold a task for hours."""
+MAX_RETRIES = 100  # HTTP retries of one call: with waits of up to 10 s between them, more would hold a task for hours
 _MIN_SECONDS = 0.001  # the least a connection's extra timeout may be, too
 
 
@@ -85,6 +82,13 @@ class SendResult:
     """The gateway's answer to an accepted send: the message is in the instance's outbound queue.
 
     ``sent`` true means *queued*, not delivered (a refusal raises).
+
+    ``job_id``, 1msg only: set when 1msg took the send as a queued job (``sent: false`` with a ``jobId``).
+    Such a send has no message id yet, so ``id`` holds the job id: the one handle there is. It is queued,
+    and never to be sent again.
+
+    ``earlier_try``: set when no request was made: an earlier try of the task queued this card (from its
+    record, or found at the gateway after a lost answer); ``message`` then says so.
     """
 
     id: str
@@ -92,12 +96,7 @@ class SendResult:
     message: str
     queue_number: int | None
     job_id: str | None = None
-    """1msg only: set when 1msg took the send as a queued job (``sent: false`` with a ``jobId``). Such a
-    send has no message id yet, so ``id`` holds the job id: the one handle there is. It is queued, and
-    never to be sent again."""
     earlier_try: bool = False
-    """Set when no request was made: an earlier try of the task queued this card (from its record, or found
-    at the gateway after a lost answer); ``message`` then says so."""
 
 
 def build_send_contact(
@@ -153,20 +152,16 @@ def checked_max_in_flight(max_in_flight: Any) -> int:
 def checked_max_per_second(max_per_second: Any) -> float | None:
     """A batch's bound on requests in any one second at the gateway, from :data:`MIN_PER_SECOND` up; None
     for no bound."""
-    if max_per_second is not None and not _in_range(max_per_second, MIN_PER_SECOND, math.inf):
-        raise InvalidInputError(
-            "max_per_second", max_per_second, "must be a finite number of requests a second, at least 1/3600"
-        )
-    return None if max_per_second is None else float(max_per_second)
+    problem = "must be a finite number of requests a second, at least 1/3600"
+    return (
+        None if max_per_second is None else _number(max_per_second, "max_per_second", MIN_PER_SECOND, math.inf, problem)
+    )
 
 
 def checked_timeout(timeout: Any) -> float | None:
     """Seconds to wait for the gateway, up to :data:`MAX_TIMEOUT`; None to take the connection's."""
-    if timeout is not None and not _in_range(timeout, _MIN_SECONDS, MAX_TIMEOUT):
-        raise InvalidInputError(
-            "timeout", timeout, f"must be a number of seconds from {_MIN_SECONDS} to {MAX_TIMEOUT:,.0f}"
-        )
-    return None if timeout is None else float(timeout)
+    problem = f"must be a number of seconds from {_MIN_SECONDS} to {MAX_TIMEOUT:,.0f}"
+    return None if timeout is None else _number(timeout, "timeout", _MIN_SECONDS, MAX_TIMEOUT, problem)
 
 
 def checked_max_retries(max_retries: Any) -> int | None:
@@ -176,12 +171,9 @@ def checked_max_retries(max_retries: Any) -> int | None:
 
 def checked_span(span: Any, field: str, *, at_most: float) -> float:
     """A span of time as Airflow's sensors take one: seconds, or a ``timedelta``; positive, at most ``at_most``."""
+    problem = f"must be a number of seconds from {_MIN_SECONDS} to {at_most:,.0f}, or a timedelta"
     seconds = span.total_seconds() if isinstance(span, timedelta) else span
-    if not _in_range(seconds, _MIN_SECONDS, at_most):
-        raise InvalidInputError(
-            field, span, f"must be a number of seconds from {_MIN_SECONDS} to {at_most:,.0f}, or a timedelta"
-        )
-    return float(seconds)
+    return _number(seconds, field, _MIN_SECONDS, at_most, problem, given=span)
 
 
 def checked_flag(value: Any, field: str) -> bool:
@@ -200,15 +192,16 @@ def _whole(value: Any, field: str, least: int, most: int) -> int:
     return value
 
 
-def _in_range(value: Any, least: float, most: float) -> bool:
-    """Whether ``value`` is a finite int or float (not a bool) from ``least`` to ``most``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
+def _number(value: Any, field: str, least: float, most: float, problem: str, given: Any = None) -> float:
+    """``value`` as a float when it is a finite int or float (not a bool) from ``least`` to ``most``; else
+    refused, naming ``given`` (a span as it was given) or ``value``."""
     try:
-        number = float(value)
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     except OverflowError:  # an int past float's range: 10**400 seconds is no timeout
-        return False
-    return math.isfinite(number) and least <= number <= most
+        number = math.nan
+    if not (math.isfinite(number) and least <= number <= most):
+        raise InvalidInputError(field, value if given is None else given, problem)
+    return number
 
 
 def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tuple[Card, ...], tuple[str, ...]]:
@@ -220,16 +213,10 @@ def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tu
             {"contact_ids": contact_ids, "contacts": contacts},
             f"give exactly one of them (ids, or full contact cards), got {given}",
         )
-    cards: tuple[Card, ...] = ()
-    numbers: tuple[str, ...] = ()
-    if contacts is not None:
-        field, value = "contacts", contacts
-        cards = normalize_contacts(contacts, region=region)
-    else:
-        field, value = "contact_ids", contact_ids
-        numbers = tuple(
-            [contact.removesuffix(PRIVATE_SUFFIX) for contact in normalize_contact_ids(value, region=region)]
-        )
+    cards = () if contacts is None else normalize_contacts(contacts, region=region)
+    ids = () if contact_ids is None else normalize_contact_ids(contact_ids, region=region)
+    numbers = tuple([contact.removesuffix(PRIVATE_SUFFIX) for contact in ids])  # a list: no generator frame
+    field, value = ("contacts", contacts) if cards else ("contact_ids", contact_ids)
     if len(cards or numbers) > MAX_CONTACTS:
         raise InvalidInputError(
             field, value, f"holds {len(cards or numbers)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"
