@@ -35,15 +35,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow_provider_chatapi._protocol.whatsapp import (
-    MAX_RENDERED,
-    RegionSource,
-    digits_of,
-    international_format,
-    normalize_phone,
-    parse_literal,
-    read_number,
-)
+from airflow_provider_chatapi._protocol import whatsapp
 from airflow_provider_chatapi.exceptions import InvalidInputError
 
 __all__ = [
@@ -83,7 +75,9 @@ _SHOWN_KEY = 40  # characters of an unknown key put in a field name
 _MAX_ZIP = 10**12  # a postal code read as a number has a dozen digits at most
 
 
-def normalize_contacts(value: Any, *, field: str = "contacts", region: RegionSource = None) -> tuple[Card, ...]:
+def normalize_contacts(
+    value: Any, *, field: str = "contacts", region: whatsapp.RegionSource = None
+) -> tuple[Card, ...]:
     """Return the cards to send, in the order given, each once.
 
     Takes a list of mappings, one mapping, an upstream task's output, or a template's rendering of them
@@ -92,9 +86,11 @@ def normalize_contacts(value: Any, *, field: str = "contacts", region: RegionSou
     if value is None:
         raise InvalidInputError(field, value, "is required")
     if isinstance(value, str) and value.strip():  # a template's rendering
-        if len(value) > MAX_RENDERED:
-            raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
-        parsed = parse_literal(value.strip())
+        if len(value) > whatsapp.MAX_RENDERED:
+            raise InvalidInputError(
+                field, value, f"is a rendered list of more than {whatsapp.MAX_RENDERED:,} characters"
+            )
+        parsed = whatsapp.parse_literal(value.strip())
         if not isinstance(parsed, (Mapping, list, tuple)):
             raise InvalidInputError(
                 field, value, f"text must be a JSON or Python list of cards, such as [{_CARD_EXAMPLE}]"
@@ -114,7 +110,7 @@ def normalize_contacts(value: Any, *, field: str = "contacts", region: RegionSou
 
 def card_for_number(number: str) -> Card:
     """The card for a bare WhatsApp number: named by the number in international format."""
-    shown = international_format(number)
+    shown = whatsapp.international_format(number)
     return {"name": {"formatted_name": shown, "first_name": shown}, "phones": [{"phone": shown, "wa_id": number}]}
 
 
@@ -131,13 +127,13 @@ def card_numbers(card: Mapping[str, Any]) -> list[str]:
         if phone.get("wa_id"):
             numbers.append(phone["wa_id"])
         else:  # shown in international form by _phone: read back without a region
-            number = read_number(phone["phone"], None, field="phone", value=phone["phone"])
+            number = whatsapp.read_number(phone["phone"], None, field="phone", value=phone["phone"])
             if not number.extension:
-                numbers.append(digits_of(number))
+                numbers.append(whatsapp.digits_of(number))
     return numbers
 
 
-def _card(value: Any, field: str, region: RegionSource) -> Card:
+def _card(value: Any, field: str, region: whatsapp.RegionSource) -> Card:
     if not isinstance(value, Mapping):
         raise InvalidInputError(
             field, value, f"a contact card is a mapping such as {_CARD_EXAMPLE}, not {type(value).__name__}"
@@ -199,7 +195,7 @@ def _org(value: Any, field: str) -> dict[str, str]:
     return org
 
 
-def _entry(kind: str, value: Any, field: str, region: RegionSource) -> dict[str, str]:
+def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, str]:
     """One entry of the list field ``kind``: a mapping of its :data:`ENTRY_FIELDS`, or (but for an address)
     the phone, e-mail or url alone."""
     fields = ENTRY_FIELDS[kind]
@@ -225,16 +221,16 @@ def _entry(kind: str, value: Any, field: str, region: RegionSource) -> dict[str,
     return {main: read(value.get(main), f"{field}.{main}"), **_texts(value, ("type",), field)}
 
 
-def _phone(value: Any, field: str, region: RegionSource) -> dict[str, str]:
+def _phone(value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, str]:
     """A phone entry: a number alone (no ``wa_id``), or ``{phone, type, wa_id}`` as given."""
     if not isinstance(value, Mapping):
         return {"phone": _shown_number(value, field, region)}
     _only(value, ENTRY_FIELDS["phones"], field)
     wa_id = None
     if value.get("wa_id") is not None:
-        wa_id = normalize_phone(value["wa_id"], field=f"{field}.wa_id", region=region)
+        wa_id = whatsapp.normalize_phone(value["wa_id"], field=f"{field}.wa_id", region=region)
         given = value.get("phone")
-        shown = international_format(wa_id) if given is None else _text(given, f"{field}.phone")
+        shown = whatsapp.international_format(wa_id) if given is None else _text(given, f"{field}.phone")
     elif value.get("phone") is not None:
         shown = _shown_number(value["phone"], f"{field}.phone", region)
     else:
@@ -242,14 +238,14 @@ def _phone(value: Any, field: str, region: RegionSource) -> dict[str, str]:
     return {"phone": shown, **_texts(value, ("type",), field), **({"wa_id": wa_id} if wa_id else {})}
 
 
-def _shown_number(value: Any, field: str, region: RegionSource) -> str:
+def _shown_number(value: Any, field: str, region: whatsapp.RegionSource) -> str:
     """A phone with no ``wa_id`` beside it: a real number, shown as written when that is with ``+`` (it dials
     from anywhere), else in international form (``8 (495) 123-45-67`` dials only from Russia)."""
     if not isinstance(value, str):
-        return international_format(normalize_phone(value, field=field, region=region))
+        return whatsapp.international_format(whatsapp.normalize_phone(value, field=field, region=region))
     text = _text(value, field)
-    number = read_number(text, region, field=field, value=value)
-    return " ".join(text.split()) if text.startswith("+") else international_format(number)
+    number = whatsapp.read_number(text, region, field=field, value=value)
+    return " ".join(text.split()) if text.startswith("+") else whatsapp.international_format(number)
 
 
 def _url(value: Any, field: str) -> str:

@@ -10,20 +10,12 @@ of sends, so they never see which dialect runs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from airflow_provider_chatapi._protocol import whatsapp
 from airflow_provider_chatapi._protocol.cards import MAX_CONTACTS, Card, card_for_number, normalize_contacts
-from airflow_provider_chatapi._protocol.whatsapp import (
-    PRIVATE_SUFFIX,
-    RegionSource,
-    checked_message_id,
-    normalize_chat_id,
-    normalize_contact_ids,
-    normalize_phone,
-    normalize_recipients,
-)
 from airflow_provider_chatapi.exceptions import InvalidInputError
 
 __all__ = [
@@ -106,7 +98,7 @@ def build_send_contact(
     phone: Any = None,
     chat_id: Any = None,
     quoted_message_id: Any = None,
-    region: RegionSource = None,
+    region: whatsapp.RegionSource = None,
 ) -> ContactSend:
     """Validate and normalise one send: exactly one of ``contact_ids`` / ``contacts``, of ``phone`` / ``chat_id``.
 
@@ -117,14 +109,11 @@ def build_send_contact(
         raise InvalidInputError(
             "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
         )
-    cards, numbers = _contacts(contact_ids, contacts, region)
-    quoted = None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
-    if phone is not None:
-        number = normalize_phone(phone, region=region)
-        chat_id = f"{number}{PRIVATE_SUFFIX}"
-    else:
-        number, chat_id = None, normalize_chat_id(chat_id)
-    return ContactSend(chat_id, cards=cards, contact_ids=numbers, phone=number, quoted_message_id=quoted)
+    send = _contents(contact_ids, contacts, quoted_message_id, region)
+    if phone is None:
+        return replace(send, chat_id=whatsapp.normalize_chat_id(chat_id))
+    number = whatsapp.normalize_phone(phone, region=region)
+    return replace(send, chat_id=f"{number}{whatsapp.PRIVATE_SUFFIX}", phone=number)
 
 
 def build_send_to_many(
@@ -133,15 +122,12 @@ def build_send_to_many(
     *,
     contacts: Any = None,
     quoted_message_id: Any = None,
-    region: RegionSource = None,
+    region: whatsapp.RegionSource = None,
 ) -> list[ContactSend]:
     """One send per recipient, in order; every argument is validated first."""
-    cards, numbers = _contacts(contact_ids, contacts, region)
-    quoted = None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
-    return [
-        ContactSend(chat_id, cards=cards, contact_ids=numbers, phone=phone, quoted_message_id=quoted)
-        for chat_id, phone in normalize_recipients(recipients, region=region)
-    ]
+    send = _contents(contact_ids, contacts, quoted_message_id, region)
+    targets = whatsapp.normalize_recipients(recipients, region=region)
+    return [replace(send, chat_id=chat_id, phone=phone) for chat_id, phone in targets]
 
 
 def checked_max_in_flight(max_in_flight: Any) -> int:
@@ -204,8 +190,9 @@ def _number(value: Any, field: str, least: float, most: float, problem: str, giv
     return number
 
 
-def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tuple[Card, ...], tuple[str, ...]]:
-    """The cards given in full, or the numbers given as contact ids (the other empty)."""
+def _contents(contact_ids: Any, contacts: Any, quoted_message_id: Any, region: whatsapp.RegionSource) -> ContactSend:
+    """What a send carries, to no chat yet: the cards given in full or the numbers given as contact ids (the
+    other empty), and the message it quotes."""
     if (contact_ids is None) == (contacts is None):
         given = "both" if contacts is not None else "neither"
         raise InvalidInputError(
@@ -214,11 +201,13 @@ def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tu
             f"give exactly one of them (ids, or full contact cards), got {given}",
         )
     cards = () if contacts is None else normalize_contacts(contacts, region=region)
-    ids = () if contact_ids is None else normalize_contact_ids(contact_ids, region=region)
-    numbers = tuple([contact.removesuffix(PRIVATE_SUFFIX) for contact in ids])  # a list: no generator frame
+    ids = () if contact_ids is None else whatsapp.normalize_contact_ids(contact_ids, region=region)
+    numbers = tuple([contact.removesuffix(whatsapp.PRIVATE_SUFFIX) for contact in ids])  # a list: no generator frame
     field, value = ("contacts", contacts) if cards else ("contact_ids", contact_ids)
     if len(cards or numbers) > MAX_CONTACTS:
         raise InvalidInputError(
             field, value, f"holds {len(cards or numbers)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"
         )
-    return cards, numbers
+    if quoted_message_id is not None:
+        quoted_message_id = whatsapp.checked_message_id(quoted_message_id, field="quoted_message_id")
+    return ContactSend("", cards=cards, contact_ids=numbers, quoted_message_id=quoted_message_id)
