@@ -29,6 +29,7 @@ Meta's contract (contacts messages, revision of 2025-11-03) is followed as writt
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -258,16 +259,12 @@ def _url(value: Any, field: str) -> str:
 
 
 def _birthday(value: Any, field: str) -> str:
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and _BIRTHDAY.fullmatch(text):
-        try:
+    if isinstance(value, dt.date):  # a datetime is a date too: its day is meant
+        return (value.date() if isinstance(value, dt.datetime) else value).isoformat()
+    text = value.strip() if isinstance(value, str) else ""
+    with contextlib.suppress(ValueError):  # 1990-02-30 has the form, but is no date
+        if _BIRTHDAY.fullmatch(text):
             return dt.date.fromisoformat(text).isoformat()
-        except ValueError:
-            pass
     raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
 
 

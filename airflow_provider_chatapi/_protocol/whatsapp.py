@@ -116,18 +116,16 @@ def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
         return _valid_number(f"+{text[international.end() :]}", None)
     # A bare run of digits is the gateway's own form: digits with the country code.
     as_digits = _valid_number(f"+{text}", None) if DIGITS.fullmatch(text) else None
+    if region is None and as_digits is not None:
+        return (
+            "starts with 0, so it looks like a national number: write the country code first, or set default_region"
+            if text.startswith("0")
+            else as_digits
+        )
     if region is None:
-        if as_digits is not None and text.startswith("0"):
-            return (
-                "starts with 0, so it looks like a national number: write the country code first, or set default_region"
-            )
-        if as_digits is not None:
-            return as_digits
         meant = _valid_number("+" + _NOT_DIGIT.sub("", text), None)
         hint = (
-            f"read as international it would be {_shown(meant)}"
-            if not isinstance(meant, str)
-            else "it has no country code"
+            "it has no country code" if isinstance(meant, str) else f"read as international it would be {_shown(meant)}"
         )
         return (
             f"is written the national way (no + or 00 before a country code): {hint}; write it with + and its "
@@ -237,10 +235,23 @@ def normalize_recipients(
 
 def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
     """The items of a list however it arrived: a sequence, one item, or a rendered or comma-separated string."""
+    text = value.strip() if isinstance(value, str) else ""
     if value is None:
         raise InvalidInputError(field, value, "is required")
-    if isinstance(value, str):
-        items = _split_text(value, field)
+    if text[:1] in ("[", "(", "{"):  # a list rendered by a non-native Jinja template: its repr, or JSON
+        if len(text) > MAX_RENDERED:
+            raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
+        parsed = parse_literal(text)
+        if not isinstance(parsed, (list, tuple, set, frozenset)):
+            raise InvalidInputError(field, value, "looks like a rendered list but is not one")
+        # A set is sorted: its own order is its hash order, which differs between processes (a retry would
+        # build another request than the try it resumes), and a rendered set lists its items in that order.
+        items = sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
+    elif isinstance(value, str):
+        items = [part.strip() for part in text.split(",")] if text else []
+        for index, part in enumerate(items):
+            if not part:
+                raise InvalidInputError(f"{field}[{index}]", part, f"is empty in the comma-separated {value!r}")
     elif isinstance(value, int) and not isinstance(value, bool):
         items = [value]
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
@@ -253,31 +264,10 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
                 f"{field}[{index}]", item, f"a {noun} is a string or an int, not {type(item).__name__}"
             )
     if isinstance(value, (set, frozenset)):
-        items.sort(key=str)  # sorted only once every item is known to have a text of its own: see _split_text
+        items.sort(key=str)  # as a rendered set is, once every item is known to have a text of its own
     if not items:
         raise InvalidInputError(field, value, f"is empty; give at least one {noun}")
     return items
-
-
-def _split_text(text: str, field: str) -> list[Any]:
-    stripped = text.strip()
-    if not stripped:
-        return []
-    if stripped[0] in "[({":
-        # A list rendered by a non-native Jinja template arrives as its repr (or as JSON).
-        if len(stripped) > MAX_RENDERED:
-            raise InvalidInputError(field, text, f"is a rendered list of more than {MAX_RENDERED:,} characters")
-        parsed = parse_literal(stripped)
-        if not isinstance(parsed, (list, tuple, set, frozenset)):
-            raise InvalidInputError(field, text, "looks like a rendered list but is not one")
-        # A set is sorted: its own order is its hash order, which differs between processes (a retry would
-        # build another request than the try it resumes), and a rendered set lists its items in that order.
-        return sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
-    parts = [part.strip() for part in stripped.split(",")]
-    for index, part in enumerate(parts):
-        if not part:
-            raise InvalidInputError(f"{field}[{index}]", part, f"is empty in the comma-separated {text!r}")
-    return parts
 
 
 def parse_literal(text: str) -> Any:
