@@ -11,7 +11,7 @@ import ast
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from airflow_provider_chatapi.exceptions import InvalidInputError
@@ -201,13 +201,7 @@ def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: Reg
     a rendered Python or JSON list such as ``"['79001111111', '79002222222@c.us']"``; or a
     comma-separated string.
     """
-    ids = []
-    for index, item in enumerate(_listed_items(value, field, "contact")):
-        if isinstance(item, str) and "@" in item:
-            ids.append(normalize_chat_id(item, field=f"{field}[{index}]", contact=True))
-        else:
-            ids.append(normalize_phone(item, field=f"{field}[{index}]", region=region) + PRIVATE_SUFFIX)
-    return tuple(dict.fromkeys(ids))
+    return tuple(dict.fromkeys([chat for _, _, chat, _ in _listed_chats(value, field, "contact", region)]))
 
 
 def normalize_recipients(
@@ -219,22 +213,21 @@ def normalize_recipients(
     other a phone number. A recipient named twice is an error: each gets one card.
     """
     targets: dict[str, str | None] = {}
-    for index, item in enumerate(_listed_items(value, field, "recipient")):
-        item_field = f"{field}[{index}]"
-        phone = None
-        if isinstance(item, str) and "@" in item:
-            chat = normalize_chat_id(item, field=item_field)
-        else:
-            phone = normalize_phone(item, field=item_field, region=region)
-            chat = f"{phone}{PRIVATE_SUFFIX}"
+    for item_field, item, chat, phone in _listed_chats(value, field, "recipient", region):
         if chat in targets:
             raise InvalidInputError(item_field, item, f"names the chat {chat} again; each recipient gets one card")
         targets[chat] = phone
     return list(targets.items())
 
 
-def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
-    """The items of a list however it arrived: a sequence, one item, or a rendered or comma-separated string."""
+def _listed_chats(
+    value: Any, field: str, noun: str, region: RegionSource
+) -> Iterator[tuple[str, Any, str, str | None]]:
+    """Each item of a list of contacts or recipients, however the list arrived (a sequence, one item, or a
+    rendered or comma-separated string): its field, the item, its chat id and, given as one, its phone number;
+    each read only once the one before it was taken (a recipient named twice is refused there and then).
+
+    An item with an ``@`` is a chat id (a contact's only ``digits@c.us``), any other a phone number."""
     text = value.strip() if isinstance(value, str) else ""
     if value is None:
         raise InvalidInputError(field, value, "is required")
@@ -267,7 +260,13 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
         items.sort(key=str)  # as a rendered set is, once every item is known to have a text of its own
     if not items:
         raise InvalidInputError(field, value, f"is empty; give at least one {noun}")
-    return items
+    for index, item in enumerate(items):
+        item_field = f"{field}[{index}]"
+        if isinstance(item, str) and "@" in item:
+            yield item_field, item, normalize_chat_id(item, field=item_field, contact=noun == "contact"), None
+        else:
+            phone = normalize_phone(item, field=item_field, region=region)
+            yield item_field, item, phone + PRIVATE_SUFFIX, phone
 
 
 def parse_literal(text: str) -> Any:
