@@ -84,8 +84,6 @@ def normalize_contacts(
     Takes a list of mappings, one mapping, an upstream task's output, or a template's rendering of them
     (JSON or a Python literal). ``region`` reads phone numbers written the national way.
     """
-    if value is None:
-        raise InvalidInputError(field, value, "is required")
     if isinstance(value, str) and value.strip():  # a template's rendering
         if len(value) > whatsapp.MAX_RENDERED:
             raise InvalidInputError(
