@@ -74,11 +74,7 @@ def normalize_contacts(
     (JSON or a Python literal). ``region`` reads phone numbers written the national way.
     """
     if isinstance(value, str) and value.strip():  # a template's rendering
-        if len(value) > whatsapp.MAX_RENDERED:
-            raise InvalidInputError(
-                field, value, f"is a rendered list of more than {whatsapp.MAX_RENDERED:,} characters"
-            )
-        parsed = whatsapp.parse_literal(value.strip())
+        parsed = whatsapp.parse_rendered(value.strip(), field, value)
         if not isinstance(parsed, (Mapping, list, tuple)):
             raise InvalidInputError(
                 field, value, f"text must be a JSON or Python list of cards, such as [{_CARD_EXAMPLE}]"

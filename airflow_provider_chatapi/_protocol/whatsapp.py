@@ -94,8 +94,7 @@ def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> p
 @functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
 def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
     """The number ``text`` means in ``region``, or what is wrong with it (see :func:`read_number`)."""
-    international = _INTERNATIONAL.match(text)
-    if international:
+    if international := _INTERNATIONAL.match(text):
         return _valid_number(f"+{text[international.end() :]}", None)
     # A bare run of digits is the gateway's own form: digits with the country code.
     as_digits = _valid_number(f"+{text}", None) if DIGITS.fullmatch(text) else None
@@ -141,12 +140,11 @@ def _valid_number(text: str, region: str | None, where: str = "") -> phonenumber
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
         return _NO_COUNTRY_CODE.format(prefix=digits_of(number)[:3])
-    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
-    problem = (
-        f"has the wrong number of digits for a +{number.country_code} number"
-        if reason != phonenumbers.ValidationResult.IS_POSSIBLE
-        else f"is not a valid +{number.country_code} ({region}) number: no such range is in use"
-    )
+    if reason == phonenumbers.ValidationResult.IS_POSSIBLE:
+        country = phonenumbers.region_code_for_country_code(number.country_code or 0)  # set by parse; None to mypy
+        problem = f"is not a valid +{number.country_code} ({country}) number: no such range is in use"
+    else:
+        problem = f"has the wrong number of digits for a +{number.country_code} number"
     return (
         f"{problem}{where} (libphonenumber {phonenumbers.__version__}; if the range is new, upgrade phonenumberslite)"
     )
@@ -215,9 +213,7 @@ def _listed_chats(
     if value is None:
         raise InvalidInputError(field, value, "is required")
     if text[:1] in ("[", "(", "{"):  # a list rendered by a non-native Jinja template: its repr, or JSON
-        if len(text) > MAX_RENDERED:
-            raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
-        parsed = parse_literal(text)
+        parsed = parse_rendered(text, field, value)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise InvalidInputError(field, value, "looks like a rendered list but is not one")
         # A set is sorted: its own order is its hash order, which differs between processes (a retry would
@@ -252,6 +248,14 @@ def _listed_chats(
             yield item_field, item, phone + PRIVATE_SUFFIX, phone
 
 
+def parse_rendered(text: str, field: str, value: Any) -> Any:
+    """What a non-native Jinja template rendered (``text``, stripped) read back: its repr or JSON, as
+    :func:`parse_literal`; refused beyond :data:`MAX_RENDERED` characters, naming ``field`` and ``value``."""
+    if len(text) > MAX_RENDERED:
+        raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
+    return parse_literal(text)
+
+
 def parse_literal(text: str) -> Any:
     try:
         return json.loads(text)
@@ -270,28 +274,26 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = Fal
         raise InvalidInputError(
             field, value, "a chat id is a string such as '17633123456@c.us'; for a bare number use phone="
         )
-    text = value.strip()
-    suffix = text[-len(PRIVATE_SUFFIX) :].lower()
+    head, at, tail = value.strip().rpartition("@")
+    suffix = at + tail.lower()
     if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
-        number = text[: -len(PRIVATE_SUFFIX)]
-        if not DIGITS.fullmatch(number) or len(number) > _MAX_PHONE_DIGITS:
+        if not DIGITS.fullmatch(head) or len(head) > _MAX_PHONE_DIGITS:
             raise InvalidInputError(
                 field, value, "a WhatsApp id holds only digits (at most 15, with the country code) before @c.us"
             )
-        return digits_of(read_number(number, None, field=field, value=value)) + PRIVATE_SUFFIX
+        return digits_of(read_number(head, None, field=field, value=value)) + PRIVATE_SUFFIX
     if contact:
         raise InvalidInputError(
             field, value, "a contact id ends in @c.us (a person's), not @g.us (a group chat id) or another suffix"
         )
     if suffix == GROUP_SUFFIX:
-        group = text[: -len(GROUP_SUFFIX)]
-        if not _GROUP_ID.fullmatch(group):
+        if not _GROUP_ID.fullmatch(head):
             raise InvalidInputError(field, value, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'")
-        return group + GROUP_SUFFIX
-    if text.lower().endswith(LID_SUFFIX):  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
-        if not _LID.fullmatch(text[: -len(LID_SUFFIX)]):
+        return head + GROUP_SUFFIX
+    if suffix == LID_SUFFIX:  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
+        if not _LID.fullmatch(head):
             raise InvalidInputError(field, value, "a linked id is 1 to 128 letters, digits or '._:-' before @lid")
-        return text[: -len(LID_SUFFIX)] + LID_SUFFIX
+        return head + LID_SUFFIX
     raise InvalidInputError(
         field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
     )
