@@ -12,7 +12,7 @@ A private module: its names without a leading underscore are the ones the rest o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -93,11 +93,11 @@ def build_send_contact(
         raise InvalidInputError(
             "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
         )
-    send = _contents(contact_ids, contacts, quoted_message_id, region)
-    if phone is None:
-        return replace(send, chat_id=whatsapp.normalize_chat_id(chat_id))
-    number = whatsapp.normalize_phone(phone, region=region)
-    return replace(send, chat_id=f"{number}{whatsapp.PRIVATE_SUFFIX}", phone=number)
+    cards, numbers, quoted = _contents(contact_ids, contacts, quoted_message_id, region)
+    if phone is not None:
+        phone = whatsapp.normalize_phone(phone, region=region)
+    chat = whatsapp.normalize_chat_id(chat_id) if phone is None else f"{phone}{whatsapp.PRIVATE_SUFFIX}"
+    return ContactSend(chat, cards=cards, contact_ids=numbers, phone=phone, quoted_message_id=quoted)
 
 
 def build_send_to_many(
@@ -109,9 +109,11 @@ def build_send_to_many(
     region: whatsapp.RegionSource = None,
 ) -> list[ContactSend]:
     """One send per recipient, in order; every argument is validated first."""
-    send = _contents(contact_ids, contacts, quoted_message_id, region)
-    targets = whatsapp.normalize_recipients(recipients, region=region)
-    return [replace(send, chat_id=chat_id, phone=phone) for chat_id, phone in targets]
+    cards, numbers, quoted = _contents(contact_ids, contacts, quoted_message_id, region)
+    return [
+        ContactSend(chat, cards=cards, contact_ids=numbers, phone=phone, quoted_message_id=quoted)
+        for chat, phone in whatsapp.normalize_recipients(recipients, region=region)
+    ]
 
 
 def checked_max_in_flight(max_in_flight: Any) -> int:
@@ -174,8 +176,10 @@ def _number(value: Any, field: str, least: float, most: float, problem: str, giv
     return number
 
 
-def _contents(contact_ids: Any, contacts: Any, quoted_message_id: Any, region: whatsapp.RegionSource) -> ContactSend:
-    """What a send carries, to no chat yet: the cards given in full or the numbers given as contact ids (the
+def _contents(
+    contact_ids: Any, contacts: Any, quoted_message_id: Any, region: whatsapp.RegionSource
+) -> tuple[tuple[Card, ...], tuple[str, ...], str | None]:
+    """What a send carries to any chat: the cards given in full or the numbers given as contact ids (the
     other empty), and the message it quotes."""
     if (contact_ids is None) == (contacts is None):
         given = "both" if contacts is not None else "neither"
@@ -194,4 +198,4 @@ def _contents(contact_ids: Any, contacts: Any, quoted_message_id: Any, region: w
         )
     if quoted_message_id is not None:
         quoted_message_id = whatsapp.checked_message_id(quoted_message_id, field="quoted_message_id")
-    return ContactSend("", cards=cards, contact_ids=numbers, quoted_message_id=quoted_message_id)
+    return cards, numbers, quoted_message_id

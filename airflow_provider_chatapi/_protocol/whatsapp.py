@@ -10,6 +10,7 @@ A private module: its names without a leading underscore are the ones the rest o
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import json
 import re
@@ -56,16 +57,27 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
     if isinstance(value, int) and not 0 < value < 10**_MAX_PHONE_DIGITS:  # str() refuses an int of 4,300 digits
         raise InvalidInputError(field, value, f"a phone number must be positive, of at most {_MAX_PHONE_DIGITS} digits")
     text = str(value).strip()
+    if callable(region):  # asked only when the number's meaning depends on it: see read_number
+        region = None if _INTERNATIONAL.match(text) else region()
+    digits, problem = _dialled_digits(text, region)
+    if problem:
+        raise InvalidInputError(field, value, problem)
+    return digits
+
+
+@functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
+def _dialled_digits(text: str, region: str | None) -> tuple[str, str]:
+    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, and
+    ""; or "" and what is wrong with it (see :func:`read_number` for how it is read)."""
     if not text:
-        raise InvalidInputError(field, value, "is empty")
-    if not _DIALLED.fullmatch(text):
-        raise InvalidInputError(
-            field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
-        )
+        return "", "is empty"
+    if not _DIALLED.fullmatch(text):  # no letters: no extension, which WhatsApp cannot dial
+        return "", "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
     digits = len(_NOT_DIGIT.sub("", text))
     if digits > _MAX_PHONE_DIGITS:
-        raise InvalidInputError(field, value, f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
-    return digits_of(read_number(text, region, field=field, value=value))
+        return "", f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}"
+    number = _reading(text, region)
+    return ("", number) if isinstance(number, str) else (digits_of(number), "")
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
@@ -257,10 +269,8 @@ def parse_rendered(text: str, field: str, value: Any) -> Any:
 
 
 def parse_literal(text: str) -> Any:
-    try:
+    with contextlib.suppress(ValueError, RecursionError):  # RecursionError: "[[[[…", nested past Python's stack
         return json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[…", nested past Python's stack
-        pass
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -277,11 +287,14 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = Fal
     head, at, tail = value.strip().rpartition("@")
     suffix = at + tail.lower()
     if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
-        if not DIGITS.fullmatch(head) or len(head) > _MAX_PHONE_DIGITS:
+        if not DIGITS.fullmatch(head):
             raise InvalidInputError(
-                field, value, "a WhatsApp id holds only digits (at most 15, with the country code) before @c.us"
+                field, value, "a WhatsApp id holds only digits (with the country code) before @c.us"
             )
-        return digits_of(read_number(head, None, field=field, value=value)) + PRIVATE_SUFFIX
+        digits, problem = _dialled_digits(head, None)
+        if problem:
+            raise InvalidInputError(field, value, problem)
+        return digits + PRIVATE_SUFFIX
     if contact:
         raise InvalidInputError(
             field, value, "a contact id ends in @c.us (a person's), not @g.us (a group chat id) or another suffix"
