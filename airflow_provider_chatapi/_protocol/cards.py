@@ -62,7 +62,6 @@ _BIRTHDAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CARD_EXAMPLE = "{'name': 'Ann Lee', 'phone': '+7 900 111-11-11'}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SHOWN_KEY = 40  # characters of an unknown key put in a field name
-_MAX_ZIP = 10**12  # a postal code read as a number has a dozen digits at most
 
 
 def normalize_contacts(
@@ -130,11 +129,10 @@ def _card(value: Any, field: str, region: whatsapp.RegionSource) -> Card:
         raise InvalidInputError(f"{field}.name", value.get("name"), "every card needs a name")
     card: Card = {}
     for key in _FIELDS:
-        short = _SHORTHANDS.get(key, key)
-        given_as = short if short in value else key
-        if value.get(given_as) is None:
+        given_as = _SHORTHANDS[key] if _SHORTHANDS.get(key) in value else key
+        given, given_field = value.get(given_as), f"{field}.{given_as}"
+        if given is None:
             continue
-        given, given_field = value[given_as], f"{field}.{given_as}"
         if key in ENTRY_FIELDS:  # a list field: each entry named by its index, one entry alone by the field
             entries = _listed(given, given_field, allow_one=key != "addresses")
             card[key] = [_entry(key, item, item_field, region) for item, item_field in entries]
@@ -154,8 +152,7 @@ def _name(value: Any, field: str) -> dict[str, str]:
         raise InvalidInputError(field, value, "a name is a string ('Ann Lee') or a mapping with formatted_name")
     _only(value, ("formatted_name", *NAME_PARTS), field)
     parts = _texts(value, NAME_PARTS, field)
-    given = value.get("formatted_name")
-    formatted = " ".join(parts.values()) if given is None else _text(given, f"{field}.formatted_name")
+    formatted = _texts(value, ("formatted_name",), field).get("formatted_name", " ".join(parts.values()))
     if not formatted:
         raise InvalidInputError(field, value, f"a name needs formatted_name or one of {', '.join(NAME_PARTS)}")
     # WhatsApp shows formatted_name, but refuses a name that has no part besides it.
@@ -183,15 +180,16 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
     """One entry of the list field ``kind``: a mapping of its :data:`ENTRY_FIELDS`, or (but for an address)
     the phone, e-mail or url alone."""
     fields = ENTRY_FIELDS[kind]
+    if isinstance(value, Mapping):
+        _only(value, fields, field)
     if kind == "addresses":
         if not isinstance(value, Mapping):
             raise InvalidInputError(field, value, f"an address is a mapping of {', '.join(fields)}")
         # A postal code read from a spreadsheet or JSON often arrives as a number; a bool is no postal code
-        # (True is an int to Python), and a 5,000-digit int is none either (str() refuses it).
+        # (True is an int to Python), nor is an int of more than a dozen digits (str() refuses 5,000).
         zip_code = value.get("zip")
-        if isinstance(zip_code, int) and not isinstance(zip_code, bool) and 0 <= zip_code < _MAX_ZIP:
+        if isinstance(zip_code, int) and not isinstance(zip_code, bool) and 0 <= zip_code < 10**12:
             value = {**value, "zip": str(zip_code)}
-        _only(value, fields, field)
         address = _texts(value, fields, field)
         if not address:
             raise InvalidInputError(field, dict(value), "an address needs at least one field")
@@ -201,7 +199,6 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
     main, read = ("url", _url) if kind == "urls" else ("email", _text)
     if not isinstance(value, Mapping):
         return {main: read(value, field)}
-    _only(value, fields, field)
     return {main: read(value.get(main), f"{field}.{main}"), **_texts(value, ("type",), field)}
 
 
@@ -209,11 +206,10 @@ def _phone(value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, s
     """A phone entry: a number alone (no ``wa_id``), or ``{phone, type, wa_id}`` as given."""
     if not isinstance(value, Mapping):
         return {"phone": _shown_number(value, field, region)}
-    _only(value, ENTRY_FIELDS["phones"], field)
     wa_id = None
     if value.get("wa_id") is not None:
         wa_id = whatsapp.normalize_phone(value["wa_id"], field=f"{field}.wa_id", region=region)
-        given = value.get("phone")
+        given = value.get("phone")  # beside a wa_id: free text, as written
         shown = whatsapp.international_format(wa_id) if given is None else _text(given, f"{field}.phone")
     elif value.get("phone") is not None:
         shown = _shown_number(value["phone"], f"{field}.phone", region)
@@ -276,12 +272,10 @@ def _only(
 
 
 def _key(key: Any) -> str:
-    """An unknown key as a field name shows it: a short text as it is, anything else as a short repr (a key
-    that cannot even be printed by its type's name)."""
-    if isinstance(key, str) and len(key) <= _SHOWN_KEY and key.isprintable():
-        return key
+    """An unknown key as a field name shows it: a printable text as it is, anything else as its repr, cut
+    short (a key that cannot even be printed by its type's name)."""
     try:
-        shown = repr(key)
+        shown = key if isinstance(key, str) and key.isprintable() else repr(key)
     except Exception:  # a key's own __repr__ may raise anything; the error must still name the card
         shown = f"<{type(key).__name__}>"
     return shown if len(shown) <= _SHOWN_KEY else f"{shown[: _SHOWN_KEY - 1]}…"

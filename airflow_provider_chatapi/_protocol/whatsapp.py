@@ -287,11 +287,8 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = Fal
     head, at, tail = value.strip().rpartition("@")
     suffix = at + tail.lower()
     if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
-        if not DIGITS.fullmatch(head):
-            raise InvalidInputError(
-                field, value, "a WhatsApp id holds only digits (with the country code) before @c.us"
-            )
-        digits, problem = _dialled_digits(head, None)
+        not_digits = "a WhatsApp id holds only digits (with the country code) before @c.us"
+        digits, problem = _dialled_digits(head, None) if DIGITS.fullmatch(head) else ("", not_digits)
         if problem:
             raise InvalidInputError(field, value, problem)
         return digits + PRIVATE_SUFFIX
