@@ -84,11 +84,8 @@ def normalize_contacts(
     items = [value] if isinstance(value, Mapping) else [] if isinstance(value, str) else list(value)
     if not items:
         raise InvalidInputError(field, value, "is empty; give at least one contact card")
-    unique: dict[str, Card] = {}
-    for index, item in enumerate(items):
-        card = _card(item, f"{field}[{index}]", region)
-        unique.setdefault(json.dumps(card, sort_keys=True), card)
-    return tuple(unique.values())
+    cards = [_card(item, f"{field}[{index}]", region) for index, item in enumerate(items)]
+    return tuple({json.dumps(card, sort_keys=True): card for card in cards}.values())  # each once, in order
 
 
 def card_for_number(number: str) -> Card:
@@ -133,9 +130,8 @@ def _card(value: Any, field: str, region: whatsapp.RegionSource) -> Card:
         given, given_field = value.get(given_as), f"{field}.{given_as}"
         if given is None:
             continue
-        if key in ENTRY_FIELDS:  # a list field: each entry named by its index, one entry alone by the field
-            entries = _listed(given, given_field, allow_one=key != "addresses")
-            card[key] = [_entry(key, item, item_field, region) for item, item_field in entries]
+        if key in ENTRY_FIELDS:
+            card[key] = _entries(key, given, given_field, region)
         elif key == "name":
             card[key] = _name(given, given_field)
         elif key == "org":
@@ -247,14 +243,16 @@ def _birthday(value: Any, field: str) -> str:
     raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
 
 
-def _listed(value: Any, field: str, *, allow_one: bool) -> list[tuple[Any, str]]:
-    """The entries of a card's list field with their own field names; one entry may stand alone."""
+def _entries(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> list[dict[str, str]]:
+    """The entries of the list field ``kind``, each named by its index; one entry may stand alone, named by
+    the field (but an address only as a mapping)."""
     if isinstance(value, (list, tuple)):
         if not value:
             raise InvalidInputError(field, value, "is empty; leave it out instead")
-        return [(item, f"{field}[{index}]") for index, item in enumerate(value)]
-    if isinstance(value, Mapping) or (allow_one and isinstance(value, (str, int)) and not isinstance(value, bool)):
-        return [(value, field)]
+        return [_entry(kind, item, f"{field}[{index}]", region) for index, item in enumerate(value)]
+    scalar = isinstance(value, (str, int)) and not isinstance(value, bool)  # a phone, an e-mail or a url alone
+    if isinstance(value, Mapping) or (scalar and kind != "addresses"):
+        return [_entry(kind, value, field, region)]
     raise InvalidInputError(field, value, f"expected a list, got {type(value).__name__}")
 
 
@@ -263,12 +261,11 @@ def _texts(value: Mapping[Any, Any], keys: tuple[str, ...], field: str) -> dict[
     return {key: _text(value[key], f"{field}.{key}") for key in keys if value.get(key) is not None}
 
 
-def _only(
-    value: Mapping[Any, Any], allowed: tuple[str, ...], field: str, problem: str = "is not a field here; use"
-) -> None:
+def _only(value: Mapping[Any, Any], keys: tuple[str, ...], field: str, says: str = "is not a field here; use") -> None:
+    """Refuses the first key of ``value`` not among ``keys``: the refusal ``says`` so, and names them."""
     for key in value:
-        if key not in allowed:
-            raise InvalidInputError(f"{field}.{_key(key)}", value[key], f"{problem} {', '.join(allowed)}")
+        if key not in keys:
+            raise InvalidInputError(f"{field}.{_key(key)}", value[key], f"{says} {', '.join(keys)}")
 
 
 def _key(key: Any) -> str:
