@@ -148,7 +148,7 @@ def _name(value: Any, field: str) -> dict[str, str]:
         raise InvalidInputError(field, value, "a name is a string ('Ann Lee') or a mapping with formatted_name")
     _only(value, ("formatted_name", *NAME_PARTS), field)
     parts = _texts(value, NAME_PARTS, field)
-    formatted = _texts(value, ("formatted_name",), field).get("formatted_name", " ".join(parts.values()))
+    formatted = _texts(value, ("formatted_name",), field).get("formatted_name", " ".join(parts.values()))  # or composed
     if not formatted:
         raise InvalidInputError(field, value, f"a name needs formatted_name or one of {', '.join(NAME_PARTS)}")
     # WhatsApp shows formatted_name, but refuses a name that has no part besides it.
@@ -170,6 +170,19 @@ def _org(value: Any, field: str) -> dict[str, str]:
     if not org:
         raise InvalidInputError(field, dict(value), f"an org needs one of {', '.join(ORG_FIELDS)}")
     return org
+
+
+def _entries(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> list[dict[str, str]]:
+    """The entries of the list field ``kind``, each named by its index; one entry may stand alone, named by
+    the field (but an address only as a mapping)."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InvalidInputError(field, value, "is empty; leave it out instead")
+        return [_entry(kind, item, f"{field}[{index}]", region) for index, item in enumerate(value)]
+    scalar = isinstance(value, (str, int)) and not isinstance(value, bool)  # a phone, an e-mail or a url alone
+    if isinstance(value, Mapping) or (scalar and kind != "addresses"):
+        return [_entry(kind, value, field, region)]
+    raise InvalidInputError(field, value, f"expected a list, got {type(value).__name__}")
 
 
 def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, str]:
@@ -241,19 +254,6 @@ def _birthday(value: Any, field: str) -> str:
         if _BIRTHDAY.fullmatch(text):
             return dt.date.fromisoformat(text).isoformat()
     raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
-
-
-def _entries(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> list[dict[str, str]]:
-    """The entries of the list field ``kind``, each named by its index; one entry may stand alone, named by
-    the field (but an address only as a mapping)."""
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise InvalidInputError(field, value, "is empty; leave it out instead")
-        return [_entry(kind, item, f"{field}[{index}]", region) for index, item in enumerate(value)]
-    scalar = isinstance(value, (str, int)) and not isinstance(value, bool)  # a phone, an e-mail or a url alone
-    if isinstance(value, Mapping) or (scalar and kind != "addresses"):
-        return [_entry(kind, value, field, region)]
-    raise InvalidInputError(field, value, f"expected a list, got {type(value).__name__}")
 
 
 def _texts(value: Mapping[Any, Any], keys: tuple[str, ...], field: str) -> dict[str, str]:
