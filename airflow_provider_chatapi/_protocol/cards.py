@@ -213,18 +213,17 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
 
 def _phone(value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, str]:
     """A phone entry: a number alone (no ``wa_id``), or ``{phone, type, wa_id}`` as given."""
-    if not isinstance(value, Mapping):
-        return {"phone": _shown_number(value, field, region)}
+    entry = value if isinstance(value, Mapping) else {"phone": value}
     wa_id = None
-    if value.get("wa_id") is not None:
-        wa_id = whatsapp.normalize_phone(value["wa_id"], field=f"{field}.wa_id", region=region)
-        given = value.get("phone")  # beside a wa_id: free text, as written
+    if entry.get("wa_id") is not None:
+        wa_id = whatsapp.normalize_phone(entry["wa_id"], field=f"{field}.wa_id", region=region)
+        given = entry.get("phone")  # beside a wa_id: free text, as written
         shown = whatsapp.international_format(wa_id) if given is None else _text(given, f"{field}.phone")
-    elif value.get("phone") is not None:
-        shown = _shown_number(value["phone"], f"{field}.phone", region)
+    elif entry.get("phone") is not None:  # a number alone is named by the entry's own field
+        shown = _shown_number(entry["phone"], f"{field}.phone" if entry is value else field, region)
     else:
-        raise InvalidInputError(field, dict(value), "a phone needs phone or wa_id")
-    return {"phone": shown, **_texts(value, ("type",), field), **({"wa_id": wa_id} if wa_id else {})}
+        raise InvalidInputError(field, dict(entry), "a phone needs phone or wa_id")
+    return {"phone": shown, **_texts(entry, ("type",), field), **({"wa_id": wa_id} if wa_id else {})}
 
 
 def _shown_number(value: Any, field: str, region: whatsapp.RegionSource) -> str:
