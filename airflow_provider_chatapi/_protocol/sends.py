@@ -5,6 +5,8 @@
 connection's dialect, which builds the request (and refuses what that dialect cannot carry, still before
 anything is sent), and the dialect reads the answer into a :class:`SendResult`. Ledgers and errors speak
 of sends, so they never see which dialect runs.
+
+A private module: its names without a leading underscore are the ones the rest of the package may use.
 """
 
 from __future__ import annotations
@@ -14,48 +16,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from airflow_provider_chatapi._protocol import whatsapp
 from airflow_provider_chatapi._protocol.cards import MAX_CONTACTS, Card, card_for_number, normalize_contacts
-from airflow_provider_chatapi._protocol.whatsapp import (
-    PRIVATE_SUFFIX,
-    RegionSource,
-    checked_message_id,
-    normalize_chat_id,
-    normalize_contact_ids,
-    normalize_phone,
-    normalize_recipients,
-)
 from airflow_provider_chatapi.exceptions import InvalidInputError
 
-__all__ = [
-    "DEFAULT_MAX_IN_FLIGHT",
-    "MAX_IN_FLIGHT",
-    "MAX_RETRIES",
-    "MAX_TIMEOUT",
-    "MIN_PER_SECOND",
-    "ContactSend",
-    "SendResult",
-    "build_send_contact",
-    "build_send_to_many",
-    "checked_flag",
-    "checked_max_in_flight",
-    "checked_max_per_second",
-    "checked_max_retries",
-    "checked_span",
-    "checked_timeout",
-]
-
-DEFAULT_MAX_IN_FLIGHT = 10
-"""Requests one batch keeps in flight at once by default."""
-MAX_IN_FLIGHT = 1000
-"""Most requests one batch may keep in flight: each holds a socket, and a worker often has 1,024 in all."""
+DEFAULT_MAX_IN_FLIGHT = 10  # requests one batch keeps in flight at once by default
+MAX_IN_FLIGHT = 1000  # most in flight at once: each request holds a socket, and a worker often has 1,024 in all
+# The slowest pace a batch may be given (one request an hour): the pacer sleeps up to 1 / max_per_second
+# before a start, and a sleep of 1e300 s overflows the event loop's clock.
 MIN_PER_SECOND = 1 / 3600
-"""Slowest pace a batch may be given (one request an hour): the pacer sleeps up to 1 / max_per_second
-before a start, and a sleep of 1e300 s overflows the event loop's clock."""
+# Most seconds one request may wait for the gateway: more is a mistake (milliseconds given as seconds, say),
+# and from about 1e9 s on the sockets' timers overflow.
 MAX_TIMEOUT = 3600.0
-"""Most seconds one request may wait for the gateway: more is a mistake (milliseconds given as seconds, say),
-and from about 1e9 s on the sockets' timers overflow."""
-MAX_RETRIES = 100
-"""Most HTTP retries of one call: with waits of up to 10 s between them, more would hold a task for hours."""
+MAX_RETRIES = 100  # HTTP retries of one call: with waits of up to 10 s between them, more would hold a task for hours
 _MIN_SECONDS = 0.001  # the least a connection's extra timeout may be, too
 
 
@@ -85,6 +58,13 @@ class SendResult:
     """The gateway's answer to an accepted send: the message is in the instance's outbound queue.
 
     ``sent`` true means *queued*, not delivered (a refusal raises).
+
+    ``job_id``, 1msg only: set when 1msg took the send as a queued job (``sent: false`` with a ``jobId``).
+    Such a send has no message id yet, so ``id`` holds the job id: the one handle there is. It is queued,
+    and never to be sent again.
+
+    ``earlier_try``: set when no request was made: an earlier try of the task queued this card (from its
+    record, or found at the gateway after a lost answer); ``message`` then says so.
     """
 
     id: str
@@ -92,12 +72,7 @@ class SendResult:
     message: str
     queue_number: int | None
     job_id: str | None = None
-    """1msg only: set when 1msg took the send as a queued job (``sent: false`` with a ``jobId``). Such a
-    send has no message id yet, so ``id`` holds the job id: the one handle there is. It is queued, and
-    never to be sent again."""
     earlier_try: bool = False
-    """Set when no request was made: an earlier try of the task queued this card (from its record, or found
-    at the gateway after a lost answer); ``message`` then says so."""
 
 
 def build_send_contact(
@@ -107,7 +82,7 @@ def build_send_contact(
     phone: Any = None,
     chat_id: Any = None,
     quoted_message_id: Any = None,
-    region: RegionSource = None,
+    region: whatsapp.RegionSource = None,
 ) -> ContactSend:
     """Validate and normalise one send: exactly one of ``contact_ids`` / ``contacts``, of ``phone`` / ``chat_id``.
 
@@ -118,14 +93,11 @@ def build_send_contact(
         raise InvalidInputError(
             "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
         )
-    cards, numbers = _contacts(contact_ids, contacts, region)
-    quoted = None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
+    cards, numbers, quoted = _contents(contact_ids, contacts, quoted_message_id, region)
     if phone is not None:
-        number = normalize_phone(phone, region=region)
-        chat_id = f"{number}{PRIVATE_SUFFIX}"
-    else:
-        number, chat_id = None, normalize_chat_id(chat_id)
-    return ContactSend(chat_id, cards=cards, contact_ids=numbers, phone=number, quoted_message_id=quoted)
+        phone = whatsapp.normalize_phone(phone, region=region)
+    chat = whatsapp.normalize_chat_id(chat_id) if phone is None else f"{phone}{whatsapp.PRIVATE_SUFFIX}"
+    return ContactSend(chat, cards=cards, contact_ids=numbers, phone=phone, quoted_message_id=quoted)
 
 
 def build_send_to_many(
@@ -134,14 +106,13 @@ def build_send_to_many(
     *,
     contacts: Any = None,
     quoted_message_id: Any = None,
-    region: RegionSource = None,
+    region: whatsapp.RegionSource = None,
 ) -> list[ContactSend]:
     """One send per recipient, in order; every argument is validated first."""
-    cards, numbers = _contacts(contact_ids, contacts, region)
-    quoted = None if quoted_message_id is None else checked_message_id(quoted_message_id, field="quoted_message_id")
+    cards, numbers, quoted = _contents(contact_ids, contacts, quoted_message_id, region)
     return [
-        ContactSend(chat_id, cards=cards, contact_ids=numbers, phone=phone, quoted_message_id=quoted)
-        for chat_id, phone in normalize_recipients(recipients, region=region)
+        ContactSend(chat, cards=cards, contact_ids=numbers, phone=phone, quoted_message_id=quoted)
+        for chat, phone in whatsapp.normalize_recipients(recipients, region=region)
     ]
 
 
@@ -153,20 +124,16 @@ def checked_max_in_flight(max_in_flight: Any) -> int:
 def checked_max_per_second(max_per_second: Any) -> float | None:
     """A batch's bound on requests in any one second at the gateway, from :data:`MIN_PER_SECOND` up; None
     for no bound."""
-    if max_per_second is not None and not _in_range(max_per_second, MIN_PER_SECOND, math.inf):
-        raise InvalidInputError(
-            "max_per_second", max_per_second, "must be a finite number of requests a second, at least 1/3600"
-        )
-    return None if max_per_second is None else float(max_per_second)
+    problem = "must be a finite number of requests a second, at least 1/3600"
+    return (
+        None if max_per_second is None else _number(max_per_second, "max_per_second", MIN_PER_SECOND, math.inf, problem)
+    )
 
 
 def checked_timeout(timeout: Any) -> float | None:
     """Seconds to wait for the gateway, up to :data:`MAX_TIMEOUT`; None to take the connection's."""
-    if timeout is not None and not _in_range(timeout, _MIN_SECONDS, MAX_TIMEOUT):
-        raise InvalidInputError(
-            "timeout", timeout, f"must be a number of seconds from {_MIN_SECONDS} to {MAX_TIMEOUT:,.0f}"
-        )
-    return None if timeout is None else float(timeout)
+    problem = f"must be a number of seconds from {_MIN_SECONDS} to {MAX_TIMEOUT:,.0f}"
+    return None if timeout is None else _number(timeout, "timeout", _MIN_SECONDS, MAX_TIMEOUT, problem)
 
 
 def checked_max_retries(max_retries: Any) -> int | None:
@@ -176,12 +143,9 @@ def checked_max_retries(max_retries: Any) -> int | None:
 
 def checked_span(span: Any, field: str, *, at_most: float) -> float:
     """A span of time as Airflow's sensors take one: seconds, or a ``timedelta``; positive, at most ``at_most``."""
+    problem = f"must be a number of seconds from {_MIN_SECONDS} to {at_most:,.0f}, or a timedelta"
     seconds = span.total_seconds() if isinstance(span, timedelta) else span
-    if not _in_range(seconds, _MIN_SECONDS, at_most):
-        raise InvalidInputError(
-            field, span, f"must be a number of seconds from {_MIN_SECONDS} to {at_most:,.0f}, or a timedelta"
-        )
-    return float(seconds)
+    return _number(seconds, field, _MIN_SECONDS, at_most, problem, given=span)
 
 
 def checked_flag(value: Any, field: str) -> bool:
@@ -200,19 +164,23 @@ def _whole(value: Any, field: str, least: int, most: int) -> int:
     return value
 
 
-def _in_range(value: Any, least: float, most: float) -> bool:
-    """Whether ``value`` is a finite int or float (not a bool) from ``least`` to ``most``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
+def _number(value: Any, field: str, least: float, most: float, problem: str, given: Any = None) -> float:
+    """``value`` as a float when it is a finite int or float (not a bool) from ``least`` to ``most``; else
+    refused, naming ``given`` (a span as it was given) or ``value``."""
     try:
-        number = float(value)
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     except OverflowError:  # an int past float's range: 10**400 seconds is no timeout
-        return False
-    return math.isfinite(number) and least <= number <= most
+        number = math.nan
+    if not (math.isfinite(number) and least <= number <= most):
+        raise InvalidInputError(field, value if given is None else given, problem)
+    return number
 
 
-def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tuple[Card, ...], tuple[str, ...]]:
-    """The cards given in full, or the numbers given as contact ids (the other empty)."""
+def _contents(
+    contact_ids: Any, contacts: Any, quoted_message_id: Any, region: whatsapp.RegionSource
+) -> tuple[tuple[Card, ...], tuple[str, ...], str | None]:
+    """What a send carries to any chat: the cards given in full or the numbers given as contact ids (the
+    other empty), and the message it quotes."""
     if (contact_ids is None) == (contacts is None):
         given = "both" if contacts is not None else "neither"
         raise InvalidInputError(
@@ -220,18 +188,14 @@ def _contacts(contact_ids: Any, contacts: Any, region: RegionSource) -> tuple[tu
             {"contact_ids": contact_ids, "contacts": contacts},
             f"give exactly one of them (ids, or full contact cards), got {given}",
         )
-    cards: tuple[Card, ...] = ()
-    numbers: tuple[str, ...] = ()
-    if contacts is not None:
-        field, value = "contacts", contacts
-        cards = normalize_contacts(contacts, region=region)
-    else:
-        field, value = "contact_ids", contact_ids
-        numbers = tuple(
-            [contact.removesuffix(PRIVATE_SUFFIX) for contact in normalize_contact_ids(value, region=region)]
-        )
+    cards = () if contacts is None else normalize_contacts(contacts, region=region)
+    ids = () if contact_ids is None else whatsapp.normalize_contact_ids(contact_ids, region=region)
+    numbers = tuple([contact.removesuffix(whatsapp.PRIVATE_SUFFIX) for contact in ids])  # a list: no generator frame
+    field, value = ("contacts", contacts) if cards else ("contact_ids", contact_ids)
     if len(cards or numbers) > MAX_CONTACTS:
         raise InvalidInputError(
             field, value, f"holds {len(cards or numbers)} contacts; WhatsApp takes {MAX_CONTACTS} in one message"
         )
-    return cards, numbers
+    if quoted_message_id is not None:
+        quoted_message_id = whatsapp.checked_message_id(quoted_message_id, field="quoted_message_id")
+    return cards, numbers, quoted_message_id

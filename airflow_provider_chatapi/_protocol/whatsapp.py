@@ -3,42 +3,24 @@
 Everything a DAG author or an upstream task passes is turned into the forms WhatsApp uses (digits with
 the country code; ``digits@c.us``; ``…@g.us``), or refused with an :class:`InvalidInputError` that
 names the field and the value, before any request is built.
+
+A private module: its names without a leading underscore are the ones the rest of the package may use.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from airflow_provider_chatapi.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     import phonenumbers
-
-__all__ = [
-    "DIGITS",
-    "GROUP_SUFFIX",
-    "LID_SUFFIX",
-    "MAX_RENDERED",
-    "PRIVATE_SUFFIX",
-    "RegionSource",
-    "checked_message_id",
-    "checked_region",
-    "digits_of",
-    "international_format",
-    "normalize_chat_id",
-    "normalize_contact_id",
-    "normalize_contact_ids",
-    "normalize_phone",
-    "normalize_recipients",
-    "parse_literal",
-    "read_number",
-    "whatsapp_number",
-]
 
 PRIVATE_SUFFIX = "@c.us"
 GROUP_SUFFIX = "@g.us"
@@ -51,9 +33,9 @@ _NO_COUNTRY_CODE = (
 _DIALLED = re.compile(r"\+?[0-9\s().\-]+")  # what a person dials: digits, separators, a leading +
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _INTERNATIONAL = re.compile(r"\+|00")  # the leading + of E.164, or the call prefix dialled in much of the world
+# The region a national number is read in: a country code, or how to learn it (a hook asks its connection
+# only when a number needs it), or None for none.
 RegionSource: TypeAlias = "str | Callable[[], str | None] | None"
-"""The region a national number is read in: a country code, or how to learn it (a hook asks its connection
-only when a number needs it), or None for none."""
 DIGITS = re.compile(r"[0-9]+")
 # Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
 _GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
@@ -68,43 +50,34 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
 
     ``"+7 (900) 111-11-11"``, ``"0079001111111"``, ``"79001111111"`` and ``79001111111`` all give
     ``"79001111111"``; ``"8 (900) 111-11-11"`` does too with ``region="RU"``, and is refused without one.
-    See :func:`read_number` for the rules.
+    See :func:`read_number` for the rules; unlike a phone on a card, no letters (so no extension) are taken.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidInputError(field, value, "a phone number must be a string or an int")
-    if isinstance(value, int) and value <= 0:
-        raise InvalidInputError(field, value, "a phone number must be positive")
-    if isinstance(value, int) and value >= 10**_MAX_PHONE_DIGITS:
-        raise InvalidInputError(field, value, f"a phone number has at most {_MAX_PHONE_DIGITS} digits")
+    if isinstance(value, int) and not 0 < value < 10**_MAX_PHONE_DIGITS:  # str() refuses an int of 4,300 digits
+        raise InvalidInputError(field, value, f"a phone number must be positive, of at most {_MAX_PHONE_DIGITS} digits")
     text = str(value).strip()
-    # The region is asked of its source only when the number's meaning depends on it (no + or 00): a hook
-    # reads its connection's default_region then, and not for an international number.
-    if callable(region):
+    if callable(region):  # asked only when the number's meaning depends on it: see read_number
         region = None if _INTERNATIONAL.match(text) else region()
     digits, problem = _dialled_digits(text, region)
-    if digits is None:
+    if problem:
         raise InvalidInputError(field, value, problem)
     return digits
 
 
 @functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
-def _dialled_digits(text: str, region: str | None) -> tuple[str, str] | tuple[None, str]:
-    """A recipient's or a contact's number as digits (and ""), or None and what is wrong with it."""
+def _dialled_digits(text: str, region: str | None) -> tuple[str, str]:
+    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, and
+    ""; or "" and what is wrong with it (see :func:`read_number` for how it is read)."""
     if not text:
-        return None, "is empty"
-    if not _DIALLED.fullmatch(text):
-        return None, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
+        return "", "is empty"
+    if not _DIALLED.fullmatch(text):  # no letters: no extension, which WhatsApp cannot dial
+        return "", "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
     digits = len(_NOT_DIGIT.sub("", text))
     if digits > _MAX_PHONE_DIGITS:
-        return None, f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}"
+        return "", f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}"
     number = _reading(text, region)
-    if isinstance(number, str):
-        return None, number
-    if number.extension:
-        return None, "WhatsApp cannot dial an extension"
-    import phonenumbers
-
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:], ""
+    return ("", number) if isinstance(number, str) else (digits_of(number), "")
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
@@ -120,40 +93,33 @@ def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> p
     Every number must be valid (``is_valid_number``) in the country it resolves to, not only of a
     possible length: ``8 (495) 123-45-67`` without a region would otherwise be a valid Vietnamese number.
     """
-    outcome = _reading(text, _region_of(region, text))
+    # The region is asked of its source only when the number's meaning depends on it (no + or 00): a hook
+    # reads its connection's default_region then, and not for an international number.
+    if callable(region):
+        region = None if _INTERNATIONAL.match(text) else region()
+    outcome = _reading(text, region)
     if isinstance(outcome, str):
         raise InvalidInputError(field, value, outcome)
     return outcome
 
 
-def _region_of(source: RegionSource, text: str) -> str | None:
-    """The region, asked of ``source`` only when the number's meaning depends on it (no ``+`` or ``00``):
-    a hook reads its connection's ``default_region`` then, and not for an international number."""
-    if source is None or _INTERNATIONAL.match(text):
-        return None
-    return source() if callable(source) else source
-
-
 @functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
 def _reading(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
     """The number ``text`` means in ``region``, or what is wrong with it (see :func:`read_number`)."""
-    international = _INTERNATIONAL.match(text)
-    if international:
+    if international := _INTERNATIONAL.match(text):
         return _valid_number(f"+{text[international.end() :]}", None)
     # A bare run of digits is the gateway's own form: digits with the country code.
     as_digits = _valid_number(f"+{text}", None) if DIGITS.fullmatch(text) else None
+    if region is None and as_digits is not None:
+        return (
+            "starts with 0, so it looks like a national number: write the country code first, or set default_region"
+            if text.startswith("0")
+            else as_digits
+        )
     if region is None:
-        if as_digits is not None and text.startswith("0"):
-            return (
-                "starts with 0, so it looks like a national number: write the country code first, or set default_region"
-            )
-        if as_digits is not None:
-            return as_digits
         meant = _valid_number("+" + _NOT_DIGIT.sub("", text), None)
         hint = (
-            f"read as international it would be {_shown(meant)}"
-            if not isinstance(meant, str)
-            else "it has no country code"
+            "it has no country code" if isinstance(meant, str) else f"read as international it would be {_shown(meant)}"
         )
         return (
             f"is written the national way (no + or 00 before a country code): {hint}; write it with + and its "
@@ -186,12 +152,11 @@ def _valid_number(text: str, region: str | None, where: str = "") -> phonenumber
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
         return _NO_COUNTRY_CODE.format(prefix=digits_of(number)[:3])
-    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
-    problem = (
-        f"has the wrong number of digits for a +{number.country_code} number"
-        if reason != phonenumbers.ValidationResult.IS_POSSIBLE
-        else f"is not a valid +{number.country_code} ({region}) number: no such range is in use"
-    )
+    if reason == phonenumbers.ValidationResult.IS_POSSIBLE:
+        country = phonenumbers.region_code_for_country_code(number.country_code or 0)  # set by parse; None to mypy
+        problem = f"is not a valid +{number.country_code} ({country}) number: no such range is in use"
+    else:
+        problem = f"has the wrong number of digits for a +{number.country_code} number"
     return (
         f"{problem}{where} (libphonenumber {phonenumbers.__version__}; if the range is new, upgrade phonenumberslite)"
     )
@@ -222,30 +187,6 @@ def checked_region(value: Any, field: str = "default_region") -> str | None:
     return region
 
 
-def normalize_contact_id(value: Any, *, field: str = "contact_ids", region: RegionSource = None) -> str:
-    """Return a contact's WhatsApp id, ``digits@c.us``; a bare phone number gets the suffix."""
-    if isinstance(value, str):
-        text = value.strip()
-        suffix = text[-len(PRIVATE_SUFFIX) :].lower()
-        if suffix == GROUP_SUFFIX:
-            raise InvalidInputError(field, value, "is a group chat id; a contact is a person's id (digits@c.us)")
-        if suffix == PRIVATE_SUFFIX:
-            return whatsapp_number(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
-        if "@" in text:
-            raise InvalidInputError(field, value, "a contact id ends in @c.us")
-    return normalize_phone(value, field=field, region=region) + PRIVATE_SUFFIX
-
-
-def whatsapp_number(text: str, field: str, value: Any) -> str:
-    """The digits of a WhatsApp id (``79001111111`` of ``79001111111@c.us``): always with the country code."""
-    if not DIGITS.fullmatch(text):
-        raise InvalidInputError(field, value, "a WhatsApp id holds only digits (with the country code) before @c.us")
-    digits, problem = _dialled_digits(text, None)
-    if digits is None:
-        raise InvalidInputError(field, value, problem)
-    return digits
-
-
 def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: RegionSource = None) -> tuple[str, ...]:
     """Return the contacts to send as unique ``digits@c.us`` ids, in the order given.
 
@@ -253,9 +194,7 @@ def normalize_contact_ids(value: Any, *, field: str = "contact_ids", region: Reg
     a rendered Python or JSON list such as ``"['79001111111', '79002222222@c.us']"``; or a
     comma-separated string.
     """
-    items = _listed_items(value, field, "contact")
-    ids = [normalize_contact_id(item, field=f"{field}[{index}]", region=region) for index, item in enumerate(items)]
-    return tuple(dict.fromkeys(ids))
+    return tuple(dict.fromkeys([chat for _, _, chat, _ in _listed_chats(value, field, "contact", region)]))
 
 
 def normalize_recipients(
@@ -267,26 +206,38 @@ def normalize_recipients(
     other a phone number. A recipient named twice is an error: each gets one card.
     """
     targets: dict[str, str | None] = {}
-    for index, item in enumerate(_listed_items(value, field, "recipient")):
-        item_field = f"{field}[{index}]"
-        phone = None
-        if isinstance(item, str) and "@" in item:
-            chat = normalize_chat_id(item, field=item_field)
-        else:
-            phone = normalize_phone(item, field=item_field, region=region)
-            chat = f"{phone}{PRIVATE_SUFFIX}"
+    for item_field, item, chat, phone in _listed_chats(value, field, "recipient", region):
         if chat in targets:
             raise InvalidInputError(item_field, item, f"names the chat {chat} again; each recipient gets one card")
         targets[chat] = phone
     return list(targets.items())
 
 
-def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
-    """The items of a list however it arrived: a sequence, one item, or a rendered or comma-separated string."""
+def _listed_chats(
+    value: Any, field: str, noun: str, region: RegionSource
+) -> Iterator[tuple[str, Any, str, str | None]]:
+    """Each item of a list of contacts or recipients, however the list arrived (a sequence, one item, or a
+    rendered or comma-separated string): its field, the item, its chat id and, given as one, its phone number;
+    each read only once the one before it was taken (a recipient named twice is refused there and then).
+
+    An item with an ``@`` is a chat id (a contact's only ``digits@c.us``), any other a phone number."""
+    text = value.strip() if isinstance(value, str) else ""
     if value is None:
         raise InvalidInputError(field, value, "is required")
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        items = _split_text(value, field) if isinstance(value, str) else [value]
+    if text[:1] in ("[", "(", "{"):  # a list rendered by a non-native Jinja template: its repr, or JSON
+        parsed = parse_rendered(text, field, value)
+        if not isinstance(parsed, (list, tuple, set, frozenset)):
+            raise InvalidInputError(field, value, "looks like a rendered list but is not one")
+        # A set is sorted: its own order is its hash order, which differs between processes (a retry would
+        # build another request than the try it resumes), and a rendered set lists its items in that order.
+        items = sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
+    elif isinstance(value, str):
+        items = [part.strip() for part in text.split(",")] if text else []
+        for index, part in enumerate(items):
+            if not part:
+                raise InvalidInputError(f"{field}[{index}]", part, f"is empty in the comma-separated {value!r}")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
         raise InvalidInputError(field, value, f"expected a list of {noun}s, got {type(value).__name__}")
     else:
@@ -297,67 +248,62 @@ def _listed_items(value: Any, field: str, noun: str) -> list[Any]:
                 f"{field}[{index}]", item, f"a {noun} is a string or an int, not {type(item).__name__}"
             )
     if isinstance(value, (set, frozenset)):
-        items = _in_order(value)  # sorted only once every item is known to have a text of its own
+        items.sort(key=str)  # as a rendered set is, once every item is known to have a text of its own
     if not items:
         raise InvalidInputError(field, value, f"is empty; give at least one {noun}")
-    return items
+    for index, item in enumerate(items):
+        item_field = f"{field}[{index}]"
+        if isinstance(item, str) and "@" in item:
+            yield item_field, item, normalize_chat_id(item, field=item_field, contact=noun == "contact"), None
+        else:
+            phone = normalize_phone(item, field=item_field, region=region)
+            yield item_field, item, phone + PRIVATE_SUFFIX, phone
 
 
-def _in_order(items: Iterable[Any]) -> list[Any]:
-    """The items as a list; a set's sorted, since its own order is its hash order, which differs between
-    processes (a retry would build another request than the try it resumes)."""
-    return sorted(items, key=str) if isinstance(items, (set, frozenset)) else list(items)
-
-
-def _split_text(text: str, field: str) -> list[Any]:
-    stripped = text.strip()
-    if not stripped:
-        return []
-    if stripped[0] in "[({":
-        # A list rendered by a non-native Jinja template arrives as its repr (or as JSON).
-        if len(stripped) > MAX_RENDERED:
-            raise InvalidInputError(field, text, f"is a rendered list of more than {MAX_RENDERED:,} characters")
-        parsed = parse_literal(stripped)
-        if not isinstance(parsed, (list, tuple, set, frozenset)):
-            raise InvalidInputError(field, text, "looks like a rendered list but is not one")
-        return _in_order(parsed)  # a rendered set too lists its items in its process's hash order
-    parts = [part.strip() for part in stripped.split(",")]
-    for index, part in enumerate(parts):
-        if not part:
-            raise InvalidInputError(f"{field}[{index}]", part, f"is empty in the comma-separated {text!r}")
-    return parts
+def parse_rendered(text: str, field: str, value: Any) -> Any:
+    """What a non-native Jinja template rendered (``text``, stripped) read back: its repr or JSON, as
+    :func:`parse_literal`; refused beyond :data:`MAX_RENDERED` characters, naming ``field`` and ``value``."""
+    if len(text) > MAX_RENDERED:
+        raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
+    return parse_literal(text)
 
 
 def parse_literal(text: str) -> Any:
-    try:
+    with contextlib.suppress(ValueError, RecursionError):  # RecursionError: "[[[[…", nested past Python's stack
         return json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[…", nested past Python's stack
-        pass
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
 
 
-def normalize_chat_id(value: Any, *, field: str = "chat_id") -> str:
-    """Return a chat id: ``digits@c.us`` for a private chat, ``<id>@g.us`` for a group."""
+def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = False) -> str:
+    """Return a chat id: ``digits@c.us`` for a private chat, ``<id>@g.us`` for a group, ``<id>@lid`` for
+    1msg's linked id; with ``contact``, only a person's (``digits@c.us``)."""
     if not isinstance(value, str):
         raise InvalidInputError(
             field, value, "a chat id is a string such as '17633123456@c.us'; for a bare number use phone="
         )
-    text = value.strip()
-    suffix = text[-len(PRIVATE_SUFFIX) :].lower()
-    if suffix == PRIVATE_SUFFIX:
-        return whatsapp_number(text[: -len(PRIVATE_SUFFIX)], field, value) + PRIVATE_SUFFIX
+    head, at, tail = value.strip().rpartition("@")
+    suffix = at + tail.lower()
+    if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
+        not_digits = "a WhatsApp id holds only digits (with the country code) before @c.us"
+        digits, problem = _dialled_digits(head, None) if DIGITS.fullmatch(head) else ("", not_digits)
+        if problem:
+            raise InvalidInputError(field, value, problem)
+        return digits + PRIVATE_SUFFIX
+    if contact:
+        raise InvalidInputError(
+            field, value, "a contact id ends in @c.us (a person's), not @g.us (a group chat id) or another suffix"
+        )
     if suffix == GROUP_SUFFIX:
-        group = text[: -len(GROUP_SUFFIX)]
-        if not _GROUP_ID.fullmatch(group):
+        if not _GROUP_ID.fullmatch(head):
             raise InvalidInputError(field, value, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'")
-        return group + GROUP_SUFFIX
-    if text.lower().endswith(LID_SUFFIX):  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
-        if not _LID.fullmatch(text[: -len(LID_SUFFIX)]):
+        return head + GROUP_SUFFIX
+    if suffix == LID_SUFFIX:  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
+        if not _LID.fullmatch(head):
             raise InvalidInputError(field, value, "a linked id is 1 to 128 letters, digits or '._:-' before @lid")
-        return text[: -len(LID_SUFFIX)] + LID_SUFFIX
+        return head + LID_SUFFIX
     raise InvalidInputError(
         field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
     )
