@@ -25,8 +25,6 @@ Meta's contract (contacts messages, revision of 2025-11-03) is followed as writt
   :data:`MAX_CONTACTS` cards.
 
 :data:`ENTRY_FIELDS` and the other tables here are the stand-in gateway's too, so the two cannot disagree.
-
-A private module: its names without a leading underscore are the ones the rest of the package may use.
 """
 
 from __future__ import annotations
@@ -40,6 +38,19 @@ from typing import Any
 
 from airflow_provider_chatapi._protocol import whatsapp
 from airflow_provider_chatapi.exceptions import InvalidInputError
+
+__all__ = [
+    "ENTRY_FIELDS",
+    "MAX_CONTACTS",
+    "MAX_TEXT",
+    "NAME_PARTS",
+    "ORG_FIELDS",
+    "Card",
+    "card_for_number",
+    "card_numbers",
+    "card_whatsapp_ids",
+    "normalize_contacts",
+]
 
 Card = dict[str, Any]  # a contact card: WhatsApp's contact object, normalised
 

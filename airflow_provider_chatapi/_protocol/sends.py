@@ -5,8 +5,6 @@
 connection's dialect, which builds the request (and refuses what that dialect cannot carry, still before
 anything is sent), and the dialect reads the answer into a :class:`SendResult`. Ledgers and errors speak
 of sends, so they never see which dialect runs.
-
-A private module: its names without a leading underscore are the ones the rest of the package may use.
 """
 
 from __future__ import annotations
@@ -19,6 +17,24 @@ from typing import Any
 from airflow_provider_chatapi._protocol import whatsapp
 from airflow_provider_chatapi._protocol.cards import MAX_CONTACTS, Card, card_for_number, normalize_contacts
 from airflow_provider_chatapi.exceptions import InvalidInputError
+
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "MAX_IN_FLIGHT",
+    "MAX_RETRIES",
+    "MAX_TIMEOUT",
+    "MIN_PER_SECOND",
+    "ContactSend",
+    "SendResult",
+    "build_send_contact",
+    "build_send_to_many",
+    "checked_flag",
+    "checked_max_in_flight",
+    "checked_max_per_second",
+    "checked_max_retries",
+    "checked_span",
+    "checked_timeout",
+]
 
 DEFAULT_MAX_IN_FLIGHT = 10  # requests one batch keeps in flight at once by default
 MAX_IN_FLIGHT = 1000  # most in flight at once: each request holds a socket, and a worker often has 1,024 in all

@@ -3,8 +3,6 @@
 Everything a DAG author or an upstream task passes is turned into the forms WhatsApp uses (digits with
 the country code; ``digits@c.us``; ``…@g.us``), or refused with an :class:`InvalidInputError` that
 names the field and the value, before any request is built.
-
-A private module: its names without a leading underscore are the ones the rest of the package may use.
 """
 
 from __future__ import annotations
@@ -21,6 +19,26 @@ from airflow_provider_chatapi.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     import phonenumbers
+
+__all__ = [
+    "DIGITS",
+    "GROUP_SUFFIX",
+    "LID_SUFFIX",
+    "MAX_RENDERED",
+    "PRIVATE_SUFFIX",
+    "RegionSource",
+    "checked_message_id",
+    "checked_region",
+    "digits_of",
+    "international_format",
+    "normalize_chat_id",
+    "normalize_contact_ids",
+    "normalize_phone",
+    "normalize_recipients",
+    "parse_literal",
+    "parse_rendered",
+    "read_number",
+]
 
 PRIVATE_SUFFIX = "@c.us"
 GROUP_SUFFIX = "@g.us"
