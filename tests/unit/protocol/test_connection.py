@@ -51,6 +51,9 @@ def test_api_url_forms(host: str | None, login: str | None, port: int | None, ap
         ({"login": None, "host": "http://gateway.internal:8080"}, "connection 'c' login", "instance id is missing"),
         ({"login": None, "extra": {"dialect": "chatapi"}}, "connection 'c' login", "instance id is missing"),
         ({"extra": {"dialect": "whatsapp"}}, "connection 'c' extra 'dialect'", "'chatapi' .* or '1msg'"),
+        # Issue 23: the undocumented aliases are gone; a connection spelling one is told the two names.
+        ({"extra": {"dialect": "onemsg"}}, "connection 'c' extra 'dialect'", "'chatapi' .* or '1msg'"),
+        ({"extra": {"dialect": "classic"}}, "connection 'c' extra 'dialect'", "'chatapi' .* or '1msg'"),
         ({"host": "https://api.chat-api.com/instance1", "login": "2"}, "connection 'c' login", "differs"),
         ({"extra": {"timeout": "soon"}}, "connection 'c' extra 'timeout'", "float"),
         ({"extra": {"timeout": 0}}, "connection 'c' extra 'timeout'", "at least"),
