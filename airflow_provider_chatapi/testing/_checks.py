@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_chatapi._protocol.cards import ENTRY_FIELDS, MAX_CONTACTS, MAX_TEXT, NAME_PARTS, ORG_FIELDS
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["check_classic_send", "check_history_query", "check_onemsg_send", "history_flag"]
 
@@ -136,27 +136,28 @@ def _check_card(card: Any, field: str) -> None:
         _check(isinstance(entries, list), f"{field}.{key} must be an array")
         for index, entry in enumerate(entries):
             where = f"{field}.{key}[{index}]"
-            known_keys = isinstance(entry, dict) and entry and not set(entry) - set(allowed)
-            _check(known_keys, f"{where} must be an object of {', '.join(allowed)}")
-            for entry_key, value in entry.items():
-                _check_text(value, f"{where}.{entry_key}")
+            _check_object(entry, where, allowed, empty=False)
             if key == "phones":
                 _check({"phone", "wa_id"} & set(entry), f"{where} needs phone or wa_id")
                 digits = "wa_id" not in entry or WHATSAPP_NUMBER.fullmatch(entry["wa_id"])
                 _check(digits, f"{where}.wa_id must be a WhatsApp number (digits)")
             required = _REQUIRED_KEY.get(key)
             _check(required is None or required in entry, f"{where}.{required} is required")
-    org = card.get("org", {})
-    ok = isinstance(org, dict) and not set(org) - set(ORG_FIELDS)
-    _check(ok, f"{field}.org must be an object of {', '.join(ORG_FIELDS)}")
-    for key, value in org.items():
-        _check_text(value, f"{field}.org.{key}")
+    _check_object(card.get("org", {}), f"{field}.org", ORG_FIELDS, empty=True)
     birthday = card.get("birthday")
     try:
         ok = birthday is None or (isinstance(birthday, str) and dt.date.fromisoformat(birthday).isoformat() == birthday)
     except ValueError:
         ok = False
     _check(ok, f"{field}.birthday must be a date written YYYY-MM-DD")
+
+
+def _check_object(value: Any, field: str, allowed: Iterable[str], empty: bool) -> None:
+    """An object of some of the ``allowed`` keys (at least one unless ``empty``), every value free text."""
+    ok = isinstance(value, dict) and (value or empty) and not set(value) - set(allowed)
+    _check(ok, f"{field} must be an object of {', '.join(allowed)}")
+    for key, text in value.items():
+        _check_text(text, f"{field}.{key}")
 
 
 def _check_text(value: Any, field: str) -> None:
