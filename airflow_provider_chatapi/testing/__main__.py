@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from airflow_provider_chatapi.testing import DEFAULT_INSTANCE_ID, DEFAULT_TOKEN, DIALECTS, Ack, StandInGateway
 from airflow_provider_chatapi.testing._gateway import DEFAULT_ACKS, FAULT_KINDS, PREFIX
@@ -61,10 +62,8 @@ def _serve(argv: list[str] | None = None) -> None:
     state_file, acks_file, history = options.pop("state"), options.pop("acks_json"), not options.pop("no_history")
     if options["dialect"] == "1msg" and f"/{options['instance_id']}/".startswith(PREFIX):
         parser.error(f"--instance-id {options['instance_id']}: 1msg's paths would be the control API's ({PREFIX})")
-    acks: dict[str, list[Ack]] = {}
-    if acks_file:
-        with open(acks_file, encoding="utf-8") as file:
-            acks = {chat: [Ack(**fields) for fields in script] for chat, script in json.load(file).items()}
+    scripts = json.loads(Path(acks_file).read_text(encoding="utf-8")) if acks_file else {}
+    acks = {chat: [Ack(**fields) for fields in script] for chat, script in scripts.items()}
     gateway = StandInGateway(history=history, acks=acks, default_acks=acks.pop("*", DEFAULT_ACKS), **options)
     state = State(state_file).attach(gateway) if state_file else None
     gateway.start()

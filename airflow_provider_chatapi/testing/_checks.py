@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_chatapi._protocol.cards import ENTRY_FIELDS, MAX_CONTACTS, MAX_TEXT, NAME_PARTS, ORG_FIELDS
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
+
+__all__ = ["check_classic_send", "check_history_query", "check_onemsg_send", "history_flag"]
 
 WHATSAPP_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 _CONTACT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us")
 _CHAT_ID = re.compile(r"[1-9][0-9]{6,14}@c\.us|(?:[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24})@g\.us")
 _LID_CHAT = re.compile(r"[^\s@]+@lid")
+_WRONG_CHAT_ID = "Wrong chatId format. Please use 17633123456@c.us or 17680561234-1479621234@g.us"
 _CARD_KEYS = {"name", "org", "birthday", *ENTRY_FIELDS}
 _REQUIRED_KEY = {"emails": "email", "urls": "url"}  # an entry's key without which the entry means nothing
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -41,33 +44,12 @@ def _check(ok: object, problem: str) -> None:
 
 def check_classic_send(body: Any) -> tuple[str | None, str, tuple[str, ...]]:
     """The gateway's checks of a sendContact body: a problem text, or the chat and contacts to send."""
-    try:
-        chat_id = _chat_id(body, onemsg=False)
-        contacts = [body["contactId"]] if isinstance(body.get("contactId"), str) else body.get("contactId")
-        _check(isinstance(contacts, list) and contacts, "contactId is required: a contact id or a list of them")
-        for contact in contacts:
-            ok = isinstance(contact, str) and _CONTACT_ID.fullmatch(contact)
-            _check(ok, f"Wrong contactId format: {contact!r}. Use 17633123456@c.us")
-        _check_quoted(body)
-    except _Refused as problem:
-        return str(problem), "", ()
-    return None, chat_id, tuple(contacts)
+    return _check_send(body, onemsg=False)
 
 
 def check_onemsg_send(body: Any) -> tuple[str | None, str, tuple[dict[str, Any], ...]]:
     """1msg's checks of a sendContact body: a problem naming the field, or the chat and cards to send."""
-    try:
-        chat_id = _chat_id(body, onemsg=True)
-        cards = body.get("contacts")
-        _check(isinstance(cards, list) and cards, "contacts is required: a non-empty array of contact objects")
-        count = len(cards)
-        _check(count <= MAX_CONTACTS, f"contacts: at most {MAX_CONTACTS} contacts in one message, got {count}")
-        for index, card in enumerate(cards):
-            _check_card(card, f"contacts[{index}]")
-        _check_quoted(body)
-    except _Refused as problem:
-        return str(problem), "", ()
-    return None, chat_id, tuple(cards)
+    return _check_send(body, onemsg=True)
 
 
 def check_history_query(query: Mapping[str, str]) -> str | None:
@@ -92,6 +74,29 @@ def history_flag(value: str | None) -> bool:
     return value is not None and _FLAGS[value.lower()]
 
 
+def _check_send(body: Any, onemsg: bool) -> tuple[str | None, str, tuple[Any, ...]]:
+    try:
+        chat_id = _chat_id(body, onemsg)
+        if onemsg:
+            items = body.get("contacts")
+            _check(isinstance(items, list) and items, "contacts is required: a non-empty array of contact objects")
+            count = len(items)
+            _check(count <= MAX_CONTACTS, f"contacts: at most {MAX_CONTACTS} contacts in one message, got {count}")
+            for index, card in enumerate(items):
+                _check_card(card, f"contacts[{index}]")
+        else:
+            items = [body["contactId"]] if isinstance(body.get("contactId"), str) else body.get("contactId")
+            _check(isinstance(items, list) and items, "contactId is required: a contact id or a list of them")
+            for contact in items:
+                ok = isinstance(contact, str) and _CONTACT_ID.fullmatch(contact)
+                _check(ok, f"Wrong contactId format: {contact!r}. Use 17633123456@c.us")
+        quoted = body.get("quotedMsgId")
+        _check(quoted is None or (isinstance(quoted, str) and quoted), "quotedMsgId must be a message id")
+    except _Refused as problem:
+        return str(problem), "", ()
+    return None, chat_id, tuple(items)
+
+
 def _chat_id(body: Any, onemsg: bool) -> str:
     """The chat a send goes to, from its ``phone`` or its ``chatId``, each dialect refusing in its words."""
     _check(isinstance(body, dict), "Request body must be a JSON object")
@@ -100,26 +105,16 @@ def _chat_id(body: Any, onemsg: bool) -> str:
     _check(not onemsg or "contactId" not in body, "contactId is not a field of 1msg's sendContact; send contacts")
     _check(("phone" in body) != ("chatId" in body), "Provide exactly one of phone or chatId")
     if "phone" in body:
-        # A string, or a whole number (the 1msg WABA SDK types it an integer); a bool is no number, though
-        # Python calls it an int.
+        # A string, or a whole number (the 1msg WABA SDK types it an integer): of JSON's values, only those
+        # print as digits alone (a bool prints True, a float its point).
         phone = body["phone"]
-        ok = not isinstance(phone, bool) and isinstance(phone, (str, int)) and WHATSAPP_NUMBER.fullmatch(str(phone))
         wrong = f"phone: wrong format {phone!r}; use digits" if onemsg else f"Wrong phone format: {phone!r}. Use digits"
-        _check(ok, f"{wrong} with the country code")
+        _check(WHATSAPP_NUMBER.fullmatch(str(phone)), f"{wrong} with the country code")
         return f"{phone}@c.us"
     chat_id = body["chatId"]
-    if onemsg:
-        ok = isinstance(chat_id, str) and (_CHAT_ID.fullmatch(chat_id) or _LID_CHAT.fullmatch(chat_id))
-        _check(ok, f"chatId: wrong format {chat_id!r}")
-    else:
-        ok = isinstance(chat_id, str) and _CHAT_ID.fullmatch(chat_id)
-        _check(ok, "Wrong chatId format. Please use 17633123456@c.us or 17680561234-1479621234@g.us")
+    ok = isinstance(chat_id, str) and (_CHAT_ID.fullmatch(chat_id) or (onemsg and _LID_CHAT.fullmatch(chat_id)))
+    _check(ok, f"chatId: wrong format {chat_id!r}" if onemsg else _WRONG_CHAT_ID)
     return chat_id
-
-
-def _check_quoted(body: dict[str, Any]) -> None:
-    quoted = body.get("quotedMsgId")
-    _check(quoted is None or (isinstance(quoted, str) and quoted), "quotedMsgId must be a message id")
 
 
 def _check_card(card: Any, field: str) -> None:
@@ -141,27 +136,28 @@ def _check_card(card: Any, field: str) -> None:
         _check(isinstance(entries, list), f"{field}.{key} must be an array")
         for index, entry in enumerate(entries):
             where = f"{field}.{key}[{index}]"
-            known_keys = isinstance(entry, dict) and entry and not set(entry) - set(allowed)
-            _check(known_keys, f"{where} must be an object of {', '.join(allowed)}")
-            for entry_key, value in entry.items():
-                _check_text(value, f"{where}.{entry_key}")
+            _check_object(entry, where, allowed, empty=False)
             if key == "phones":
                 _check({"phone", "wa_id"} & set(entry), f"{where} needs phone or wa_id")
                 digits = "wa_id" not in entry or WHATSAPP_NUMBER.fullmatch(entry["wa_id"])
                 _check(digits, f"{where}.wa_id must be a WhatsApp number (digits)")
             required = _REQUIRED_KEY.get(key)
             _check(required is None or required in entry, f"{where}.{required} is required")
-    org = card.get("org", {})
-    ok = isinstance(org, dict) and not set(org) - set(ORG_FIELDS)
-    _check(ok, f"{field}.org must be an object of {', '.join(ORG_FIELDS)}")
-    for key, value in org.items():
-        _check_text(value, f"{field}.org.{key}")
+    _check_object(card.get("org", {}), f"{field}.org", ORG_FIELDS, empty=True)
     birthday = card.get("birthday")
     try:
         ok = birthday is None or (isinstance(birthday, str) and dt.date.fromisoformat(birthday).isoformat() == birthday)
     except ValueError:
         ok = False
     _check(ok, f"{field}.birthday must be a date written YYYY-MM-DD")
+
+
+def _check_object(value: Any, field: str, allowed: Iterable[str], empty: bool) -> None:
+    """An object of some of the ``allowed`` keys (at least one unless ``empty``), every value free text."""
+    ok = isinstance(value, dict) and (value or empty) and not set(value) - set(allowed)
+    _check(ok, f"{field} must be an object of {', '.join(allowed)}")
+    for key, text in value.items():
+        _check_text(text, f"{field}.{key}")
 
 
 def _check_text(value: Any, field: str) -> None:

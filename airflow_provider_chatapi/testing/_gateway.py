@@ -40,6 +40,20 @@ from airflow_provider_chatapi.testing._server import LOOPBACK, Answer, RecordedR
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+__all__ = [
+    "DEFAULT_ACKS",
+    "DEFAULT_INSTANCE_ID",
+    "DEFAULT_PROFILE",
+    "DEFAULT_TOKEN",
+    "DIALECTS",
+    "FAULT_KINDS",
+    "PREFIX",
+    "Ack",
+    "Fault",
+    "QueuedMessage",
+    "StandInGateway",
+]
+
 DEFAULT_TOKEN = "standin-token-4c7f2a9e"
 DEFAULT_INSTANCE_ID = "123456"
 DIALECTS = ("chatapi", "1msg")  # the classic Chat API, and 1msg's
@@ -350,10 +364,7 @@ class StandInGateway:
     def start(self) -> StandInGateway:
         self._server = _Server(self, self._requested_port)
         # A poll interval of 50 ms, not 500: stop() waits for the serving loop's next poll.
-        serving = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="chatapi-stand-in", daemon=True
-        )
-        serving.start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="chatapi-stand-in", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -503,9 +514,8 @@ class StandInGateway:
             fault = pending.popleft() if pending else Fault()
         try:
             # The gateway acts on a request as it arrives; only its answer is late (or never comes).
-            answer: Answer | None
             if fault.status is None:
-                answer = (*fault.decorate(*self._answer(request)), {})
+                answer: Answer | None = (*fault.decorate(*self._answer(request)), {})
             else:
                 if fault.queue:
                     self._answer(request)
@@ -628,15 +638,12 @@ class StandInGateway:
         delivered = [message for message in self.messages if message.delivered]
         min_time, max_time = int(query.get("min_time") or 0), int(query.get("max_time") or 2**62)
         last = _checks.history_flag(query.get("last")) or "lastMessageNumber" not in query
-        after = None if last else int(query["lastMessageNumber"])
-        matching = [
-            m for m in delivered if min_time <= m.time <= max_time and (after is None or m.message_number > after)
-        ]
-        matching = [
-            m for m in matching if query.get("chatId") in (None, m.chat_id) and query.get("msgId") in (None, m.id)
-        ]
+        after = 0 if last else int(query["lastMessageNumber"])  # message numbers start at 1
+        chat_id, message_id = query.get("chatId"), query.get("msgId")
+        matching = [m for m in delivered if min_time <= m.time <= max_time and m.message_number > after]
+        matching = [m for m in matching if chat_id in (None, m.chat_id) and message_id in (None, m.id)]
         limit = int(query.get("limit") or 100) or len(matching)  # 0: every message
-        if after is not None:
+        if not last:
             page = matching[:limit]
             last_number = page[-1].message_number if page else after
         else:

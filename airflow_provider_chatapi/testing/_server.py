@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+__all__ = ["LOOPBACK", "Answer", "RecordedRequest", "_Server"]
+
 LOOPBACK = "127.0.0.1"
 
 # A status, a body (a mapping goes out as JSON, text or bytes as they are) and headers besides the usual.

@@ -40,6 +40,8 @@ from airflow_provider_chatapi.testing._server import RecordedRequest
 if TYPE_CHECKING:
     from airflow_provider_chatapi.testing._gateway import StandInGateway
 
+__all__ = ["FLUSH_INTERVAL", "State"]
+
 FLUSH_INTERVAL = 1.0  # seconds between two snapshots while changes come in (the journal holds the rest)
 VERSION = 1
 
