@@ -33,33 +33,17 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import ApiResponse, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = [
-    "CANNOT_TELL",
-    "HISTORY_LIMIT",
-    "UNTIED_MARGIN",
-    "CardShape",
-    "HistoryPage",
-    "Intent",
-    "LostSend",
-    "Verdicts",
-    "earliest_stamp",
-    "history_plan",
-    "settle",
-]
-
 HISTORY_LIMIT = 1000
 """Messages asked for in one history read; a full page is read again in narrower windows."""
 CANNOT_TELL = "an earlier try's outcome is unknown, and the gateway cannot tell whether its card arrived"
 """How a send that could not be settled is reported, followed by the reason."""
-_VCARD_START = "BEGIN:VCARD"
 _VCARD_ESCAPE = re.compile(r"\\([,;\\])")
 UNTIED_MARGIN = 60
 """Seconds by which the clocks of two workers may differ (NTP keeps them far closer): an intent on a
 worker's clock is placed on the gateway's with this much doubt either side."""
 
 
-@dataclass(frozen=True, slots=True)
-class Intent:
+class Intent(NamedTuple):
     """When a send was about to be made: ``at`` unix seconds on the gateway's clock when ``tied``, else on
     a worker's, off from the clock that reads it by up to ``margin`` seconds either way."""
 
@@ -72,24 +56,12 @@ class Intent:
         """An intent on the clock of the worker that wrote it, which a retry may read on another worker."""
         return cls(at, tied=False, margin=UNTIED_MARGIN)
 
-    @classmethod
-    def now(cls, offset: float | None, now: float) -> Intent:
-        """An intent for a send about to be made at ``now`` (our clock): on the gateway's clock if ``offset``
-        (seconds to add to ours) is known."""
-        return cls.on_worker_clock(math.floor(now)) if offset is None else cls(math.floor(now + offset), tied=True)
-
     def on_gateway_clock(self, offset: float | None) -> int | None:
         """The second of the gateway's clock the intent is placed at (its card is stamped then or later, give
         or take :attr:`margin`); None when the intent is on a worker's clock and no answer tied the two."""
         if self.tied:
             return self.at
         return None if offset is None else math.floor(self.at + offset)
-
-    def tied_by(self, offset: float | None) -> Intent | None:
-        """This intent on the gateway's clock, read by the clock that wrote it (``offset``: the gateway's
-        minus that clock's); None without an offset."""
-        at = self.on_gateway_clock(offset)
-        return None if at is None else Intent(at, tied=True)
 
 
 class CardShape(NamedTuple):
@@ -101,8 +73,7 @@ class CardShape(NamedTuple):
     cards: tuple[tuple[str, ...] | str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class LostSend:
+class LostSend(NamedTuple):
     """A send an earlier try made (or was about to make) whose outcome is unknown, and its intent."""
 
     send: ContactSend
@@ -120,8 +91,7 @@ class Verdicts:
     offset: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
+class HistoryPage(NamedTuple):
     """One history answer: its entries, and the gateway's clock when it answered."""
 
     entries: list[dict[str, Any]]
@@ -138,12 +108,8 @@ def earliest_stamp(intent: Intent, offset: float | None) -> int:
 def history_request(chat_id: str | None, *, min_time: int, max_time: int | None = None) -> ApiRequest:
     """``messages`` from ``min_time`` to ``max_time`` (unix s, the gateway's clock, both included), of one
     chat or of all."""
-    params = {"min_time": str(max(0, min_time)), "limit": str(HISTORY_LIMIT)}
-    if chat_id is not None:
-        params["chatId"] = chat_id
-    if max_time is not None:
-        params["max_time"] = str(max_time)
-    return ApiRequest("GET", "messages", params=params)
+    params = {"chatId": chat_id, "min_time": max(0, min_time), "max_time": max_time, "limit": HISTORY_LIMIT}
+    return ApiRequest("GET", "messages", {name: str(value) for name, value in params.items() if value is not None})
 
 
 def history_plan(chat_id: str | None, min_time: int, parse: Callable[[ApiResponse], HistoryPage]) -> Plan[HistoryPage]:
@@ -196,89 +162,47 @@ def settle(
     """
     by_chat: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
     for entry in entries:
-        by_chat[_chat_of(entry)].append(entry)
+        chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
+        by_chat[chat if isinstance(chat, str) and chat else None].append(entry)
     verdicts = Verdicts(offset=offset)
-    for item in lost:
-        chat = item.send.chat_id
-        shape = card_shape(item.send)
+    for send, intent in lost:
+        chat, shape = send.chat_id, card_shape(send)
+        since, margin = intent.on_gateway_clock(offset), intent.margin
         named, unnamed = (
-            [entry for entry in by_chat.get(key, ()) if _is_our_card(item.send, entry, shape, owners)]
+            [entry for entry in by_chat.get(key, ()) if _is_our_card(chat, entry, shape, owners)]
             for key in (chat, None)
         )
-        since = item.intent.on_gateway_clock(offset)
-        doubt = _doubt(item.intent, since, (*named, *unnamed))
-        if doubt:
-            verdicts.unknown[chat] = doubt
-        elif since is None:
-            _absent(verdicts, chat, complete)
-        else:
-            _judge(verdicts, chat, named, unnamed, since=since - item.intent.margin, shared=shared, complete=complete)
-    return verdicts
-
-
-def _doubt(intent: Intent, since: int | None, candidates: Sequence[Mapping[str, Any]]) -> str:
-    """Why the candidates cannot be judged, if they cannot: with the gateway's clock unknown, any candidate
-    could be an older card; with an intent on a worker's clock, one stamped within its margin could be."""
-    if since is None and candidates:
-        return (
-            "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's, "
-            f"and {_ids(candidates)} could be its card or an older one"
+        # With the gateway's clock unknown, any candidate could be an older card (the gateway could be hours off
+        # our clock); with an intent on a worker's clock, one stamped within its margin could be.
+        near = [e for e in named + unnamed if since is None or (margin and _stamped(e, since - margin, since + margin))]
+        if near:
+            verdicts.unknown[chat] = (
+                "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's"
+                if since is None
+                else f"the earlier try's intent is on its worker's clock, known to within {margin} s"
+            ) + f", and {_ids(near)} could be its card or an older one"
+            continue
+        since = 0 if since is None else since - margin  # None: there is no candidate at all
+        groups = (  # the chat's stamped candidates since the intent, then its unstamped ones, then no chat's
+            [entry for entry in named if _stamp(entry) is not None and _stamped(entry, since)],
+            [entry for entry in named if _stamp(entry) is None],
+            [entry for entry in unnamed if _stamped(entry, since)],
         )
-    if since is None or not intent.margin:
-        return ""
-    near = [entry for entry in candidates if _within(entry, since - intent.margin, since + intent.margin)]
-    if not near:
-        return ""
-    return (
-        f"the earlier try's intent is on its worker's clock, known to within {intent.margin} s, and "
-        f"{_ids(near)} could be its card or an older one"
-    )
-
-
-def _judge(
-    verdicts: Verdicts,
-    chat: str,
-    named: list[Mapping[str, Any]],
-    unnamed: list[Mapping[str, Any]],
-    *,
-    since: int,
-    shared: bool,
-    complete: bool,
-) -> None:
-    """Judge one lost send by its candidates: those in its chat (``named``), and those that name no chat."""
-    stamped_since = [entry for entry in named if _stamp(entry) is not None and _not_before(entry, since)]
-    for group in (stamped_since, [entry for entry in named if _stamp(entry) is None]):
-        unique = list(dict.fromkeys(entry["id"] for entry in group))
-        if len(unique) == 1:
-            verdicts.found[chat] = unique[0]
-            return
-        if unique:
+        group = next((group for group in groups if group), [])
+        ids = list(dict.fromkeys(entry["id"] for entry in group))
+        if group and shared and group is groups[2]:
+            verdicts.unknown[chat] = (
+                f"{_ids(group)} name no chat, and other recipients of this batch were sent the same cards"
+            )
+        elif len(ids) > 1:
             verdicts.unknown[chat] = f"{_ids(group)} are equally likely to be its card"
-            return
-    candidates = [entry for entry in unnamed if _not_before(entry, since)]
-    unique = list(dict.fromkeys(entry["id"] for entry in candidates))
-    if unique and (shared or len(unique) > 1):
-        verdicts.unknown[chat] = (
-            f"{_ids(candidates)} name no chat, and other recipients of this batch were sent the same cards"
-            if shared
-            else f"{_ids(candidates)} are equally likely to be its card"
-        )
-    elif unique:
-        verdicts.found[chat] = unique[0]
-    else:
-        _absent(verdicts, chat, complete)
-
-
-def _absent(verdicts: Verdicts, chat: str, complete: bool) -> None:
-    if complete:
-        verdicts.absent.add(chat)
-    else:
-        verdicts.unknown[chat] = "its card is in neither the history nor the part of the outbound queue listed"
-
-
-def _chat_of(entry: Mapping[str, Any]) -> str | None:
-    chat = entry.get("chatId") or (entry.get("metadata") or {}).get("chatId")
-    return chat if isinstance(chat, str) and chat else None
+        elif ids:
+            verdicts.found[chat] = ids[0]
+        elif complete:
+            verdicts.absent.add(chat)
+        else:
+            verdicts.unknown[chat] = "its card is in neither the history nor the part of the outbound queue listed"
+    return verdicts
 
 
 def _stamp(entry: Mapping[str, Any]) -> float | None:
@@ -287,44 +211,30 @@ def _stamp(entry: Mapping[str, Any]) -> float | None:
     return float(stamped) if isinstance(stamped, (int, float)) and not isinstance(stamped, bool) else None
 
 
-def _within(entry: Mapping[str, Any], low: int, high: int) -> bool:
+def _stamped(entry: Mapping[str, Any], low: int, high: float = math.inf) -> bool:
     """Whether the entry may have been stamped in [low, high): stamped so, or not stamped at all."""
     stamped = _stamp(entry)
     return stamped is None or low <= stamped < high
-
-
-def _not_before(entry: Mapping[str, Any], since: int) -> bool:
-    """Whether the entry may have been stamped at or after ``since``: stamped so, or not stamped at all."""
-    stamped = _stamp(entry)
-    return stamped is None or stamped >= since
 
 
 def _ids(entries: Iterable[Mapping[str, Any]]) -> str:
     return _first_few(list(dict.fromkeys(str(entry["id"]) for entry in entries)))
 
 
-def _is_our_card(send: ContactSend, entry: Mapping[str, Any], shape: CardShape, owners: Mapping[str, str]) -> bool:
-    """Whether the entry could be ``send``'s card: ours, of its type, naming its cards, and no other chat's."""
-    entry_id = entry.get("id")
-    return (
-        entry.get("fromMe", True) is True  # the outbound queue holds only our own messages
-        and entry.get("type") in shape.types
-        and isinstance(entry_id, str)
-        and bool(entry_id)
-        and owners.get(entry_id, send.chat_id) == send.chat_id
-        and _names_every_card(entry.get("body"), shape.cards)
-    )
-
-
-def _names_every_card(body: Any, cards: Sequence[tuple[str, ...] | str]) -> bool:
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    if _VCARD_START in text and text.count(_VCARD_START) != len(cards):
+def _is_our_card(chat: str, entry: Mapping[str, Any], shape: CardShape, owners: Mapping[str, str]) -> bool:
+    """Whether the entry could be the card of a send to ``chat``: ours (the outbound queue holds only our own
+    messages), of its type, no other chat's, and naming every card it carried, each by its whole number or
+    by its name (a vCard writes "Lee, Ann" as "Lee\\, Ann")."""
+    entry_id, body = entry.get("id"), entry.get("body")
+    if entry.get("fromMe", True) is not True or entry.get("type") not in shape.types:
         return False
-    text = _VCARD_ESCAPE.sub(r"\1", text)  # a vCard writes "Lee, Ann" as "Lee\, Ann"
-    for shown in cards:
-        if isinstance(shown, str):
-            if shown not in text:
-                return False
-        elif not any(re.search(rf"(?<![0-9]){number}(?![0-9])", text) for number in shown):
-            return False
-    return True
+    if not isinstance(entry_id, str) or not entry_id or owners.get(entry_id, chat) != chat:
+        return False
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    if text.count("BEGIN:VCARD") not in (0, len(shape.cards)):  # as many vCards as cards, if vCards at all
+        return False
+    text = _VCARD_ESCAPE.sub(r"\1", text)
+    return all(
+        shown in text if isinstance(shown, str) else re.search(rf"(?<![0-9])({'|'.join(shown)})(?![0-9])", text)
+        for shown in shape.cards
+    )

@@ -53,8 +53,7 @@ import itertools
 import json
 import math
 import time
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from airflow_provider_chatapi._protocol.http import Call
 from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, UNTIED_MARGIN, Intent, LostSend, Verdicts
@@ -68,27 +67,14 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import ApiRequest, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
-__all__ = [
-    "LEDGER_KEY",
-    "WAVE_BYTES",
-    "WAVE_SIZE",
-    "DeliveryRecord",
-    "Ledger",
-    "Log",
-    "StateStore",
-    "prepare_plan",
-    "send_plan",
-    "single_send_plan",
-]
-
 LEDGER_KEY = "chatapi_send_contact"
 WAVE_SIZE = 400
 """Most recipients in one wave: at most this many outcomes are unknown after a crash."""
 WAVE_BYTES = 56_000
-"""Most bytes of entries one wave may need (chat ids, and an id of up to :data:`_ID_ALLOWANCE` each): its
-key stays under the 65,535 bytes above which Airflow warns, however long the chat ids."""
-_ID_ALLOWANCE = 96  # bytes a message id may take in an entry: 1msg's wamid ids are about 60
-_ENTRY_OVERHEAD = 16  # the digest, the mark and the JSON quoting around a chat and its entry
+"""Most bytes of entries one wave may need (chat ids, and 96 bytes each for a message id and 16 for the digest,
+the mark and the JSON quoting): its key stays under the 65,535 bytes above which Airflow warns, however long the
+chat ids. 1msg's wamid ids are about 60 bytes."""
+_ENTRY_ALLOWANCE = 96 + 16  # bytes an entry may take beside its chat id
 _DIGEST_LENGTH = 8  # base64 of 6 bytes: a changed request is told from the recorded one, in 8 bytes
 _TIED, _UNTIED, _SENT, _SENT_HERE, _NOT_SENT = "?", "~", "=", "*", "-"  # the mark after an entry's digest
 
@@ -101,8 +87,7 @@ class StateStore(Protocol):
     def set(self, key: str, value: Any) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
+class DeliveryRecord(NamedTuple):
     """One send as recorded: its chat, the digest of its request, and its intent (while the outcome is
     unknown), or its message id, or that the gateway certainly queued nothing."""
 
@@ -118,10 +103,10 @@ class DeliveryRecord:
         return self.message_id is None and not self.not_sent
 
     def sent(self, message_id: str) -> DeliveryRecord:
-        return replace(self, intent=None, message_id=message_id)
+        return self._replace(intent=None, message_id=message_id)
 
     def nothing_queued(self) -> DeliveryRecord:
-        return replace(self, intent=None, not_sent=True)
+        return self._replace(intent=None, not_sent=True)
 
     def encoded(self) -> str:
         """The entry as stored: the digest, a mark, and the intent's second or the message id (with the
@@ -142,31 +127,10 @@ class DeliveryRecord:
         digest, mark, rest = entry[:_DIGEST_LENGTH], entry[_DIGEST_LENGTH], entry[_DIGEST_LENGTH + 1 :]
         if mark in (_TIED, _UNTIED) and rest.isascii() and rest.isdigit():
             at = int(rest)
-            return cls(chat_id, digest, intent=Intent(at, tied=True) if mark == _TIED else Intent.on_worker_clock(at))
-        if mark == _SENT and rest:
-            return cls(chat_id, digest, message_id=rest)
-        if mark == _SENT_HERE and rest:
-            return cls(chat_id, digest, message_id=rest.replace(_SENT_HERE, chat_id, 1))
-        if mark == _NOT_SENT and not rest:
-            return cls(chat_id, digest, not_sent=True)
-        return None
-
-
-class _MemoryStore(dict[str, Any]):
-    """Where a ledger keeps its records when Airflow gives the task no state store (before 3.3)."""
-
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
-@dataclass
-class _Wave:
-    """Sends ``start`` to ``stop`` of this try's batch, and the chats this try wrote under its ``key``."""
-
-    start: int
-    stop: int
-    key: str | None = None
-    members: dict[str, None] = field(default_factory=dict)  # an ordered set: the chats in the key
+            return cls(chat_id, digest, Intent(at, tied=True) if mark == _TIED else Intent.on_worker_clock(at))
+        if mark in (_SENT, _SENT_HERE) and rest:
+            return cls(chat_id, digest, message_id=rest.replace(_SENT_HERE, chat_id, 1) if mark == _SENT_HERE else rest)
+        return cls(chat_id, digest, not_sent=True) if mark == _NOT_SENT and not rest else None
 
 
 class Ledger:
@@ -184,7 +148,7 @@ class Ledger:
 
     :meth:`prepare` takes the try's sends and says which are lost; the batch runner calls
     :meth:`before_wave` and :meth:`after_wave` around each of :meth:`waves`; :func:`send_plan`
-    asks :meth:`recorded` and calls :meth:`record_intent` and :meth:`record` around each request.
+    asks :meth:`recorded` before each request and tells :meth:`record` what came of it.
     """
 
     def __init__(
@@ -199,120 +163,86 @@ class Ledger:
         self.at_least_once = at_least_once
         self.durable = store is not None
         """Whether the record outlives this try (Airflow 3.3+)."""
-        self._store: StateStore = store if store is not None else _MemoryStore()
+        self.shared = False  # whether it holds several recipients' sends (a card naming no chat could be any's)
+        self.offset: float | None = None  # the gateway's clock (seconds to add to ours): the intents go on it
+        self._store = store
         self._generation = generation
         self._lost_since = lost_since
         self._records: dict[str, DeliveryRecord] = {}
-        self._offset: float | None = None
-        self._unknown: dict[str, str] = {}
+        self._unknown: dict[str, str] = {}  # why the gateway cannot tell, by chat
         self._digests: dict[str, str] = {}  # of the sends :meth:`prepare` took, by chat
         self._sends: Sequence[ContactSend] = ()
-        self._waves: dict[int, _Wave] = {}  # by the index of their first send
-        self._fresh: set[str] = set()  # intents this try wrote: not lost, about to be sent
-        self._changed: set[str] = set()  # chats whose records are not written yet
-        self._keys_written = 0
-        self._voided_keys: list[str] = []  # to be emptied at this try's first write: the record stays small
+        self._waves: list[tuple[int, int]] = []
+        self._mine: dict[str, bool] = {}  # chats whose records this try made, for its keys: True until written
+        self._keys: dict[int, str] = {}  # this try's key of each wave written, by the wave's start
+        self._voided: list[str] = []  # keys to be emptied at this try's first write: the record stays small
         if store is not None and try_number != 1:  # a first try has nothing to read
             try_number = self._load(store, try_number)
         self._prefix = f"{LEDGER_KEY}:{try_number or 1}"
-
-    # ---- what the plans ask ---------------------------------------------------------------------
 
     @property
     def owners(self) -> Mapping[str, str]:
         """Each message id on record, and the chat it went to: never to be taken for another chat's card."""
         return {record.message_id: chat for chat, record in self._records.items() if record.message_id}
 
-    @property
-    def shared(self) -> bool:
-        """Whether the ledger holds several recipients' sends (a card without a chat cannot be told apart)."""
-        return len(self._sends) > 1
-
     def prepare(self, sends: Sequence[ContactSend]) -> list[LostSend]:
         """Take the try's sends, in order, and cut them into waves; return those an earlier try lost."""
-        self._sends = sends
-        self._waves = {}  # at most WAVE_SIZE sends and WAVE_BYTES of entries each
-        start, size = 0, 0
-        for index, send in enumerate(sends):
-            entry = len(send.chat_id.encode()) + _ID_ALLOWANCE + _ENTRY_OVERHEAD
+        self._sends, self.shared = sends, len(sends) > 1
+        self._waves, start, size = [], 0, 0
+        for index, send in enumerate(sends):  # at most WAVE_SIZE sends and WAVE_BYTES of entries a wave
+            entry = len(send.chat_id.encode()) + _ENTRY_ALLOWANCE
             if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
-                self._waves[start] = _Wave(start, index)
+                self._waves.append((start, index))
                 start, size = index, 0
             size += entry
-        self._waves[start] = _Wave(start, len(sends))
+        self._waves.append((start, len(sends)))
         self._digests = {send.chat_id: _digest(send) for send in sends}
-        lost = []
         for send in sends:
-            record = self._counting(send)
-            if record is None and self._lost_since is not None:
-                record = DeliveryRecord(send.chat_id, self._digests[send.chat_id], intent=self._lost_since)
-                self._records[send.chat_id] = record
-            if record is not None and record.lost and record.intent is not None:
-                lost.append(LostSend(send, record.intent))
-        return lost
-
-    def tie(self, offset: float | None) -> None:
-        """Place the intents to come on the gateway's clock (``offset``: seconds to add to ours)."""
-        self._offset = offset
+            if self._lost_since is not None and self._counting(send) is None:  # no store: lost since then
+                self.record(DeliveryRecord(send.chat_id, self._digests[send.chat_id], self._lost_since))
+        return [LostSend(send, record.intent) for send in sends if (record := self._counting(send)) and record.intent]
 
     def settle(self, verdicts: Verdicts) -> None:
         """Note what the gateway showed of lost sends: found (their ids), absent, or it cannot tell."""
-        if verdicts.offset is not None:
-            self._offset = verdicts.offset
+        self.offset = self.offset if verdicts.offset is None else verdicts.offset
         self._unknown.update(verdicts.unknown)
         for chat, message_id in verdicts.found.items():
-            self._records[chat] = self._records[chat].sent(message_id)
+            self.record(self._records[chat].sent(message_id))
         for chat in verdicts.absent:
-            self._records[chat] = self._records[chat].nothing_queued()
-        self._changed |= set(verdicts.found) | verdicts.absent
+            self.record(self._records[chat].nothing_queued())
 
     def recorded(self, send: ContactSend) -> DeliveryRecord | None:
-        """What an earlier try of this very request left that still counts: an id, or a lost intent.
+        """What counts on record for this very request: an earlier try's id, or the intent of this try's send.
 
         :raises DeliveryUnknownError: the gateway could not tell whether the earlier try's card arrived.
         """
-        if send.chat_id in self._fresh:
-            return None
-        reason = self._unknown.get(send.chat_id)
-        if reason is not None:
-            raise DeliveryUnknownError("sendContact", f"{CANNOT_TELL}: {reason}")
+        if send.chat_id in self._unknown:
+            raise DeliveryUnknownError("sendContact", f"{CANNOT_TELL}: {self._unknown[send.chat_id]}")
         return self._counting(send)
 
-    def record_intent(self, send: ContactSend) -> DeliveryRecord:
-        """The intent :meth:`before_wave` recorded for this send, which is now being made."""
-        self._fresh.discard(send.chat_id)
-        return self._records[send.chat_id]
-
     def record(self, record: DeliveryRecord) -> None:
-        """Note what became of a send: its id, or that nothing was queued (written after its wave)."""
+        """Note what became of a send: its id, or that nothing was queued (written with its wave)."""
         self._records[record.chat_id] = record
-        self._changed.add(record.chat_id)
-
-    # ---- the waves ------------------------------------------------------------------------------
+        self._mine[record.chat_id] = True
 
     def waves(self) -> list[tuple[int, int]]:
         """The waves of the sends :meth:`prepare` took: (start, stop) in the batch's order."""
-        return [(wave.start, wave.stop) for wave in self._waves.values()]
+        return self._waves
 
     def before_wave(self, start: int, stop: int) -> None:
         """Write, in one call, the intent of every send of the wave that nothing on record covers."""
-        now = time.time()
-        if self._offset is None:
-            intent = Intent(math.floor(now), tied=False, margin=UNTIED_MARGIN)
-        else:
-            intent = Intent(math.floor(now + self._offset), tied=True)
+        now, offset = time.time(), self.offset
+        intent = (
+            Intent(math.floor(now), False, UNTIED_MARGIN) if offset is None else Intent(math.floor(now + offset), True)
+        )
         for send in self._sends[start:stop]:
             if self._counting(send) is None:
-                self._records[send.chat_id] = DeliveryRecord(send.chat_id, self._digests[send.chat_id], intent=intent)
-                self._fresh.add(send.chat_id)
-                self._changed.add(send.chat_id)
-        self._write(self._waves[start])
+                self.record(DeliveryRecord(send.chat_id, self._digests[send.chat_id], intent))
+        self._write(start, stop)
 
     def after_wave(self, start: int, stop: int) -> None:
         """Write the wave's outcomes; after the last wave, mark the job done if every send has its card."""
-        self._write(self._waves[start], last=start == max(self._waves))
-
-    # ---- reading and writing the store ----------------------------------------------------------
+        self._write(start, stop, last=stop == len(self._sends))
 
     def _load(self, store: StateStore, try_number: int | None) -> int:
         """Take every earlier try's keys, in the order they were written, each chat's latest entry winning;
@@ -324,7 +254,7 @@ class Ledger:
             for index in itertools.count():
                 name = f"{LEDGER_KEY}:{earlier}:{index}"
                 value = store.get(name)
-                if not _is_wave(value):
+                if not (isinstance(value, dict) and type(value.get("g")) is int and isinstance(value.get("r"), dict)):
                     break
                 written[name] = value
             if try_number is None and len(written) == first:
@@ -334,49 +264,37 @@ class Ledger:
         for name, value in written.items():
             voided = value["g"] <= done < self._generation
             if voided and value["r"]:
-                self._voided_keys.append(name)
+                self._voided.append(name)
             for chat, entry in value["r"].items():
-                record = DeliveryRecord.decoded(chat, entry)
                 if voided:
                     self._records.pop(chat, None)  # and whatever an earlier entry of the chat said
-                elif record is not None:
+                elif record := DeliveryRecord.decoded(chat, entry):
                     self._records[chat] = record
         assert try_number is not None
         return try_number
 
-    def _write(self, wave: _Wave, *, last: bool = False) -> None:
-        chats = [send.chat_id for send in self._sends[wave.start : wave.stop] if send.chat_id in self._changed]
-        served = [self._records.get(send.chat_id) for send in self._sends]
-        done = last and all(
-            [
-                record is not None and record.message_id is not None and record.digest == self._digests[record.chat_id]
-                for record in served
-            ]
-        )
-        if not chats and not done:
+    def _write(self, start: int, stop: int, *, last: bool = False) -> None:
+        """Write the records this try made of the wave's sends under the wave's key (this try's next key, at the
+        wave's first write), if any is not written yet; with the done mark when ``last`` and every send of the
+        batch has its card."""
+        if self._store is None:
             return
-        for name in self._voided_keys:  # a clear after a done job: none of it counts, so none of it is kept
+        wave = [send.chat_id for send in self._sends[start:stop]]
+        done = last and all([(kept := self._counting(send)) and kept.message_id is not None for send in self._sends])
+        if not done and not any([self._mine.get(chat) for chat in wave]):
+            return
+        for name in self._voided:  # a clear after a done job: none of it counts, so none of it is kept
             self._store.set(name, {"g": self._generation, "r": {}})
-        self._voided_keys.clear()
-        if wave.key is None:
-            wave.key = f"{self._prefix}:{self._keys_written}"
-            self._keys_written += 1
-        wave.members.update(dict.fromkeys(chats))
-        entries = {chat: self._records[chat].encoded() for chat in wave.members}
-        value: dict[str, Any] = {"g": self._generation, "r": entries}
-        if done:
-            value["d"] = True
-        self._store.set(wave.key, value)
-        self._changed.difference_update(chats)
-
-    # ---- the records in memory ------------------------------------------------------------------
+        self._voided.clear()
+        key = self._keys.setdefault(start, f"{self._prefix}:{len(self._keys)}")
+        entries = {chat: self._records[chat].encoded() for chat in wave if chat in self._mine}
+        self._store.set(key, {"g": self._generation, "r": entries, **({"d": True} if done else {})})
+        self._mine.update(dict.fromkeys(entries, False))
 
     def _counting(self, send: ContactSend) -> DeliveryRecord | None:
-        """The record of this very request, if it says something: an id, or a lost intent."""
+        """The record of this very request, if it says something: an id, or an intent."""
         record = self._records.get(send.chat_id)
-        if record is None or record.not_sent or record.digest != self._digests[send.chat_id]:
-            return None
-        return record
+        return None if record is None or record.not_sent or record.digest != self._digests[send.chat_id] else record
 
 
 def _digest(send: ContactSend) -> str:
@@ -391,15 +309,6 @@ def _digest(send: ContactSend) -> str:
     }
     text = json.dumps(identity, sort_keys=True).encode()
     return base64.urlsafe_b64encode(hashlib.blake2b(text, digest_size=6).digest()).decode()
-
-
-def _is_wave(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("g"), int)
-        and not isinstance(value.get("g"), bool)
-        and isinstance(value.get("r"), dict)
-    )
 
 
 # ---- the plans around the record ---------------------------------------------------------------
@@ -424,34 +333,31 @@ def send_plan(
     When the gateway cannot tell whether an earlier card arrived, this fails with ``DeliveryUnknownError``
     (the next try asks again), unless the ledger's ``at_least_once`` says to send anyway.
     """
-    record = None
-    if ledger is not None:
-        prior = ledger.recorded(send)
-        if prior is not None and prior.message_id is not None:
-            # A batch's line per card goes to DEBUG: its reconciliation, and its summary, said it once for all.
-            (log.debug if ledger.shared else log.info)(
-                "An earlier try queued this card as %s; not sending it again", prior.message_id
-            )
-            return SendResult(
-                id=prior.message_id, sent=True, message="queued by an earlier try", queue_number=None, earlier_try=True
-            )
-        record = ledger.record_intent(send)
+    record = ledger.recorded(send) if ledger else None  # with a ledger: an earlier try's id, or our intent
+    if ledger and record and record.message_id is not None:
+        # A batch's line per card goes to DEBUG: its reconciliation, and its summary, said it once for all.
+        (log.debug if ledger.shared else log.info)(
+            "An earlier try queued this card as %s; not sending it again", record.message_id
+        )
+        return SendResult(
+            id=record.message_id, sent=True, message="queued by an earlier try", queue_number=None, earlier_try=True
+        )
     try:
         result: SendResult = yield Call(request, dialect.parse_send)
     except NotSentError:
-        if ledger is not None and record is not None:
+        if ledger and record:
             ledger.record(record.nothing_queued())  # the next try sends at once, with nothing to look up
         raise
     except DeliveryUnknownError:
-        if ledger is not None and record is not None and record.intent is not None and not record.intent.tied:
+        if ledger and record and record.intent and not record.intent.tied:
             # Placed on the gateway's clock now, through this worker's own clock: a retry on a worker whose
             # clock differs still looks for the card from the right second.
-            tied = record.intent.tied_by((yield from dialect.clock_plan()))
-            if tied is not None:
-                ledger.record(replace(record, intent=tied))
+            offset = yield from dialect.clock_plan()
+            if offset is not None:
+                ledger.record(record._replace(intent=Intent(math.floor(record.intent.at + offset), tied=True)))
         raise
-    if ledger is not None and record is not None:
-        ledger.record(replace(record, intent=None, message_id=result.id))
+    if ledger and record:
+        ledger.record(record._replace(intent=None, message_id=result.id))
     if result.job_id is not None:
         log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
     else:  # at DEBUG: a caller of the hook has the result; the operators log it for the task log
@@ -461,31 +367,27 @@ def send_plan(
 
 def single_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | None, log: Log) -> Plan[SendResult]:
     """One send: the request, and with a ledger, the batch of one, prepared, and recorded before and after
-    its request."""
+    its request. A lone send reads the gateway's clock only if its answer is lost (:func:`send_plan`)."""
     request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
-    if ledger is None:
-        return (yield from send_plan(send, request, dialect=dialect, ledger=None, log=log))
-    lost = ledger.prepare([send])  # a lone send reads the gateway's clock only if its answer is lost
-    if lost:
-        yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
-    ledger.before_wave(0, 1)
+    if ledger is not None:
+        if lost := ledger.prepare([send]):
+            yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
+        ledger.before_wave(0, 1)
     try:
         return (yield from send_plan(send, request, dialect=dialect, ledger=ledger, log=log))
     finally:
-        ledger.after_wave(0, 1)
+        if ledger is not None:
+            ledger.after_wave(0, 1)
 
 
 def prepare_plan(sends: Sequence[ContactSend], *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[None]:
-    """Before a try's first send: settle every send an earlier try lost, in one look at the gateway; or,
+    """Before a batch's first send: settle every send an earlier try lost, in one look at the gateway; or,
     with none lost, read the gateway's clock, on which the try's intents are then recorded (so that a
-    retry on another worker, whose clock may differ, still places them right). A lone send skips that
-    read: its intent is placed on the gateway's clock only if its answer is lost (:func:`send_plan`), one
-    request then rather than one on every send."""
-    lost = ledger.prepare(sends)
-    if lost:
+    retry on another worker, whose clock may differ, still places them right)."""
+    if lost := ledger.prepare(sends):
         yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
     elif len(sends) > 1:
-        ledger.tie((yield from dialect.clock_plan()))
+        ledger.offset = yield from dialect.clock_plan()
 
 
 def reconcile_plan(lost: Sequence[LostSend], *, dialect: Dialect, ledger: Ledger, log: Log) -> Plan[None]:
@@ -497,40 +399,29 @@ def reconcile_plan(lost: Sequence[LostSend], *, dialect: Dialect, ledger: Ledger
     try:
         verdicts = yield from dialect.reconcile_plan(lost, owners=ledger.owners, shared=ledger.shared)
     except GatewayError as error:
-        reason = f"asking the gateway failed: {error}"
-        verdicts = Verdicts(unknown={item.send.chat_id: reason for item in lost})
+        verdicts = Verdicts(unknown={item.send.chat_id: f"asking the gateway failed: {error}" for item in lost})
+    unknown = _first_few([f"{chat}: {reason}" for chat, reason in verdicts.unknown.items()], separator="; ")
     if verdicts.unknown and ledger.at_least_once:
         log.warning(
             "Could not tell whether %d earlier card(s) arrived (%s); at_least_once: sending them again",
             len(verdicts.unknown),
-            _listed(verdicts.unknown),
+            unknown,
         )
         verdicts.absent.update(verdicts.unknown)
         verdicts.unknown.clear()
     ledger.settle(verdicts)
     if len(lost) == 1:
-        _say_one(log, verdicts)
+        for found in verdicts.found.values():
+            log.info("An earlier try's outcome was unknown, but the gateway has its card: %s", found)
+        if verdicts.absent:
+            log.warning("An earlier try's outcome was unknown, and the gateway shows no such card; sending it")
+        for reason in verdicts.unknown.values():
+            log.warning("%s: %s", CANNOT_TELL.capitalize(), reason)
         return
     log.info(
         "Earlier tries' outcomes were unknown for %d cards: %d found at the gateway (not sent again), %d not there "
         "(sending them), %d cannot tell",
-        len(lost),
-        len(verdicts.found),
-        len(verdicts.absent),
-        len(verdicts.unknown),
+        *map(len, (lost, verdicts.found, verdicts.absent, verdicts.unknown)),
     )
     if verdicts.unknown:
-        log.warning("Cannot tell whether these cards arrived, so none is sent again: %s", _listed(verdicts.unknown))
-
-
-def _say_one(log: Log, verdicts: Verdicts) -> None:
-    for found in verdicts.found.values():
-        log.info("An earlier try's outcome was unknown, but the gateway has its card: %s", found)
-    if verdicts.absent:
-        log.warning("An earlier try's outcome was unknown, and the gateway shows no such card; sending it")
-    for reason in verdicts.unknown.values():
-        log.warning("%s: %s", CANNOT_TELL.capitalize(), reason)
-
-
-def _listed(reasons: Mapping[str, str]) -> str:
-    return _first_few([f"{chat}: {reason}" for chat, reason in reasons.items()], separator="; ")
+        log.warning("Cannot tell whether these cards arrived, so none is sent again: %s", unknown)

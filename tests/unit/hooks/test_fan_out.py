@@ -68,10 +68,10 @@ class _BrokenForOneChat(Ledger):
         super().__init__(DictStore())
         self._broken_chat = broken_chat
 
-    def record_intent(self, send: Any) -> Any:
+    def recorded(self, send: Any) -> Any:
         if send.chat_id == self._broken_chat:
             raise RuntimeError("a bug in one send")
-        return super().record_intent(send)
+        return super().recorded(send)
 
 
 def test_a_fan_out_waits_for_every_send_it_started(stand_in: Callable[..., StandInGateway]) -> None:
