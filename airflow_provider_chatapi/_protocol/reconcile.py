@@ -33,6 +33,21 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import ApiResponse, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
+__all__ = [
+    "CANNOT_TELL",
+    "HISTORY_LIMIT",
+    "UNTIED_MARGIN",
+    "CardShape",
+    "HistoryPage",
+    "Intent",
+    "LostSend",
+    "Verdicts",
+    "earliest_stamp",
+    "history_plan",
+    "history_request",
+    "settle",
+]
+
 HISTORY_LIMIT = 1000
 """Messages asked for in one history read; a full page is read again in narrower windows."""
 CANNOT_TELL = "an earlier try's outcome is unknown, and the gateway cannot tell whether its card arrived"

@@ -67,6 +67,20 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import ApiRequest, Plan
     from airflow_provider_chatapi._protocol.sends import ContactSend
 
+__all__ = [
+    "LEDGER_KEY",
+    "WAVE_BYTES",
+    "WAVE_SIZE",
+    "DeliveryRecord",
+    "Ledger",
+    "Log",
+    "StateStore",
+    "prepare_plan",
+    "reconcile_plan",
+    "send_plan",
+    "single_send_plan",
+]
+
 LEDGER_KEY = "chatapi_send_contact"
 WAVE_SIZE = 400
 """Most recipients in one wave: at most this many outcomes are unknown after a crash."""
