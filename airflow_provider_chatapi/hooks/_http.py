@@ -281,10 +281,16 @@ async def run_batch(
 def call_with_requests(session: requests.Session, settings: GatewaySettings, call: Call[T]) -> T:
     """Make one call over a ``requests`` session, redirects not followed."""
     request = call.request
-    url, params = f"{settings.api_url}/{request.endpoint}", {**request.params, "token": settings.token}
+    # The token goes straight into the call, never into a local of this frame: a rich traceback (Airflow
+    # 3.0's `dags test`) prints the locals of every frame an error passes through.
     try:
         response = session.request(
-            request.method, url, params=params, json=request.json, timeout=settings.timeout, allow_redirects=False
+            request.method,
+            f"{settings.api_url}/{request.endpoint}",
+            params={**request.params, "token": settings.token},
+            json=request.json,
+            timeout=settings.timeout,
+            allow_redirects=False,
         )
     except requests.RequestException as error:
         raise _requests_failure(request, error, settings.token) from None
@@ -294,9 +300,11 @@ def call_with_requests(session: requests.Session, settings: GatewaySettings, cal
 async def call_with_httpx(client: httpx.AsyncClient, settings: GatewaySettings, call: Call[T]) -> T:
     """Make one call over an ``httpx`` client (built with redirects off)."""
     request = call.request
-    url, params = f"{settings.api_url}/{request.endpoint}", {**request.params, "token": settings.token}
-    try:
-        response = await client.request(request.method, url, params=params, json=request.json)
+    url = f"{settings.api_url}/{request.endpoint}"
+    try:  # the token straight into the call, as above
+        response = await client.request(
+            request.method, url, params={**request.params, "token": settings.token}, json=request.json
+        )
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         raise _httpx_failure(request, error, settings.token) from None
     return call.parse(ApiResponse(response.status_code, response.headers, response.content, secret=settings.token))
