@@ -414,7 +414,7 @@ class ChatApiHook(BaseHook):
 
     def _call(self, call: Call[_T]) -> _T:
         settings = self.settings
-        session = self._requests = self._requests or requests.Session()  # as get_conn(), without a call
+        session = self.get_conn()
         try:
             return _http.call_with_requests(session, settings, call)
         except ChatApiError as error:
