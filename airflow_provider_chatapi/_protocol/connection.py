@@ -32,6 +32,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DIALECTS",
     "GatewaySettings",
+    "HiddenToken",
+    "connection_fields",
     "instance_from_token",
     "resolve_api_url",
     "settings_from_connection",
@@ -60,6 +62,30 @@ class GatewaySettings:
     """Where a number written the national way is read (an ISO country code); None: nowhere."""
 
 
+class HiddenToken(str):
+    """The token on its way from the connection to the settings, shown as ``'***'`` by ``repr()``.
+
+    Airflow 3.0's ``dags test`` prints a failed task's traceback with every frame's locals, and an Airflow 3
+    ``Connection`` shows its password in ``repr()``: a refused connection must hold neither in a frame.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def connection_fields(conn: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fields :func:`settings_from_connection` reads from an Airflow connection (``extra``: its
+    ``extra_dejson`` unless given), the password hidden."""
+    fields = {name: getattr(conn, name) for name in ("host", "login", "port", "schema")}
+    return {
+        **fields,
+        "password": HiddenToken(conn.password or ""),
+        "extra": conn.extra_dejson if extra is None else extra,
+    }
+
+
 def settings_from_connection(
     *,
     conn_id: str,
@@ -71,7 +97,7 @@ def settings_from_connection(
     extra: Mapping[str, Any] | None = None,
 ) -> GatewaySettings:
     """Read a ``chatapi`` connection's fields into settings; raise :class:`ConnectionConfigError` if unusable."""
-    token = (password or "").strip()
+    token = HiddenToken((password or "").strip())
     if not token:
         raise ConnectionConfigError(conn_id, "password", None, "the instance's API token is missing")
     given = {name: value for name, value in (extra or {}).items() if value is not None and value != ""}
@@ -93,7 +119,7 @@ def settings_from_connection(
         region = checked_region(given.get("default_region"))
     except InvalidInputError as error:
         raise ConnectionConfigError(conn_id, "extra 'default_region'", error.value, error.problem) from None
-    return GatewaySettings(api_url, token, dialect, timeout, max_retries, region)
+    return GatewaySettings(api_url, str(token), dialect, timeout, max_retries, region)
 
 
 def resolve_api_url(conn_id: str, host: str, login: str | None, port: int | None, dialect: Dialect, token: str) -> str:

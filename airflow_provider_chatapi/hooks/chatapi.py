@@ -25,6 +25,7 @@ from airflow_provider_chatapi._protocol.connection import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     GatewaySettings,
+    connection_fields,
     settings_from_connection,
 )
 from airflow_provider_chatapi._protocol.http import secret_forms
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     import httpx
-    from airflow.providers.common.compat.sdk import Connection
 
     from airflow_provider_chatapi._protocol.http import Call, Plan
     from airflow_provider_chatapi._protocol.record import Ledger
@@ -132,27 +132,22 @@ class ChatApiHook(BaseHook):
         """The connection read on first use: ``api_url``, ``timeout``, ``max_retries``, ``dialect``; the token
         is registered with Airflow's log masker and left out of ``repr()``."""
         if self._settings is None:
-            conn = self.get_connection(self.chatapi_conn_id)
-            self._settings = self._settings_from(conn, conn.extra_dejson)
+            self._settings = self._settings_from(connection_fields(self.get_connection(self.chatapi_conn_id)))
         return self._settings
 
     async def asettings(self) -> GatewaySettings:
         """:attr:`settings`, with the connection read without blocking the event loop on any release."""
         if self._settings is None:
-            conn = await get_async_connection(self.chatapi_conn_id, hook=self)
-            self._settings = self._settings_from(conn, await get_async_extra_dejson(conn))
+            self._settings = self._settings_from(await self._aconnection_fields())
         return self._settings
 
-    def _settings_from(self, conn: Connection, extra: dict[str, Any]) -> GatewaySettings:
-        settings = settings_from_connection(
-            conn_id=self.chatapi_conn_id,
-            host=conn.host,
-            login=conn.login,
-            password=conn.password,
-            port=conn.port,
-            schema=conn.schema,
-            extra=extra,
-        )
+    async def _aconnection_fields(self) -> dict[str, Any]:
+        conn = await get_async_connection(self.chatapi_conn_id, hook=self)
+        return connection_fields(conn, await get_async_extra_dejson(conn))
+
+    def _settings_from(self, fields: dict[str, Any]) -> GatewaySettings:
+        # Only the fields go on, not the Connection (see HiddenToken): each check below may refuse them.
+        settings = settings_from_connection(conn_id=self.chatapi_conn_id, **fields)
         for form in secret_forms(settings.token):
             mask_secret(form)
         timeout = settings.timeout if self.timeout is None else self.timeout

@@ -5,12 +5,16 @@ Test connection: test_connection_probe.py.)"""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
+import rich.console
+import rich.traceback
 
 from airflow_provider_chatapi.exceptions import AuthenticationError, ConnectionConfigError, InvalidInputError
 from airflow_provider_chatapi.hooks.chatapi import ChatApiHook
@@ -204,3 +208,38 @@ def test_a_wrong_token_is_scrubbed_from_1msgs_echo(
         ChatApiHook().send_contact(contacts=[ANN_CARD], phone="17472822486")
     assert wrong in gateway.requests[0].query["token"]  # the stand-in did get it, and echoed it
     assert wrong not in str(error.value) and "***" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"host": "ftp://127.0.0.1"},
+        {"login": "not-a-number"},
+        {"login": None},
+        {"extra": json.dumps({"dialect": "telegram"})},
+        {"extra": json.dumps({"timeout": "soon"})},
+        {"extra": json.dumps({"default_region": "Narnia"})},
+    ],
+    ids=["host", "login", "no-instance", "dialect", "timeout", "region"],
+)
+@pytest.mark.parametrize("reader", ["settings", "asettings"])
+def test_a_refused_connection_shows_no_token_in_any_frames_locals(
+    connect: Callable[..., None], fields: dict[str, Any], reader: str
+) -> None:
+    """Airflow 3.0's `dags test` prints a failed task's traceback with every frame's locals (rich), and an
+    Airflow 3 ``Connection`` shows its password in ``repr()``: no frame of ours may hold either."""
+    token = f"tok-{TOKEN}-locals"
+    connect("chatapi_default", **{"host": "http://127.0.0.1:9", "login": "123456", "password": token, **fields})
+    hook = ChatApiHook()
+    with pytest.raises(ConnectionConfigError) as error:
+        asyncio.run(hook.asettings()) if reader == "asettings" else hook.settings
+    below_this_test = error.value.with_traceback(error.tb.tb_next)
+    console = rich.console.Console(file=io.StringIO(), width=300)
+    console.print(
+        rich.traceback.Traceback.from_exception(error.type, below_this_test, error.tb.tb_next, show_locals=True)
+    )
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "ChatApiHook(chatapi_conn_id='chatapi_default')" in shown  # the locals are shown
+    assert token not in shown
+    plain = "".join(traceback.TracebackException.from_exception(below_this_test, capture_locals=True).format())
+    assert token not in plain
