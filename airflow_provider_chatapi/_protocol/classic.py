@@ -50,9 +50,8 @@ class ClassicDialect(Dialect):
     name = "chatapi"
     default_base_url = "https://api.chat-api.com"
     instance_in_path = re.compile(r"/instance([0-9]+)$")
-    status_params: ClassVar[Mapping[str, str]] = {
-        "no_wakeup": "true"
-    }  # keeps a sleeping instance asleep: a probe has no side effect
+    # no_wakeup keeps a sleeping instance asleep: a probe has no side effect.
+    status_params: ClassVar[Mapping[str, str]] = {"no_wakeup": "true"}
     status_key = "accountStatus"
     statuses = _STATUSES
     healthy = frozenset({"authenticated"})

@@ -17,7 +17,7 @@ from airflow_provider_chatapi._protocol.http import (
     clock_offset,
     object_list,
     quote_gateway,
-    status_word,
+    snippet,
 )
 from airflow_provider_chatapi._protocol.reconcile import HistoryPage, earliest_stamp, history_plan, settle
 from airflow_provider_chatapi.exceptions import ChatApiError, GatewayError
@@ -79,7 +79,11 @@ class Dialect(ABC):
 
     def parse_status(self, response: ApiResponse) -> str:
         """The status word the probe answered."""
-        return status_word(response, self.status_key)
+        status = checked_payload(response, "status", has_side_effect=False).get(self.status_key)
+        if not isinstance(status, str) or not status:
+            said = f"answered without {self.status_key!r}: {snippet(response)}"
+            raise GatewayError("status", said, status_code=response.status_code)
+        return response.shown(status)
 
     def describe_status(self, status: str) -> tuple[bool, str]:
         """Whether an instance in ``status`` delivers messages, and what the status means to its owner."""

@@ -54,7 +54,6 @@ __all__ = [
     "scrub_secret",
     "secret_forms",
     "snippet",
-    "status_word",
     "unreadable_send",
 ]
 
@@ -89,10 +88,8 @@ class ApiResponse:
     secret: str = field(default="", repr=False)
 
     def shown(self, text: str) -> str:
-        """``text`` from this answer, fit to show: the token scrubbed (as :func:`scrub_secret` does)."""
-        for form in secret_forms(self.secret):
-            text = text.replace(form, REDACTED)
-        return text
+        """``text`` from this answer, fit to show: the token scrubbed."""
+        return scrub_secret(text, self.secret)
 
 
 @dataclass(frozen=True)
@@ -168,14 +165,6 @@ def unreadable_send(response: ApiResponse) -> DeliveryUnknownError:
     """The error for a 2xx send answer that is neither an acceptance nor a refusal: it may hide a queued card."""
     said = f"answered without 'sent: true' and a message id: {snippet(response)}"
     return DeliveryUnknownError("sendContact", said, status_code=response.status_code)
-
-
-def status_word(response: ApiResponse, key: str) -> str:
-    """The status word under ``key`` of a ``status`` answer."""
-    status = checked_payload(response, "status", has_side_effect=False).get(key)
-    if not isinstance(status, str) or not status:
-        raise GatewayError("status", f"answered without {key!r}: {snippet(response)}", status_code=response.status_code)
-    return response.shown(status)
 
 
 def object_list(payload: Mapping[str, Any], key: str, endpoint: str) -> list[dict[str, Any]]:

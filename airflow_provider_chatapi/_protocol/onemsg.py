@@ -25,20 +25,10 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_chatapi._protocol.acks import delivery_request, parse_delivery
 from airflow_provider_chatapi._protocol.cards import card_whatsapp_ids
 from airflow_provider_chatapi._protocol.dialect import Dialect
-from airflow_provider_chatapi._protocol.http import (
-    ApiRequest,
-    Call,
-    checked_payload,
-    quote_gateway,
-    unreadable_send,
-)
+from airflow_provider_chatapi._protocol.http import ApiRequest, Call, checked_payload, quote_gateway, unreadable_send
 from airflow_provider_chatapi._protocol.reconcile import CardShape
 from airflow_provider_chatapi._protocol.sends import SendResult
-from airflow_provider_chatapi.exceptions import (
-    AuthenticationError,
-    RejectedError,
-    WindowClosedError,
-)
+from airflow_provider_chatapi.exceptions import AuthenticationError, RejectedError, WindowClosedError
 
 if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.acks import Delivery
