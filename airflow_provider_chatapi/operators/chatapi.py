@@ -47,6 +47,8 @@ _RETRY_WITHOUT_RECORD = (
 class _ChatApiOperator(BaseOperator):
     """What the sending operators share: the hook, the HTTP policy, the ledger, and failures as task outcomes."""
 
+    ui_color = "#25d366"
+
     def __init__(
         self,
         *,
@@ -109,10 +111,19 @@ class _ChatApiOperator(BaseOperator):
         since = Intent(math.floor(started.timestamp()), tied=False)
         return Ledger(None, lost_since=since, at_least_once=self.at_least_once)
 
-    def _succeeded(self, context: Context, results: list[SendResult]) -> None:
-        """The job is done: one line in the task log for each card this try queued (the plan has already said
-        anything else), and the job ids among the results where a delivery sensor downstream finds them."""
-        # One line for a single send; a fan-out's lines per card go to DEBUG (the hook logged its progress).
+    def execute(self, context: Context) -> Any:
+        ledger = self._ledger(context)
+        try:
+            sent = self._send(ledger)
+        except ChatApiError as error:
+            self._fail_fast(error, resumable=ledger is not None and ledger.durable)
+            raise
+        finally:
+            self.hook.close()
+        # The job is done: one line in the task log for each card this try queued (the plan has already said
+        # anything else; a fan-out's lines go to DEBUG, the hook logged its progress), and the job ids among the
+        # results where a delivery sensor downstream finds them.
+        results = sent if isinstance(sent, list) else [sent]
         log = self.log.info if len(results) == 1 else self.log.debug
         for result in results:
             if result.job_id is None and not result.earlier_try:
@@ -121,18 +132,45 @@ class _ChatApiOperator(BaseOperator):
         ti = context.get("ti")
         if jobs and ti is not None:
             ti.xcom_push(key=JOB_IDS_XCOM_KEY, value=jobs)
+        ids = [result.id for result in results]
+        return ids if isinstance(sent, list) else ids[0]  # XCom: a batch's ids, or a single send's id
+
+    def _send(self, ledger: Ledger | None) -> SendResult | list[SendResult]:
+        """Send, through the hook, what this operator sends: one result, or a batch's list."""
+        raise NotImplementedError
 
     def _may_retry(self, error: BaseException, *, resumable: bool) -> bool:
         """Whether another try can help without sending a card twice (``resumable``: a ledger keeps what
         this try sent)."""
+        if isinstance(error, FanOutError):
+            # Without a ledger a retry sends to every recipient again: never after a card was queued.
+            retry = resumable or not error.queued
+            return retry and all(self._may_retry(failure, resumable=resumable) for failure in error.failures.values())
         if isinstance(error, DeliveryUnknownError):
             return resumable or self.at_least_once
         return isinstance(error, NotSentError) and error.transient
 
     def _fail_fast(self, error: ChatApiError, *, resumable: bool) -> None:
-        """Fail the task without retries when another try cannot help."""
+        """Fail the task without retries when another try cannot help (a batch: cannot finish it without a
+        duplicate); say first what a failed batch queued."""
+        if isinstance(error, FanOutError):
+            self._log_queued(error, resumable=resumable)
         if not self._may_retry(error, resumable=resumable):
             raise AirflowFailException(str(error)) from error
+
+    def _log_queued(self, fan_out: FanOutError, *, resumable: bool) -> None:
+        """Say what a failed fan-out queued, whose ids it returns nowhere: a line for all, then the ids,
+        many to a line (at DEBUG where the ledger has them on record)."""
+        queued = list(fan_out.queued.items())
+        if not queued:
+            return
+        kept = "; they are on record, and neither a retry nor a clear sends them again" if resumable else ""
+        self.log.info("%d of %d cards were queued before the failure%s", len(queued), len(fan_out.outcomes), kept)
+        say = self.log.debug if resumable else self.log.info
+        for start in range(0, len(queued), _IDS_PER_LINE):
+            say(
+                "Queued: %s", ", ".join(f"{chat} {result.id}" for chat, result in queued[start : start + _IDS_PER_LINE])
+            )
 
 
 class SendContactOperator(_ChatApiOperator):
@@ -173,7 +211,6 @@ class SendContactOperator(_ChatApiOperator):
     """
 
     template_fields: Sequence[str] = (*SEND_FIELDS, "chatapi_conn_id")
-    ui_color = "#25d366"
 
     def __init__(
         self,
@@ -192,17 +229,8 @@ class SendContactOperator(_ChatApiOperator):
         self.chat_id = chat_id
         self.quoted_message_id = quoted_message_id
 
-    def execute(self, context: Context) -> str:
-        ledger = self._ledger(context)
-        try:
-            result = self.hook.send_contact(**{name: getattr(self, name) for name in SEND_FIELDS}, ledger=ledger)
-        except ChatApiError as error:
-            self._fail_fast(error, resumable=_durable(ledger))
-            raise
-        finally:
-            self.hook.close()
-        self._succeeded(context, [result])
-        return result.id
+    def _send(self, ledger: Ledger | None) -> SendResult:
+        return self.hook.send_contact(**{name: getattr(self, name) for name in SEND_FIELDS}, ledger=ledger)
 
 
 class SendContactToManyOperator(_ChatApiOperator):
@@ -244,7 +272,6 @@ class SendContactToManyOperator(_ChatApiOperator):
         "default_region",
         "chatapi_conn_id",
     )
-    ui_color = "#25d366"
 
     def __init__(
         self,
@@ -265,23 +292,11 @@ class SendContactToManyOperator(_ChatApiOperator):
         self.max_in_flight = checked_max_in_flight(max_in_flight)  # when the DAG is parsed
         self.max_per_second = checked_max_per_second(max_per_second)
 
-    def execute(self, context: Context) -> list[str]:
-        ledger = self._ledger(context)
-        try:
-            # Read before the event loop starts, as the single send does: in a task process that is one
-            # plain request to the supervisor, and the connection is then read once for the whole batch.
-            self.hook.settings  # noqa: B018
-            results = asyncio.run(self._send_all(ledger))
-        except FanOutError as fan_out:
-            self._fail_fan_out(fan_out, resumable=_durable(ledger))
-            raise
-        except ChatApiError as error:
-            self._fail_fast(error, resumable=_durable(ledger))
-            raise
-        finally:
-            self.hook.close()
-        self._succeeded(context, results)
-        return [result.id for result in results]
+    def _send(self, ledger: Ledger | None) -> list[SendResult]:
+        # Read before the event loop starts, as the single send does: in a task process that is one
+        # plain request to the supervisor, and the connection is then read once for the whole batch.
+        self.hook.settings  # noqa: B018
+        return asyncio.run(self._send_all(ledger))
 
     async def _send_all(self, ledger: Ledger | None) -> list[SendResult]:
         try:
@@ -297,30 +312,3 @@ class SendContactToManyOperator(_ChatApiOperator):
             )
         finally:
             await self.hook.aclose()
-
-    def _fail_fan_out(self, fan_out: FanOutError, *, resumable: bool) -> None:
-        """Fail the task without retries unless another try can finish the batch without a duplicate."""
-        self._log_queued(fan_out, resumable=resumable)
-        # Without a ledger a retry sends to every recipient again: never after a card was queued.
-        retry = resumable or not fan_out.queued
-        if not (retry and all(self._may_retry(failure, resumable=resumable) for failure in fan_out.failures.values())):
-            raise AirflowFailException(str(fan_out)) from fan_out
-
-    def _log_queued(self, fan_out: FanOutError, *, resumable: bool) -> None:
-        """Say what a failed fan-out queued, whose ids it returns nowhere: a line for all, then the ids,
-        many to a line (at DEBUG where the ledger has them on record)."""
-        queued = list(fan_out.queued.items())
-        if not queued:
-            return
-        kept = "; they are on record, and neither a retry nor a clear sends them again" if resumable else ""
-        self.log.info("%d of %d cards were queued before the failure%s", len(queued), len(fan_out.outcomes), kept)
-        say = self.log.debug if resumable else self.log.info
-        for start in range(0, len(queued), _IDS_PER_LINE):
-            say(
-                "Queued: %s", ", ".join(f"{chat} {result.id}" for chat, result in queued[start : start + _IDS_PER_LINE])
-            )
-
-
-def _durable(ledger: Ledger | None) -> bool:
-    """Whether a later try will find what this one recorded (Airflow 3.3's task state store)."""
-    return ledger is not None and ledger.durable
