@@ -72,7 +72,6 @@ DEFAULT_PROFILE: Mapping[str, Any] = {
     "websites": ["https://example.com/standin"],
 }
 WRONG_TOKEN = "Wrong token. Please provide token as a GET parameter."
-_SENT = "Message has been sent to the provider"  # 1msg's description of an accepted send
 _ENDPOINTS = {
     "chatapi": {("POST", "sendContact"), ("GET", "status"), ("GET", "showMessagesQueue"), ("GET", "messages")},
     "1msg": {("POST", "sendContact"), ("GET", "status"), ("GET", "messages"), ("GET", "me"), ("GET", "hookInfo")},
@@ -589,7 +588,8 @@ class StandInGateway:
                 self._queued_at[message_id] = time.time()
                 self._journal("queued_at", [message_id, self._queued_at[message_id]])
         if onemsg:
-            return 200, {"sent": True, "id": message_id, "message": f"Sent to {chat_id}", "description": _SENT}
+            answer = {"sent": True, "id": message_id, "message": f"Sent to {chat_id}"}
+            return 200, {**answer, "description": "Message has been sent to the provider"}
         queue_number = sum(not queued.delivered for queued in self.messages)
         text = f"Sent to {chat_id}"
         if not delivered:
