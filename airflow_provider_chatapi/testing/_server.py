@@ -18,12 +18,8 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
-
-if TYPE_CHECKING:
-    # Only for its type: the gateway imports the server, not the reverse.
-    from airflow_provider_chatapi.testing._gateway import StandInGateway
 
 __all__ = ["LOOPBACK", "Answer", "RecordedRequest", "_Server"]
 
@@ -60,6 +56,21 @@ class RecordedRequest:
         return {**vars(self), "body": self.body.decode("utf-8", "surrogateescape")}
 
 
+class Gateway(Protocol):
+    """What the server needs of the gateway it serves (the gateway imports the server, not the reverse)."""
+
+    date_header: bool
+    errors: list[str]
+
+    def now(self) -> float: ...
+
+    def _serve(self, request: RecordedRequest) -> Answer | None: ...
+
+    def _opened(self, connection: socket.socket) -> None: ...
+
+    def _closed(self, connection: socket.socket) -> None: ...
+
+
 class _Server(ThreadingHTTPServer):
     # Daemon handler threads, which the server does not join on close: a client's kept-alive connection
     # cannot hold up stop() (which also closes such connections).
@@ -67,7 +78,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # the default 5 resets connections when a client opens many at once
 
-    def __init__(self, gateway: StandInGateway, port: int) -> None:
+    def __init__(self, gateway: Gateway, port: int) -> None:
         super().__init__((LOOPBACK, port), _Handler)
         self.gateway = gateway
 
