@@ -568,14 +568,14 @@ class StandInGateway:
         cards: tuple[dict[str, Any], ...] = ()
         if onemsg:
             problem, chat_id, cards = _checks.check_onemsg_send(body)
+            if problem:
+                return 400, {"error": problem}
             phones = [card.get("phones") for card in cards]  # a card's contact id: its first phone's wa_id, if any
             contact_ids = tuple(f"{first[0]['wa_id']}@c.us" for first in phones if first and "wa_id" in first[0])
             message_id = f"wamid.HBgL{secrets.token_urlsafe(18)}"
         else:
             problem, chat_id, contact_ids = _checks.check_classic_send(body)
             message_id = f"true_{chat_id}_{secrets.token_hex(10).upper()}"
-        if problem and onemsg:
-            return 400, {"error": problem}
         if problem or chat_id in self.refuse_chats:
             return 200, {"sent": False, "message": problem or self.refuse_chats[chat_id]}
         delivered = onemsg or self.account_status == "authenticated"
