@@ -337,7 +337,8 @@ class StandInGateway:
         self._requested_port = port
         self._acks = {chat: tuple(script) for chat, script in (acks or {}).items()}
         self._default_acks = tuple(default_acks)
-        self._lock = threading.Lock()
+        # A condition, so that each closed connection can wake wait_until_no_open_connections.
+        self._lock = threading.Condition(threading.Lock())
         self._requests: list[RecordedRequest] = []
         self._messages: list[QueuedMessage] = []
         self._faults: dict[str, deque[Fault]] = {}
@@ -348,7 +349,6 @@ class StandInGateway:
         self._polls: dict[str, int] = {}
         self._open: set[socket.socket] = set()
         self._accepted = 0
-        self._none_open = threading.Condition(self._lock)
         self._server: _Server | None = None
         # Told each change, under the lock: ``--state`` (_state.py) writes it down.
         self._journal: Callable[[str, Any], None] = lambda event, value: None
@@ -483,8 +483,8 @@ class StandInGateway:
         ``assert gateway.wait_until_no_open_connections() == 0`` checks that every client closed its
         connections. It waits on a condition that each closed connection signals, not in a sleep loop.
         """
-        with self._none_open:
-            self._none_open.wait_for(lambda: not self._open, timeout)
+        with self._lock:
+            self._lock.wait_for(lambda: not self._open, timeout)
             return len(self._open)
 
     def _opened(self, connection: socket.socket) -> None:
@@ -497,7 +497,7 @@ class StandInGateway:
     def _closed(self, connection: socket.socket) -> None:
         with self._lock:
             self._open.discard(connection)
-            self._none_open.notify_all()
+            self._lock.notify_all()
 
     # ---- the gateway's behaviour -------------------------------------------------------------------
 
@@ -572,13 +572,13 @@ class StandInGateway:
                 return 400, {"error": problem}
             phones = [card.get("phones") for card in cards]  # a card's contact id: its first phone's wa_id, if any
             contact_ids = tuple(f"{first[0]['wa_id']}@c.us" for first in phones if first and "wa_id" in first[0])
-            message_id, delivered = f"wamid.HBgL{secrets.token_urlsafe(18)}", True
+            message_id = f"wamid.HBgL{secrets.token_urlsafe(18)}"
         else:
             problem, chat_id, contact_ids = _checks.check_classic_send(body)
             message_id = f"true_{chat_id}_{secrets.token_hex(10).upper()}"
-            delivered = self.account_status == "authenticated"
         if problem or chat_id in self.refuse_chats:
             return 200, {"sent": False, "message": problem or self.refuse_chats[chat_id]}
+        delivered = onemsg or self.account_status == "authenticated"
         with self._lock:
             number, quoted = len(self._messages) + 1, body.get("quotedMsgId")
             message = QueuedMessage(message_id, chat_id, contact_ids, int(self.now()), number, quoted, delivered, cards)
