@@ -143,12 +143,8 @@ def _card(value: Any, field: str, region: whatsapp.RegionSource) -> Card:
             continue
         if key in ENTRY_FIELDS:
             card[key] = _entries(key, given, given_field, region)
-        elif key == "name":
-            card[key] = _name(given, given_field)
-        elif key == "org":
-            card[key] = _org(given, given_field)
         else:
-            card[key] = _birthday(given, given_field)
+            card[key] = {"name": _name, "org": _org, "birthday": _birthday}[key](given, given_field)
     return card
 
 
@@ -225,26 +221,23 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
 def _phone(value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, str]:
     """A phone entry: a number alone (no ``wa_id``), or ``{phone, type, wa_id}`` as given."""
     entry = value if isinstance(value, Mapping) else {"phone": value}
+    # A number alone is named by the entry's own field.
+    given, given_field = entry.get("phone"), f"{field}.phone" if entry is value else field
     wa_id = None
-    if entry.get("wa_id") is not None:
+    if entry.get("wa_id") is not None:  # phone beside it is free text, as written
         wa_id = whatsapp.normalize_phone(entry["wa_id"], field=f"{field}.wa_id", region=region)
-        given = entry.get("phone")  # beside a wa_id: free text, as written
-        shown = whatsapp.international_format(wa_id) if given is None else _text(given, f"{field}.phone")
-    elif entry.get("phone") is not None:  # a number alone is named by the entry's own field
-        shown = _shown_number(entry["phone"], f"{field}.phone" if entry is value else field, region)
+        shown = whatsapp.international_format(wa_id) if given is None else _text(given, given_field)
+    elif isinstance(given, str):
+        # A real number: shown as written when that is with + (it dials from anywhere), else in international
+        # form (8 (495) 123-45-67 dials only from Russia).
+        text = _text(given, given_field)
+        number = whatsapp.read_number(text, region, field=given_field, value=given)
+        shown = " ".join(text.split()) if text.startswith("+") else whatsapp.international_format(number)
+    elif given is not None:
+        shown = whatsapp.international_format(whatsapp.normalize_phone(given, field=given_field, region=region))
     else:
         raise InvalidInputError(field, dict(entry), "a phone needs phone or wa_id")
     return {"phone": shown, **_texts(entry, ("type",), field), **({"wa_id": wa_id} if wa_id else {})}
-
-
-def _shown_number(value: Any, field: str, region: whatsapp.RegionSource) -> str:
-    """A phone with no ``wa_id`` beside it: a real number, shown as written when that is with ``+`` (it dials
-    from anywhere), else in international form (``8 (495) 123-45-67`` dials only from Russia)."""
-    if not isinstance(value, str):
-        return whatsapp.international_format(whatsapp.normalize_phone(value, field=field, region=region))
-    text = _text(value, field)
-    number = whatsapp.read_number(text, region, field=field, value=value)
-    return " ".join(text.split()) if text.startswith("+") else whatsapp.international_format(number)
 
 
 def _url(value: Any, field: str) -> str:

@@ -58,6 +58,12 @@ DIGITS = re.compile(r"[0-9]+")
 # Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
 _GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
 _LID = re.compile(r"[0-9A-Za-z._:-]{1,128}")  # 1msg's opaque linked ids: no whitespace, markup or sprawl
+# Each suffix a chat id may end in: the form of what comes before it, and the refusal of any other.
+_CHAT_IDS = {
+    PRIVATE_SUFFIX: (DIGITS, "a WhatsApp id holds only digits (with the country code) before @c.us"),
+    GROUP_SUFFIX: (_GROUP_ID, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'"),
+    LID_SUFFIX: (_LID, "a linked id is 1 to 128 letters, digits or '._:-' before @lid"),  # 1msg only
+}
 MAX_RENDERED = 1_000_000  # characters of a rendered list: far more than any real list of numbers
 # Every id a gateway gives: classic false_1747…@c.us_DF38…, 1msg's gBGG…-8 and wamid.HBgL…== (base64).
 _MESSAGE_ID = re.compile(r"[\w.:@=+/-]{1,500}", re.ASCII)
@@ -77,25 +83,22 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
     text = str(value).strip()
     if callable(region):  # asked only when the number's meaning depends on it: see read_number
         region = None if _INTERNATIONAL.match(text) else region()
-    digits, problem = _dialled_digits(text, region)
-    if problem:
-        raise InvalidInputError(field, value, problem)
-    return digits
-
-
-@functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
-def _dialled_digits(text: str, region: str | None) -> tuple[str, str]:
-    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, and
-    ""; or "" and what is wrong with it (see :func:`read_number` for how it is read)."""
     if not text:
-        return "", "is empty"
+        raise InvalidInputError(field, value, "is empty")
     if not _DIALLED.fullmatch(text):  # no letters: no extension, which WhatsApp cannot dial
-        return "", "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
-    digits = len(_NOT_DIGIT.sub("", text))
-    if digits > _MAX_PHONE_DIGITS:
-        return "", f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}"
-    number = _reading(text, region)
-    return ("", number) if isinstance(number, str) else (digits_of(number), "")
+        raise InvalidInputError(
+            field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
+        )
+    return _digits(text, region, field, value)
+
+
+def _digits(text: str, region: str | None, field: str, value: Any) -> str:
+    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, read
+    by :func:`read_number`; refused, naming ``field`` and ``value``, past E.164's length."""
+    count = len(_NOT_DIGIT.sub("", text))
+    if count > _MAX_PHONE_DIGITS:
+        raise InvalidInputError(field, value, f"has {count} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
+    return digits_of(read_number(text, region, field=field, value=value))
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
@@ -304,27 +307,20 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = Fal
         )
     head, at, tail = value.strip().rpartition("@")
     suffix = at + tail.lower()
-    if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
-        not_digits = "a WhatsApp id holds only digits (with the country code) before @c.us"
-        digits, problem = _dialled_digits(head, None) if DIGITS.fullmatch(head) else ("", not_digits)
-        if problem:
-            raise InvalidInputError(field, value, problem)
-        return digits + PRIVATE_SUFFIX
-    if contact:
+    if contact and suffix != PRIVATE_SUFFIX:
         raise InvalidInputError(
             field, value, "a contact id ends in @c.us (a person's), not @g.us (a group chat id) or another suffix"
         )
-    if suffix == GROUP_SUFFIX:
-        if not _GROUP_ID.fullmatch(head):
-            raise InvalidInputError(field, value, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'")
-        return head + GROUP_SUFFIX
-    if suffix == LID_SUFFIX:  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
-        if not _LID.fullmatch(head):
-            raise InvalidInputError(field, value, "a linked id is 1 to 128 letters, digits or '._:-' before @lid")
-        return head + LID_SUFFIX
-    raise InvalidInputError(
-        field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
-    )
+    if suffix not in _CHAT_IDS:
+        raise InvalidInputError(
+            field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
+        )
+    form, problem = _CHAT_IDS[suffix]
+    if not form.fullmatch(head):
+        raise InvalidInputError(field, value, problem)
+    if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
+        head = _digits(head, None, field, value)
+    return head + suffix
 
 
 def checked_message_id(value: Any, *, field: str = "message_id") -> str:
