@@ -254,9 +254,8 @@ def _listed_chats(
         items = sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
     elif isinstance(value, str):
         items = [part.strip() for part in text.split(",")] if text else []
-        for index, part in enumerate(items):
-            if not part:
-                raise InvalidInputError(f"{field}[{index}]", part, f"is empty in the comma-separated {value!r}")
+        if "" in items:
+            raise InvalidInputError(f"{field}[{items.index('')}]", "", f"is empty in the comma-separated {value!r}")
     elif isinstance(value, int) and not isinstance(value, bool):
         items = [value]
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
@@ -290,12 +289,11 @@ def parse_rendered(text: str, field: str, value: Any) -> Any:
 
 
 def parse_literal(text: str) -> Any:
-    with contextlib.suppress(ValueError, RecursionError):  # RecursionError: "[[[[…", nested past Python's stack
-        return json.loads(text)
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
+    for parse in (json.loads, ast.literal_eval):
+        # RecursionError: "[[[[…", nested past Python's stack.
+        with contextlib.suppress(ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return parse(text)
+    return None
 
 
 def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = False) -> str:
