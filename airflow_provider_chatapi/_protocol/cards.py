@@ -196,11 +196,10 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
     """One entry of the list field ``kind``: a mapping of its :data:`ENTRY_FIELDS`, or (but for an address)
     the phone, e-mail or url alone."""
     fields = ENTRY_FIELDS[kind]
-    if isinstance(value, Mapping):
-        _only(value, fields, field)
     if kind == "addresses":
         if not isinstance(value, Mapping):
             raise InvalidInputError(field, value, f"an address is a mapping of {', '.join(fields)}")
+        _only(value, fields, field)
         # A postal code read from a spreadsheet or JSON often arrives as a number; a bool is no postal code
         # (True is an int to Python), nor is an int of more than a dozen digits (str() refuses 5,000).
         zip_code = value.get("zip")
@@ -210,31 +209,30 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
         if not address:
             raise InvalidInputError(field, dict(value), "an address needs at least one field")
         return address
+    main = fields[0]  # the phone, the e-mail or the url: given alone, it is named by the entry's own field
+    entry, main_field = (value, f"{field}.{main}") if isinstance(value, Mapping) else ({main: value}, field)
+    _only(entry, fields, field)
     if kind == "phones":
-        return _phone(value, field, region)
-    main, read = ("url", _url) if kind == "urls" else ("email", _text)
-    if not isinstance(value, Mapping):
-        return {main: read(value, field)}
-    return {main: read(value.get(main), f"{field}.{main}"), **_texts(value, ("type",), field)}
+        return _phone(entry, field, main_field, region)
+    read = _url if kind == "urls" else _text
+    return {main: read(entry.get(main), main_field), **_texts(entry, ("type",), field)}
 
 
-def _phone(value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, str]:
-    """A phone entry: a number alone (no ``wa_id``), or ``{phone, type, wa_id}`` as given."""
-    entry = value if isinstance(value, Mapping) else {"phone": value}
-    # A number alone is named by the entry's own field.
-    given, given_field = entry.get("phone"), f"{field}.phone" if entry is value else field
+def _phone(entry: Mapping[Any, Any], field: str, phone_field: str, region: whatsapp.RegionSource) -> dict[str, str]:
+    """A phone entry, ``{phone, type, wa_id}`` as given (``phone_field`` names its phone)."""
+    given = entry.get("phone")
     wa_id = None
     if entry.get("wa_id") is not None:  # phone beside it is free text, as written
         wa_id = whatsapp.normalize_phone(entry["wa_id"], field=f"{field}.wa_id", region=region)
-        shown = whatsapp.international_format(wa_id) if given is None else _text(given, given_field)
+        shown = whatsapp.international_format(wa_id) if given is None else _text(given, phone_field)
     elif isinstance(given, str):
         # A real number: shown as written when that is with + (it dials from anywhere), else in international
         # form (8 (495) 123-45-67 dials only from Russia).
-        text = _text(given, given_field)
-        number = whatsapp.read_number(text, region, field=given_field, value=given)
+        text = _text(given, phone_field)
+        number = whatsapp.read_number(text, region, field=phone_field, value=given)
         shown = " ".join(text.split()) if text.startswith("+") else whatsapp.international_format(number)
     elif given is not None:
-        shown = whatsapp.international_format(whatsapp.normalize_phone(given, field=given_field, region=region))
+        shown = whatsapp.international_format(whatsapp.normalize_phone(given, field=phone_field, region=region))
     else:
         raise InvalidInputError(field, dict(entry), "a phone needs phone or wa_id")
     return {"phone": shown, **_texts(entry, ("type",), field), **({"wa_id": wa_id} if wa_id else {})}
