@@ -172,11 +172,7 @@ def _org(value: Any, field: str) -> dict[str, str]:
         return {"company": _text(value, field)}
     if not isinstance(value, Mapping):
         raise InvalidInputError(field, value, "an org is a company name or a mapping of company, department, title")
-    _only(value, ORG_FIELDS, field)
-    org = _texts(value, ORG_FIELDS, field)
-    if not org:
-        raise InvalidInputError(field, dict(value), f"an org needs one of {', '.join(ORG_FIELDS)}")
-    return org
+    return _some_of(value, ORG_FIELDS, field, f"an org needs one of {', '.join(ORG_FIELDS)}")
 
 
 def _entries(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> list[dict[str, str]]:
@@ -199,16 +195,12 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
     if kind == "addresses":
         if not isinstance(value, Mapping):
             raise InvalidInputError(field, value, f"an address is a mapping of {', '.join(fields)}")
-        _only(value, fields, field)
         # A postal code read from a spreadsheet or JSON often arrives as a number; a bool is no postal code
         # (True is an int to Python), nor is an int of more than a dozen digits (str() refuses 5,000).
         zip_code = value.get("zip")
         if isinstance(zip_code, int) and not isinstance(zip_code, bool) and 0 <= zip_code < 10**12:
             value = {**value, "zip": str(zip_code)}
-        address = _texts(value, fields, field)
-        if not address:
-            raise InvalidInputError(field, dict(value), "an address needs at least one field")
-        return address
+        return _some_of(value, fields, field, "an address needs at least one field")
     main = fields[0]  # the phone, the e-mail or the url: given alone, it is named by the entry's own field
     entry, main_field = (value, f"{field}.{main}") if isinstance(value, Mapping) else ({main: value}, field)
     _only(entry, fields, field)
@@ -255,6 +247,15 @@ def _birthday(value: Any, field: str) -> str:
         if _BIRTHDAY.fullmatch(text):
             return dt.date.fromisoformat(text).isoformat()
     raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
+
+
+def _some_of(value: Mapping[Any, Any], keys: tuple[str, ...], field: str, needs: str) -> dict[str, str]:
+    """The free-text ``keys`` of a mapping that has no other key and gives at least one (``needs`` says so)."""
+    _only(value, keys, field)
+    given = _texts(value, keys, field)
+    if not given:
+        raise InvalidInputError(field, dict(value), needs)
+    return given
 
 
 def _texts(value: Mapping[Any, Any], keys: tuple[str, ...], field: str) -> dict[str, str]:
