@@ -185,11 +185,11 @@ def _number(value: Any, field: str, least: float, most: float, problem: str, giv
     return float(value)
 
 
-def _one_of(name: str, value: Any, other_name: str, other: Any, kinds: str = "") -> None:
+def _one_of(name: str, value: Any, other_name: str, other: Any, note: str = "") -> None:
     """Refuses two arguments of which exactly one must be given, when both or neither are."""
     if (value is None) == (other is None):
         given = "neither" if value is None else "both"
-        problem = f"give exactly one of them{kinds}, got {given}"
+        problem = f"give exactly one of them{note}, got {given}"
         raise InvalidInputError(f"{name}/{other_name}", {name: value, other_name: other}, problem)
 
 

@@ -83,18 +83,20 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
     text = str(value).strip()
     if callable(region):  # asked only when the number's meaning depends on it: see read_number
         region = None if _INTERNATIONAL.match(text) else region()
+    return _digits(text, region, field, value)
+
+
+# The same numbers go out again and again: a number read once costs one lookup (a refused one raises, unkept).
+@functools.lru_cache(maxsize=8192)
+def _digits(text: str, region: str | None, field: str, value: Any) -> str:
+    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, read
+    by :func:`read_number`; else refused, naming ``field`` and ``value``."""
     if not text:
         raise InvalidInputError(field, value, "is empty")
     if not _DIALLED.fullmatch(text):  # no letters: no extension, which WhatsApp cannot dial
         raise InvalidInputError(
             field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
         )
-    return _digits(text, region, field, value)
-
-
-def _digits(text: str, region: str | None, field: str, value: Any) -> str:
-    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, read
-    by :func:`read_number`; refused, naming ``field`` and ``value``, past E.164's length."""
     count = len(_NOT_DIGIT.sub("", text))
     if count > _MAX_PHONE_DIGITS:
         raise InvalidInputError(field, value, f"has {count} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
