@@ -162,11 +162,10 @@ def checked_span(span: Any, field: str, *, at_most: float) -> float:
 
 def checked_flag(value: Any, field: str) -> bool:
     """A yes-or-no argument: a bool, or the text ``"true"`` / ``"false"`` a template renders (any case)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise InvalidInputError(field, value, 'must be True or False (or the text "true" / "false")')
+    flag = {"true": True, "false": False}.get(value.strip().lower()) if isinstance(value, str) else value
+    if not isinstance(flag, bool):
+        raise InvalidInputError(field, value, 'must be True or False (or the text "true" / "false")')
+    return flag
 
 
 def _whole(value: Any, field: str, least: int, most: int) -> int:
