@@ -90,7 +90,7 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
 @functools.lru_cache(maxsize=8192)
 def _digits(text: str, region: str | None, field: str, value: Any) -> str:
     """A number as a person dials it (digits, separators, a leading +) as digits with the country code, read
-    by :func:`read_number`; else refused, naming ``field`` and ``value``."""
+    as :func:`read_number` reads it; else refused, naming ``field`` and ``value``."""
     if not text:
         raise InvalidInputError(field, value, "is empty")
     if not _DIALLED.fullmatch(text):  # no letters: no extension, which WhatsApp cannot dial
@@ -100,7 +100,10 @@ def _digits(text: str, region: str | None, field: str, value: Any) -> str:
     count = len(_NOT_DIGIT.sub("", text))
     if count > _MAX_PHONE_DIGITS:
         raise InvalidInputError(field, value, f"has {count} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
-    return digits_of(read_number(text, region, field=field, value=value))
+    number = _reading(text, region)
+    if isinstance(number, str):
+        raise InvalidInputError(field, value, number)
+    return digits_of(number)
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
