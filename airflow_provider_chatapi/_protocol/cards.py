@@ -84,12 +84,8 @@ def normalize_contacts(
     (JSON or a Python literal). ``region`` reads phone numbers written the national way.
     """
     if isinstance(value, str) and value.strip():  # a template's rendering
-        parsed = whatsapp.parse_rendered(value.strip(), field, value)
-        if not isinstance(parsed, (Mapping, list, tuple)):
-            raise InvalidInputError(
-                field, value, f"text must be a JSON or Python list of cards, such as [{_CARD_EXAMPLE}]"
-            )
-        value = parsed
+        problem = f"text must be a JSON or Python list of cards, such as [{_CARD_EXAMPLE}]"
+        value = whatsapp.parse_rendered(value.strip(), field, value, (Mapping, list, tuple), problem)
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
         raise InvalidInputError(field, value, f"expected a list of contact cards, got {type(value).__name__}")
     items = [value] if isinstance(value, Mapping) else [] if isinstance(value, str) else list(value)

@@ -64,6 +64,7 @@ _CHAT_IDS = {
     GROUP_SUFFIX: (_GROUP_ID, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'"),
     LID_SUFFIX: (_LID, "a linked id is 1 to 128 letters, digits or '._:-' before @lid"),  # 1msg only
 }
+_LISTS = (list, tuple, set, frozenset)  # what a list of contacts or recipients may be rendered as
 MAX_RENDERED = 1_000_000  # characters of a rendered list: far more than any real list of numbers
 # Every id a gateway gives: classic false_1747…@c.us_DF38…, 1msg's gBGG…-8 and wamid.HBgL…== (base64).
 _MESSAGE_ID = re.compile(r"[\w.:@=+/-]{1,500}", re.ASCII)
@@ -251,9 +252,7 @@ def _listed_chats(
     if value is None:
         raise InvalidInputError(field, value, "is required")
     if text[:1] in ("[", "(", "{"):  # a list rendered by a non-native Jinja template: its repr, or JSON
-        parsed = parse_rendered(text, field, value)
-        if not isinstance(parsed, (list, tuple, set, frozenset)):
-            raise InvalidInputError(field, value, "looks like a rendered list but is not one")
+        parsed = parse_rendered(text, field, value, _LISTS, "looks like a rendered list but is not one")
         # A set is sorted: its own order is its hash order, which differs between processes (a retry would
         # build another request than the try it resumes), and a rendered set lists its items in that order.
         items = sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
@@ -285,12 +284,16 @@ def _listed_chats(
             yield item_field, item, phone + PRIVATE_SUFFIX, phone
 
 
-def parse_rendered(text: str, field: str, value: Any) -> Any:
+def parse_rendered(text: str, field: str, value: Any, kinds: tuple[type, ...], problem: str) -> Any:
     """What a non-native Jinja template rendered (``text``, stripped) read back: its repr or JSON, as
-    :func:`parse_literal`; refused beyond :data:`MAX_RENDERED` characters, naming ``field`` and ``value``."""
+    :func:`parse_literal`; refused, naming ``field`` and ``value``, beyond :data:`MAX_RENDERED` characters, or
+    (``problem`` says why) when it is not one of ``kinds``."""
     if len(text) > MAX_RENDERED:
         raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
-    return parse_literal(text)
+    parsed = parse_literal(text)
+    if not isinstance(parsed, kinds):
+        raise InvalidInputError(field, value, problem)
+    return parsed
 
 
 def parse_literal(text: str) -> Any:
