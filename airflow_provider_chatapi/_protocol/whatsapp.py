@@ -84,27 +84,25 @@ def normalize_phone(value: Any, *, field: str = "phone", region: RegionSource = 
     text = str(value).strip()
     if callable(region):  # asked only when the number's meaning depends on it: see read_number
         region = None if _INTERNATIONAL.match(text) else region()
-    return _digits(text, region, field, value)
+    digits, problem = _dialled_digits(text, region)
+    if problem:
+        raise InvalidInputError(field, value, problem)
+    return digits
 
 
-# The same numbers go out again and again: a number read once costs one lookup (a refused one raises, unkept).
-@functools.lru_cache(maxsize=8192)
-def _digits(text: str, region: str | None, field: str, value: Any) -> str:
-    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, read
-    as :func:`read_number` reads it; else refused, naming ``field`` and ``value``."""
+@functools.lru_cache(maxsize=8192)  # the same numbers go out again and again
+def _dialled_digits(text: str, region: str | None) -> tuple[str, str]:
+    """A number as a person dials it (digits, separators, a leading +) as digits with the country code, and
+    ""; or "" and what is wrong with it (see :func:`read_number` for how it is read)."""
     if not text:
-        raise InvalidInputError(field, value, "is empty")
+        return "", "is empty"
     if not _DIALLED.fullmatch(text):  # no letters: no extension, which WhatsApp cannot dial
-        raise InvalidInputError(
-            field, value, "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
-        )
-    count = len(_NOT_DIGIT.sub("", text))
-    if count > _MAX_PHONE_DIGITS:
-        raise InvalidInputError(field, value, f"has {count} digits; a phone number has at most {_MAX_PHONE_DIGITS}")
+        return "", "a phone number may hold only digits, spaces, dashes, dots, brackets and a leading +"
+    digits = len(_NOT_DIGIT.sub("", text))
+    if digits > _MAX_PHONE_DIGITS:
+        return "", f"has {digits} digits; a phone number has at most {_MAX_PHONE_DIGITS}"
     number = _reading(text, region)
-    if isinstance(number, str):
-        raise InvalidInputError(field, value, number)
-    return digits_of(number)
+    return ("", number) if isinstance(number, str) else (digits_of(number), "")
 
 
 def read_number(text: str, region: RegionSource, *, field: str, value: Any) -> phonenumbers.PhoneNumber:
@@ -325,7 +323,9 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = Fal
     if not form.fullmatch(head):
         raise InvalidInputError(field, value, problem)
     if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
-        head = _digits(head, None, field, value)
+        head, problem = _dialled_digits(head, None)
+        if problem:
+            raise InvalidInputError(field, value, problem)
     return head + suffix
 
 
