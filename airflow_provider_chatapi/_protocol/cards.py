@@ -84,12 +84,8 @@ def normalize_contacts(
     (JSON or a Python literal). ``region`` reads phone numbers written the national way.
     """
     if isinstance(value, str) and value.strip():  # a template's rendering
-        parsed = whatsapp.parse_rendered(value.strip(), field, value)
-        if not isinstance(parsed, (Mapping, list, tuple)):
-            raise InvalidInputError(
-                field, value, f"text must be a JSON or Python list of cards, such as [{_CARD_EXAMPLE}]"
-            )
-        value = parsed
+        problem = f"text must be a JSON or Python list of cards, such as [{_CARD_EXAMPLE}]"
+        value = whatsapp.parse_rendered(value.strip(), field, value, (Mapping, list, tuple), problem)
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
         raise InvalidInputError(field, value, f"expected a list of contact cards, got {type(value).__name__}")
     items = [value] if isinstance(value, Mapping) else [] if isinstance(value, str) else list(value)
@@ -143,12 +139,8 @@ def _card(value: Any, field: str, region: whatsapp.RegionSource) -> Card:
             continue
         if key in ENTRY_FIELDS:
             card[key] = _entries(key, given, given_field, region)
-        elif key == "name":
-            card[key] = _name(given, given_field)
-        elif key == "org":
-            card[key] = _org(given, given_field)
         else:
-            card[key] = _birthday(given, given_field)
+            card[key] = {"name": _name, "org": _org, "birthday": _birthday}[key](given, given_field)
     return card
 
 
@@ -176,11 +168,7 @@ def _org(value: Any, field: str) -> dict[str, str]:
         return {"company": _text(value, field)}
     if not isinstance(value, Mapping):
         raise InvalidInputError(field, value, "an org is a company name or a mapping of company, department, title")
-    _only(value, ORG_FIELDS, field)
-    org = _texts(value, ORG_FIELDS, field)
-    if not org:
-        raise InvalidInputError(field, dict(value), f"an org needs one of {', '.join(ORG_FIELDS)}")
-    return org
+    return _some_of(value, ORG_FIELDS, field, f"an org needs one of {', '.join(ORG_FIELDS)}")
 
 
 def _entries(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> list[dict[str, str]]:
@@ -200,8 +188,6 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
     """One entry of the list field ``kind``: a mapping of its :data:`ENTRY_FIELDS`, or (but for an address)
     the phone, e-mail or url alone."""
     fields = ENTRY_FIELDS[kind]
-    if isinstance(value, Mapping):
-        _only(value, fields, field)
     if kind == "addresses":
         if not isinstance(value, Mapping):
             raise InvalidInputError(field, value, f"an address is a mapping of {', '.join(fields)}")
@@ -210,41 +196,34 @@ def _entry(kind: str, value: Any, field: str, region: whatsapp.RegionSource) -> 
         zip_code = value.get("zip")
         if isinstance(zip_code, int) and not isinstance(zip_code, bool) and 0 <= zip_code < 10**12:
             value = {**value, "zip": str(zip_code)}
-        address = _texts(value, fields, field)
-        if not address:
-            raise InvalidInputError(field, dict(value), "an address needs at least one field")
-        return address
+        return _some_of(value, fields, field, "an address needs at least one field")
+    main = fields[0]  # the phone, the e-mail or the url: given alone, it is named by the entry's own field
+    entry, main_field = (value, f"{field}.{main}") if isinstance(value, Mapping) else ({main: value}, field)
+    _only(entry, fields, field)
     if kind == "phones":
-        return _phone(value, field, region)
-    main, read = ("url", _url) if kind == "urls" else ("email", _text)
-    if not isinstance(value, Mapping):
-        return {main: read(value, field)}
-    return {main: read(value.get(main), f"{field}.{main}"), **_texts(value, ("type",), field)}
+        return _phone(entry, field, main_field, region)
+    read = _url if kind == "urls" else _text
+    return {main: read(entry.get(main), main_field), **_texts(entry, ("type",), field)}
 
 
-def _phone(value: Any, field: str, region: whatsapp.RegionSource) -> dict[str, str]:
-    """A phone entry: a number alone (no ``wa_id``), or ``{phone, type, wa_id}`` as given."""
-    entry = value if isinstance(value, Mapping) else {"phone": value}
+def _phone(entry: Mapping[Any, Any], field: str, phone_field: str, region: whatsapp.RegionSource) -> dict[str, str]:
+    """A phone entry, ``{phone, type, wa_id}`` as given (``phone_field`` names its phone)."""
+    given = entry.get("phone")
     wa_id = None
-    if entry.get("wa_id") is not None:
+    if entry.get("wa_id") is not None:  # phone beside it is free text, as written
         wa_id = whatsapp.normalize_phone(entry["wa_id"], field=f"{field}.wa_id", region=region)
-        given = entry.get("phone")  # beside a wa_id: free text, as written
-        shown = whatsapp.international_format(wa_id) if given is None else _text(given, f"{field}.phone")
-    elif entry.get("phone") is not None:  # a number alone is named by the entry's own field
-        shown = _shown_number(entry["phone"], f"{field}.phone" if entry is value else field, region)
+        shown = whatsapp.international_format(wa_id) if given is None else _text(given, phone_field)
+    elif isinstance(given, str):
+        # A real number: shown as written when that is with + (it dials from anywhere), else in international
+        # form (8 (495) 123-45-67 dials only from Russia).
+        text = _text(given, phone_field)
+        number = whatsapp.read_number(text, region, field=phone_field, value=given)
+        shown = " ".join(text.split()) if text.startswith("+") else whatsapp.international_format(number)
+    elif given is not None:
+        shown = whatsapp.international_format(whatsapp.normalize_phone(given, field=phone_field, region=region))
     else:
         raise InvalidInputError(field, dict(entry), "a phone needs phone or wa_id")
     return {"phone": shown, **_texts(entry, ("type",), field), **({"wa_id": wa_id} if wa_id else {})}
-
-
-def _shown_number(value: Any, field: str, region: whatsapp.RegionSource) -> str:
-    """A phone with no ``wa_id`` beside it: a real number, shown as written when that is with ``+`` (it dials
-    from anywhere), else in international form (``8 (495) 123-45-67`` dials only from Russia)."""
-    if not isinstance(value, str):
-        return whatsapp.international_format(whatsapp.normalize_phone(value, field=field, region=region))
-    text = _text(value, field)
-    number = whatsapp.read_number(text, region, field=field, value=value)
-    return " ".join(text.split()) if text.startswith("+") else whatsapp.international_format(number)
 
 
 def _url(value: Any, field: str) -> str:
@@ -264,6 +243,15 @@ def _birthday(value: Any, field: str) -> str:
         if _BIRTHDAY.fullmatch(text):
             return dt.date.fromisoformat(text).isoformat()
     raise InvalidInputError(field, value, "a birthday is a real date written YYYY-MM-DD")
+
+
+def _some_of(value: Mapping[Any, Any], keys: tuple[str, ...], field: str, needs: str) -> dict[str, str]:
+    """The free-text ``keys`` of a mapping that has no other key and gives at least one (``needs`` says so)."""
+    _only(value, keys, field)
+    given = _texts(value, keys, field)
+    if not given:
+        raise InvalidInputError(field, dict(value), needs)
+    return given
 
 
 def _texts(value: Mapping[Any, Any], keys: tuple[str, ...], field: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ of sends, so they never see which dialect runs.
 
 from __future__ import annotations
 
-import math
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -104,11 +104,7 @@ def build_send_contact(
 
     ``region`` reads the numbers written the national way (see :func:`~.whatsapp.read_number`).
     """
-    if (phone is None) == (chat_id is None):
-        given = "both" if phone is not None else "neither"
-        raise InvalidInputError(
-            "phone/chat_id", {"phone": phone, "chat_id": chat_id}, f"give exactly one of them, got {given}"
-        )
+    _one_of("phone", phone, "chat_id", chat_id)
     cards, numbers, quoted = _contents(contact_ids, contacts, quoted_message_id, region)
     if phone is not None:
         phone = whatsapp.normalize_phone(phone, region=region)
@@ -140,10 +136,10 @@ def checked_max_in_flight(max_in_flight: Any) -> int:
 def checked_max_per_second(max_per_second: Any) -> float | None:
     """A batch's bound on requests in any one second at the gateway, from :data:`MIN_PER_SECOND` up; None
     for no bound."""
+    if max_per_second is None:
+        return None
     problem = "must be a finite number of requests a second, at least 1/3600"
-    return (
-        None if max_per_second is None else _number(max_per_second, "max_per_second", MIN_PER_SECOND, math.inf, problem)
-    )
+    return _number(max_per_second, "max_per_second", MIN_PER_SECOND, sys.float_info.max, problem)
 
 
 def checked_timeout(timeout: Any) -> float | None:
@@ -166,11 +162,10 @@ def checked_span(span: Any, field: str, *, at_most: float) -> float:
 
 def checked_flag(value: Any, field: str) -> bool:
     """A yes-or-no argument: a bool, or the text ``"true"`` / ``"false"`` a template renders (any case)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise InvalidInputError(field, value, 'must be True or False (or the text "true" / "false")')
+    flag = {"true": True, "false": False}.get(value.strip().lower()) if isinstance(value, str) else value
+    if not isinstance(flag, bool):
+        raise InvalidInputError(field, value, 'must be True or False (or the text "true" / "false")')
+    return flag
 
 
 def _whole(value: Any, field: str, least: int, most: int) -> int:
@@ -181,15 +176,20 @@ def _whole(value: Any, field: str, least: int, most: int) -> int:
 
 
 def _number(value: Any, field: str, least: float, most: float, problem: str, given: Any = None) -> float:
-    """``value`` as a float when it is a finite int or float (not a bool) from ``least`` to ``most``; else
-    refused, naming ``given`` (a span as it was given) or ``value``."""
-    try:
-        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-    except OverflowError:  # an int past float's range: 10**400 seconds is no timeout
-        number = math.nan
-    if not (math.isfinite(number) and least <= number <= most):
+    """``value`` as a float when it is an int or float (not a bool) from ``least`` to ``most`` (so finite: nan
+    compares false, and ``most`` is at most float's largest); else refused, naming ``given`` (a span as it was
+    given) or ``value``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value <= most:
         raise InvalidInputError(field, value if given is None else given, problem)
-    return number
+    return float(value)
+
+
+def _one_of(name: str, value: Any, other_name: str, other: Any, note: str = "") -> None:
+    """Refuses two arguments of which exactly one must be given, when both or neither are."""
+    if (value is None) == (other is None):
+        given = "neither" if value is None else "both"
+        problem = f"give exactly one of them{note}, got {given}"
+        raise InvalidInputError(f"{name}/{other_name}", {name: value, other_name: other}, problem)
 
 
 def _contents(
@@ -197,13 +197,7 @@ def _contents(
 ) -> tuple[tuple[Card, ...], tuple[str, ...], str | None]:
     """What a send carries to any chat: the cards given in full or the numbers given as contact ids (the
     other empty), and the message it quotes."""
-    if (contact_ids is None) == (contacts is None):
-        given = "both" if contacts is not None else "neither"
-        raise InvalidInputError(
-            "contact_ids/contacts",
-            {"contact_ids": contact_ids, "contacts": contacts},
-            f"give exactly one of them (ids, or full contact cards), got {given}",
-        )
+    _one_of("contact_ids", contact_ids, "contacts", contacts, " (ids, or full contact cards)")
     cards = () if contacts is None else normalize_contacts(contacts, region=region)
     ids = () if contact_ids is None else whatsapp.normalize_contact_ids(contact_ids, region=region)
     numbers = tuple([contact.removesuffix(whatsapp.PRIVATE_SUFFIX) for contact in ids])  # a list: no generator frame

@@ -58,6 +58,13 @@ DIGITS = re.compile(r"[0-9]+")
 # Classic groups are "<creator's number>-<unix time>"; newer ones a long number (120363...).
 _GROUP_ID = re.compile(r"[1-9][0-9]{6,14}-[0-9]{9,11}|[1-9][0-9]{9,24}")
 _LID = re.compile(r"[0-9A-Za-z._:-]{1,128}")  # 1msg's opaque linked ids: no whitespace, markup or sprawl
+# Each suffix a chat id may end in: the form of what comes before it, and the refusal of any other.
+_CHAT_IDS = {
+    PRIVATE_SUFFIX: (DIGITS, "a WhatsApp id holds only digits (with the country code) before @c.us"),
+    GROUP_SUFFIX: (_GROUP_ID, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'"),
+    LID_SUFFIX: (_LID, "a linked id is 1 to 128 letters, digits or '._:-' before @lid"),  # 1msg only
+}
+_LISTS = (list, tuple, set, frozenset)  # what a list of contacts or recipients may be rendered as
 MAX_RENDERED = 1_000_000  # characters of a rendered list: far more than any real list of numbers
 # Every id a gateway gives: classic false_1747…@c.us_DF38…, 1msg's gBGG…-8 and wamid.HBgL…== (base64).
 _MESSAGE_ID = re.compile(r"[\w.:@=+/-]{1,500}", re.ASCII)
@@ -243,17 +250,14 @@ def _listed_chats(
     if value is None:
         raise InvalidInputError(field, value, "is required")
     if text[:1] in ("[", "(", "{"):  # a list rendered by a non-native Jinja template: its repr, or JSON
-        parsed = parse_rendered(text, field, value)
-        if not isinstance(parsed, (list, tuple, set, frozenset)):
-            raise InvalidInputError(field, value, "looks like a rendered list but is not one")
+        parsed = parse_rendered(text, field, value, _LISTS, "looks like a rendered list but is not one")
         # A set is sorted: its own order is its hash order, which differs between processes (a retry would
         # build another request than the try it resumes), and a rendered set lists its items in that order.
         items = sorted(parsed, key=str) if isinstance(parsed, (set, frozenset)) else list(parsed)
     elif isinstance(value, str):
         items = [part.strip() for part in text.split(",")] if text else []
-        for index, part in enumerate(items):
-            if not part:
-                raise InvalidInputError(f"{field}[{index}]", part, f"is empty in the comma-separated {value!r}")
+        if "" in items:
+            raise InvalidInputError(f"{field}[{items.index('')}]", "", f"is empty in the comma-separated {value!r}")
     elif isinstance(value, int) and not isinstance(value, bool):
         items = [value]
     elif isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
@@ -278,21 +282,24 @@ def _listed_chats(
             yield item_field, item, phone + PRIVATE_SUFFIX, phone
 
 
-def parse_rendered(text: str, field: str, value: Any) -> Any:
+def parse_rendered(text: str, field: str, value: Any, kinds: tuple[type, ...], problem: str) -> Any:
     """What a non-native Jinja template rendered (``text``, stripped) read back: its repr or JSON, as
-    :func:`parse_literal`; refused beyond :data:`MAX_RENDERED` characters, naming ``field`` and ``value``."""
+    :func:`parse_literal`; refused, naming ``field`` and ``value``, beyond :data:`MAX_RENDERED` characters, or
+    (``problem`` says why) when it is not one of ``kinds``."""
     if len(text) > MAX_RENDERED:
         raise InvalidInputError(field, value, f"is a rendered list of more than {MAX_RENDERED:,} characters")
-    return parse_literal(text)
+    parsed = parse_literal(text)
+    if not isinstance(parsed, kinds):
+        raise InvalidInputError(field, value, problem)
+    return parsed
 
 
 def parse_literal(text: str) -> Any:
-    with contextlib.suppress(ValueError, RecursionError):  # RecursionError: "[[[[…", nested past Python's stack
-        return json.loads(text)
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
+    for parse in (json.loads, ast.literal_eval):
+        # RecursionError: "[[[[…", nested past Python's stack.
+        with contextlib.suppress(ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return parse(text)
+    return None
 
 
 def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = False) -> str:
@@ -304,27 +311,22 @@ def normalize_chat_id(value: Any, *, field: str = "chat_id", contact: bool = Fal
         )
     head, at, tail = value.strip().rpartition("@")
     suffix = at + tail.lower()
-    if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
-        not_digits = "a WhatsApp id holds only digits (with the country code) before @c.us"
-        digits, problem = _dialled_digits(head, None) if DIGITS.fullmatch(head) else ("", not_digits)
-        if problem:
-            raise InvalidInputError(field, value, problem)
-        return digits + PRIVATE_SUFFIX
-    if contact:
+    if contact and suffix != PRIVATE_SUFFIX:
         raise InvalidInputError(
             field, value, "a contact id ends in @c.us (a person's), not @g.us (a group chat id) or another suffix"
         )
-    if suffix == GROUP_SUFFIX:
-        if not _GROUP_ID.fullmatch(head):
-            raise InvalidInputError(field, value, "a group id is '<number>-<timestamp>@g.us' or '<long number>@g.us'")
-        return head + GROUP_SUFFIX
-    if suffix == LID_SUFFIX:  # WhatsApp's newer opaque "linked id" of a chat; only 1msg takes it
-        if not _LID.fullmatch(head):
-            raise InvalidInputError(field, value, "a linked id is 1 to 128 letters, digits or '._:-' before @lid")
-        return head + LID_SUFFIX
-    raise InvalidInputError(
-        field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
-    )
+    if suffix not in _CHAT_IDS:
+        raise InvalidInputError(
+            field, value, "a chat id ends in @c.us (private) or @g.us (group); for a bare number use phone="
+        )
+    form, problem = _CHAT_IDS[suffix]
+    if not form.fullmatch(head):
+        raise InvalidInputError(field, value, problem)
+    if suffix == PRIVATE_SUFFIX:  # a WhatsApp id: always digits with the country code, region or not
+        head, problem = _dialled_digits(head, None)
+        if problem:
+            raise InvalidInputError(field, value, problem)
+    return head + suffix
 
 
 def checked_message_id(value: Any, *, field: str = "message_id") -> str:
