@@ -340,7 +340,5 @@ def _httpx_failure(request: ApiRequest, error: Exception, token: str) -> Gateway
                 break
             cause = cause.__cause__ or cause.__context__
         text = str(cause if cause is not None else error) or "no detail"
-    detail = scrub_secret(f"{type(error).__name__}: {text}", token)
-    return (
-        connection_failed(request, detail) if isinstance(error, _HTTPX_NEVER_SENT) else response_lost(request, detail)
-    )
+    failed = connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else response_lost
+    return failed(request, scrub_secret(f"{type(error).__name__}: {text}", token))

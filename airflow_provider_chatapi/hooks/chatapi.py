@@ -54,14 +54,7 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import Call, Plan
     from airflow_provider_chatapi._protocol.record import Ledger
 
-__all__ = [
-    "DEFAULT_MAX_IN_FLIGHT",
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_TIMEOUT",
-    "ChatApiHook",
-    "Delivery",
-    "SendResult",
-]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "Delivery", "SendResult"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -132,22 +125,19 @@ class ChatApiHook(BaseHook):
     def settings(self) -> GatewaySettings:
         """The connection read on first use: ``api_url``, ``timeout``, ``max_retries``, ``dialect``; the token
         is registered with Airflow's log masker and left out of ``repr()``."""
-        if self._settings is None:
-            self._settings = self._settings_from()
-        return self._settings
+        return self._settings or self._settings_from()
 
     async def asettings(self) -> GatewaySettings:
         """:attr:`settings`, with the connection read without blocking the event loop on any release."""
-        if self._settings is None:
-            self._settings = self._settings_from(await self._aconnection_fields())
-        return self._settings
+        return self._settings or self._settings_from(await self._aconnection_fields())
 
     async def _aconnection_fields(self) -> dict[str, Any]:
         conn = await get_async_connection(self.chatapi_conn_id, hook=self)
         return connection_fields(conn, await get_async_extra_dejson(conn))
 
     def _settings_from(self, fields: dict[str, Any] | None = None) -> GatewaySettings:
-        """The settings from the connection's ``fields`` (read here when not given), with this hook's overrides."""
+        """Read :attr:`settings` from the connection's ``fields`` (read here when not given), with this hook's
+        overrides, and keep them."""
         # Only the fields go on, never the Connection in a local (see HiddenToken): each check below may refuse them.
         fields = fields or connection_fields(self.get_connection(self.chatapi_conn_id))
         settings = settings_from_connection(conn_id=self.chatapi_conn_id, **fields)
@@ -155,7 +145,8 @@ class ChatApiHook(BaseHook):
             mask_secret(form)
         timeout = settings.timeout if self.timeout is None else self.timeout
         max_retries = settings.max_retries if self.max_retries is None else self.max_retries
-        return dataclasses.replace(settings, timeout=timeout, max_retries=max_retries)
+        self._settings = dataclasses.replace(settings, timeout=timeout, max_retries=max_retries)
+        return self._settings
 
     def get_conn(self) -> requests.Session:
         """The HTTP session every synchronous call of this hook goes through (kept alive between calls)."""
@@ -170,10 +161,9 @@ class ChatApiHook(BaseHook):
 
     async def aclose(self) -> None:
         """Close the ``httpx`` client, if one was opened, and the HTTP session."""
-        if self._async_client is not None:
-            _, client = self._async_client
-            self._async_client = None
-            await client.aclose()
+        opened, self._async_client = self._async_client, None
+        if opened is not None:
+            await opened[1].aclose()
         self.close()
 
     def __enter__(self) -> ChatApiHook:
