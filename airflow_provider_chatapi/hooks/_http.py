@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import sys
 import time
 from collections import Counter
@@ -146,7 +145,7 @@ class Pacer:
         self._hold = max(1.0, self._interval)
         # A place is taken at a request's start and given back ``_hold`` after its answer. Without a pace
         # there are more places than requests, so none is ever waited for.
-        self._places = asyncio.Semaphore(max(1, math.floor(per_second)) if per_second else sys.maxsize)
+        self._places = asyncio.Semaphore(max(1, int(per_second)) if per_second else sys.maxsize)
         self._turn = asyncio.Lock()  # fair: requests start in the order they asked
         self._next_start = self._paused_until = 0.0
         self._rate_limited = 0  # 429s in a row

@@ -373,7 +373,8 @@ class ChatApiHook(BaseHook):
         """:meth:`_drive` over this hook's ``httpx`` client for the running event loop (each request through
         the batch's ``pacer``, if any)."""
         loop = asyncio.get_running_loop()
-        if self._async_client is None or self._async_client[0] is not loop:  # one a loop: TLS set-up is not cheap
+        # One client for each event loop, kept between plans: TLS set-up is not cheap.
+        if self._async_client is None or self._async_client[0] is not loop:
             self._async_client = (loop, _http.new_async_client(await self.asettings()))
         client = self._async_client[1]
         outcome: Any = None
