@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import sys
 import time
 from collections import Counter
@@ -146,7 +145,7 @@ class Pacer:
         self._hold = max(1.0, self._interval)
         # A place is taken at a request's start and given back ``_hold`` after its answer. Without a pace
         # there are more places than requests, so none is ever waited for.
-        self._places = asyncio.Semaphore(max(1, math.floor(per_second)) if per_second else sys.maxsize)
+        self._places = asyncio.Semaphore(max(1, int(per_second)) if per_second else sys.maxsize)
         self._turn = asyncio.Lock()  # fair: requests start in the order they asked
         self._next_start = self._paused_until = 0.0
         self._rate_limited = 0  # 429s in a row
@@ -228,9 +227,9 @@ def _kind(outcome: object) -> str:
 async def run_batch(
     drive: Callable[[Plan[T], Pacer], Awaitable[T]],
     plans: Sequence[Plan[T]],
-    *,
     max_in_flight: int,
     log: Log,
+    *,
     label: str | None = None,
     max_per_second: float | None = None,
     checkpoints: Ledger | None = None,
@@ -340,7 +339,5 @@ def _httpx_failure(request: ApiRequest, error: Exception, token: str) -> Gateway
                 break
             cause = cause.__cause__ or cause.__context__
         text = str(cause if cause is not None else error) or "no detail"
-    detail = scrub_secret(f"{type(error).__name__}: {text}", token)
-    return (
-        connection_failed(request, detail) if isinstance(error, _HTTPX_NEVER_SENT) else response_lost(request, detail)
-    )
+    failed = connection_failed if isinstance(error, _HTTPX_NEVER_SENT) else response_lost
+    return failed(request, scrub_secret(f"{type(error).__name__}: {text}", token))

@@ -9,6 +9,7 @@ drives its plans over ``requests`` (sync) or ``httpx`` (async).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import re
@@ -53,14 +54,7 @@ if TYPE_CHECKING:
     from airflow_provider_chatapi._protocol.http import Call, Plan
     from airflow_provider_chatapi._protocol.record import Ledger
 
-__all__ = [
-    "DEFAULT_MAX_IN_FLIGHT",
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_TIMEOUT",
-    "ChatApiHook",
-    "Delivery",
-    "SendResult",
-]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "ChatApiHook", "Delivery", "SendResult"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -131,28 +125,28 @@ class ChatApiHook(BaseHook):
     def settings(self) -> GatewaySettings:
         """The connection read on first use: ``api_url``, ``timeout``, ``max_retries``, ``dialect``; the token
         is registered with Airflow's log masker and left out of ``repr()``."""
-        if self._settings is None:
-            self._settings = self._settings_from(connection_fields(self.get_connection(self.chatapi_conn_id)))
-        return self._settings
+        return self._settings or self._settings_from()
 
     async def asettings(self) -> GatewaySettings:
         """:attr:`settings`, with the connection read without blocking the event loop on any release."""
-        if self._settings is None:
-            self._settings = self._settings_from(await self._aconnection_fields())
-        return self._settings
+        return self._settings or self._settings_from(await self._aconnection_fields())
 
     async def _aconnection_fields(self) -> dict[str, Any]:
         conn = await get_async_connection(self.chatapi_conn_id, hook=self)
         return connection_fields(conn, await get_async_extra_dejson(conn))
 
-    def _settings_from(self, fields: dict[str, Any]) -> GatewaySettings:
-        # Only the fields go on, not the Connection (see HiddenToken): each check below may refuse them.
+    def _settings_from(self, fields: dict[str, Any] | None = None) -> GatewaySettings:
+        """Read :attr:`settings` from the connection's ``fields`` (read here when not given), with this hook's
+        overrides, and keep them."""
+        # Only the fields go on, never the Connection in a local (see HiddenToken): each check below may refuse them.
+        fields = fields or connection_fields(self.get_connection(self.chatapi_conn_id))
         settings = settings_from_connection(conn_id=self.chatapi_conn_id, **fields)
         for form in secret_forms(settings.token):
             mask_secret(form)
         timeout = settings.timeout if self.timeout is None else self.timeout
         max_retries = settings.max_retries if self.max_retries is None else self.max_retries
-        return dataclasses.replace(settings, timeout=timeout, max_retries=max_retries)
+        self._settings = dataclasses.replace(settings, timeout=timeout, max_retries=max_retries)
+        return self._settings
 
     def get_conn(self) -> requests.Session:
         """The HTTP session every synchronous call of this hook goes through (kept alive between calls)."""
@@ -167,10 +161,9 @@ class ChatApiHook(BaseHook):
 
     async def aclose(self) -> None:
         """Close the ``httpx`` client, if one was opened, and the HTTP session."""
-        if self._async_client is not None:
-            _, client = self._async_client
-            self._async_client = None
-            await client.aclose()
+        opened, self._async_client = self._async_client, None
+        if opened is not None:
+            await opened[1].aclose()
         self.close()
 
     def __enter__(self) -> ChatApiHook:
@@ -211,10 +204,10 @@ class ChatApiHook(BaseHook):
         :raises NotSentError: the gateway did not queue the message (see its subclasses).
         :raises DeliveryUnknownError: the message may have been queued; do not send it again blindly.
         """
-        # The connection's region read once a send, and only if a number needs it: see _connection_region.
-        region = (None if default_region is None else checked_region(default_region)) or functools.cache(
-            self._connection_region
-        )
+        # The connection's region is read (once a send) only when a number needs it (an international number
+        # never does), so that bad input fails before the connection is read.
+        given = None if default_region is None else checked_region(default_region)
+        region = given or functools.cache(lambda: self.settings.default_region)
         send = build_send_contact(
             contact_ids,
             contacts=contacts,
@@ -280,28 +273,20 @@ class ChatApiHook(BaseHook):
         bound = checked_max_in_flight(max_in_flight)
         rate = checked_max_per_second(max_per_second)
         settings = await self.asettings()
+        region = checked_region(default_region) or settings.default_region
         sends = build_send_to_many(
-            contact_ids,
-            recipients,
-            contacts=contacts,
-            quoted_message_id=quoted_message_id,
-            region=checked_region(default_region) or settings.default_region,
+            contact_ids, recipients, contacts=contacts, quoted_message_id=quoted_message_id, region=region
         )
         dialect = settings.dialect
-        requests = [dialect.send_request(send) for send in sends]  # the batch fails whole before its first record
+        wire = [dialect.send_request(send) for send in sends]  # the batch fails whole before its first record
         if ledger is not None:
             await self._adrive(prepare_plan(sends, dialect=dialect, ledger=ledger, log=self.log))
+        plans = [
+            send_plan(send, request, dialect=dialect, ledger=ledger, log=self.log)
+            for send, request in zip(sends, wire, strict=True)
+        ]
         outcomes = await _http.run_batch(
-            self._adrive,
-            [
-                send_plan(*pair, dialect=dialect, ledger=ledger, log=self.log)
-                for pair in zip(sends, requests, strict=True)
-            ],
-            max_in_flight=bound,
-            log=self.log,
-            label="Chat API fan-out",
-            max_per_second=rate,
-            checkpoints=ledger,
+            self._adrive, plans, bound, self.log, label="Chat API fan-out", max_per_second=rate, checkpoints=ledger
         )
         if any(isinstance(outcome, BaseException) for outcome in outcomes):
             raise FanOutError(outcomes, [send.chat_id for send in sends])
@@ -332,7 +317,7 @@ class ChatApiHook(BaseHook):
         bound = checked_max_in_flight(max_in_flight)
         dialect = (await self.asettings()).dialect  # after the arguments: a bad one fails before the connection is read
         plans = [dialect.delivery_plan(message_id) for message_id in ids]
-        return await _http.run_batch(self._adrive, plans, max_in_flight=bound, log=self.log)
+        return await _http.run_batch(self._adrive, plans, bound, self.log)
 
     def get_account_status(self) -> str:
         """The instance's status word (``authenticated``, ``connected``, ...), read without side effects."""
@@ -357,20 +342,12 @@ class ChatApiHook(BaseHook):
     async def atest_connection(self) -> tuple[bool, str]:
         """:meth:`test_connection`, asynchronously."""
         try:
-            probe = self._prober(await self.asettings())
-            try:
+            async with contextlib.aclosing(self._prober(await self.asettings())) as probe:
                 return probe.settings.dialect.describe_status(await probe.aget_account_status())
-            finally:
-                await probe.aclose()
         except ChatApiError as error:
             return False, probe_failure(error)
 
     # ---- driving plans ---------------------------------------------------------------------------
-
-    def _connection_region(self) -> str | None:
-        """The connection's ``default_region``: read, with the connection, only when a number needs it (an
-        international number never does), so that bad input fails before the connection is read."""
-        return self.settings.default_region
 
     def _prober(self, settings: GatewaySettings) -> ChatApiHook:
         """A hook for one status probe: no retries, and a short wait."""
@@ -395,7 +372,11 @@ class ChatApiHook(BaseHook):
     async def _adrive(self, plan: Plan[_T], pacer: _http.Pacer | None = None) -> _T:
         """:meth:`_drive` over this hook's ``httpx`` client for the running event loop (each request through
         the batch's ``pacer``, if any)."""
-        client = await self._aclient()
+        loop = asyncio.get_running_loop()
+        # One client for each event loop, kept between plans: TLS set-up is not cheap.
+        if self._async_client is None or self._async_client[0] is not loop:
+            self._async_client = (loop, _http.new_async_client(await self.asettings()))
+        client = self._async_client[1]
         outcome: Any = None
         while True:
             try:
@@ -429,13 +410,6 @@ class ChatApiHook(BaseHook):
             retrying = tenacity.AsyncRetrying(**_http.retry_policy(settings.max_retries, self.log))
             return await retrying(_areplaying(error, transport), client, settings, call)
 
-    async def _aclient(self) -> httpx.AsyncClient:
-        """The hook's ``httpx`` client for the running event loop, built once (TLS set-up is not cheap)."""
-        loop = asyncio.get_running_loop()
-        if self._async_client is None or self._async_client[0] is not loop:
-            self._async_client = (loop, _http.new_async_client(await self.asettings()))
-        return self._async_client[1]
-
 
 def _replaying(first: ChatApiError, attempt: Callable[..., _R]) -> Callable[..., _R]:
     """``attempt`` for tenacity to retry, whose first call re-raises the failure already met. Most calls
@@ -453,11 +427,9 @@ def _replaying(first: ChatApiError, attempt: Callable[..., _R]) -> Callable[...,
 
 def _areplaying(first: ChatApiError, attempt: Callable[..., Awaitable[_R]]) -> Callable[..., Awaitable[_R]]:
     """:func:`_replaying` for a transport that is awaited (tenacity awaits only a coroutine function)."""
-    pending = [first]
+    replay = _replaying(first, attempt)
 
     async def call(*args: Any) -> _R:
-        if pending:
-            raise pending.pop()
-        return await attempt(*args)
+        return await replay(*args)
 
     return call
