@@ -56,7 +56,7 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from airflow_provider_chatapi._protocol.http import Call
-from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, UNTIED_MARGIN, Intent, LostSend, Verdicts
+from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, Intent, LostSend, Verdicts
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayError, NotSentError, _first_few
 
@@ -186,7 +186,6 @@ class Ledger:
         self._unknown: dict[str, str] = {}  # why the gateway cannot tell, by chat
         self._digests: dict[str, str] = {}  # of the sends :meth:`prepare` took, by chat
         self._sends: Sequence[ContactSend] = ()
-        self._waves: list[tuple[int, int]] = []
         self._mine: dict[str, bool] = {}  # chats whose records this try made, for its keys: True until written
         self._keys: dict[int, str] = {}  # this try's key of each wave written, by the wave's start
         self._voided: list[str] = []  # keys to be emptied at this try's first write: the record stays small
@@ -200,16 +199,8 @@ class Ledger:
         return {record.message_id: chat for chat, record in self._records.items() if record.message_id}
 
     def prepare(self, sends: Sequence[ContactSend]) -> list[LostSend]:
-        """Take the try's sends, in order, and cut them into waves; return those an earlier try lost."""
+        """Take the try's sends, in order; return those an earlier try lost."""
         self._sends, self.shared = sends, len(sends) > 1
-        self._waves, start, size = [], 0, 0
-        for index, send in enumerate(sends):  # at most WAVE_SIZE sends and WAVE_BYTES of entries a wave
-            entry = len(send.chat_id.encode()) + _ENTRY_ALLOWANCE
-            if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
-                self._waves.append((start, index))
-                start, size = index, 0
-            size += entry
-        self._waves.append((start, len(sends)))
         self._digests = {send.chat_id: _digest(send) for send in sends}
         for send in sends:
             if self._lost_since is not None and self._counting(send) is None:  # no store: lost since then
@@ -240,15 +231,22 @@ class Ledger:
         self._mine[record.chat_id] = True
 
     def waves(self) -> list[tuple[int, int]]:
-        """The waves of the sends :meth:`prepare` took: (start, stop) in the batch's order."""
-        return self._waves
+        """The waves of the sends :meth:`prepare` took: (start, stop) in the batch's order, each of at most
+        :data:`WAVE_SIZE` sends and :data:`WAVE_BYTES` of entries."""
+        waves, start, size = [], 0, 0
+        for index, send in enumerate(self._sends):
+            entry = len(send.chat_id.encode()) + _ENTRY_ALLOWANCE
+            if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
+                waves.append((start, index))
+                start, size = index, 0
+            size += entry
+        waves.append((start, len(self._sends)))
+        return waves
 
     def before_wave(self, start: int, stop: int) -> None:
         """Write, in one call, the intent of every send of the wave that nothing on record covers."""
         now, offset = time.time(), self.offset
-        intent = (
-            Intent(math.floor(now), False, UNTIED_MARGIN) if offset is None else Intent(math.floor(now + offset), True)
-        )
+        intent = Intent.on_worker_clock(math.floor(now)) if offset is None else Intent(math.floor(now + offset), True)
         for send in self._sends[start:stop]:
             if self._counting(send) is None:
                 self.record(DeliveryRecord(send.chat_id, self._digests[send.chat_id], intent))
@@ -371,7 +369,7 @@ def send_plan(
                 ledger.record(record._replace(intent=Intent(math.floor(record.intent.at + offset), tied=True)))
         raise
     if ledger and record:
-        ledger.record(record._replace(intent=None, message_id=result.id))
+        ledger.record(record.sent(result.id))
     if result.job_id is not None:
         log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
     else:  # at DEBUG: a caller of the hook has the result; the operators log it for the task log
@@ -384,8 +382,7 @@ def single_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | No
     its request. A lone send reads the gateway's clock only if its answer is lost (:func:`send_plan`)."""
     request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
     if ledger is not None:
-        if lost := ledger.prepare([send]):
-            yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
+        yield from prepare_plan([send], dialect=dialect, ledger=ledger, log=log)
         ledger.before_wave(0, 1)
     try:
         return (yield from send_plan(send, request, dialect=dialect, ledger=ledger, log=log))
