@@ -56,7 +56,7 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from airflow_provider_chatapi._protocol.http import Call
-from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, Intent, LostSend, Verdicts
+from airflow_provider_chatapi._protocol.reconcile import CANNOT_TELL, UNTIED_MARGIN, Intent, LostSend, Verdicts
 from airflow_provider_chatapi._protocol.sends import SendResult
 from airflow_provider_chatapi.exceptions import DeliveryUnknownError, GatewayError, NotSentError, _first_few
 
@@ -246,7 +246,9 @@ class Ledger:
     def before_wave(self, start: int, stop: int) -> None:
         """Write, in one call, the intent of every send of the wave that nothing on record covers."""
         now, offset = time.time(), self.offset
-        intent = Intent.on_worker_clock(math.floor(now)) if offset is None else Intent(math.floor(now + offset), True)
+        intent = (
+            Intent(math.floor(now), False, UNTIED_MARGIN) if offset is None else Intent(math.floor(now + offset), True)
+        )
         for send in self._sends[start:stop]:
             if self._counting(send) is None:
                 self.record(DeliveryRecord(send.chat_id, self._digests[send.chat_id], intent))
@@ -262,14 +264,13 @@ class Ledger:
         the job again). Return this try's number (when unknown: the first under which no try wrote)."""
         written: dict[str, dict[str, Any]] = {}
         for earlier in range(1, try_number) if try_number else itertools.count(1):
-            first = len(written)
             for index in itertools.count():
                 name = f"{LEDGER_KEY}:{earlier}:{index}"
                 value = store.get(name)
                 if not (isinstance(value, dict) and type(value.get("g")) is int and isinstance(value.get("r"), dict)):
                     break
                 written[name] = value
-            if try_number is None and len(written) == first:
+            if try_number is None and index == 0:  # no key of this try: the first free number
                 try_number = earlier
                 break
         done = max((value["g"] for value in written.values() if value.get("d") is True), default=-1)
@@ -369,7 +370,7 @@ def send_plan(
                 ledger.record(record._replace(intent=Intent(math.floor(record.intent.at + offset), tied=True)))
         raise
     if ledger and record:
-        ledger.record(record.sent(result.id))
+        ledger.record(record._replace(intent=None, message_id=result.id))
     if result.job_id is not None:
         log.warning("The gateway took the card as job %s: queued, with no message id yet", result.job_id)
     else:  # at DEBUG: a caller of the hook has the result; the operators log it for the task log
@@ -382,7 +383,8 @@ def single_send_plan(send: ContactSend, *, dialect: Dialect, ledger: Ledger | No
     its request. A lone send reads the gateway's clock only if its answer is lost (:func:`send_plan`)."""
     request = dialect.send_request(send)  # what the dialect cannot carry fails before any record or request
     if ledger is not None:
-        yield from prepare_plan([send], dialect=dialect, ledger=ledger, log=log)
+        if lost := ledger.prepare([send]):
+            yield from reconcile_plan(lost, dialect=dialect, ledger=ledger, log=log)
         ledger.before_wave(0, 1)
     try:
         return (yield from send_plan(send, request, dialect=dialect, ledger=ledger, log=log))
