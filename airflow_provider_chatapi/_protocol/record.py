@@ -186,6 +186,7 @@ class Ledger:
         self._unknown: dict[str, str] = {}  # why the gateway cannot tell, by chat
         self._digests: dict[str, str] = {}  # of the sends :meth:`prepare` took, by chat
         self._sends: Sequence[ContactSend] = ()
+        self._waves: list[tuple[int, int]] = []
         self._mine: dict[str, bool] = {}  # chats whose records this try made, for its keys: True until written
         self._keys: dict[int, str] = {}  # this try's key of each wave written, by the wave's start
         self._voided: list[str] = []  # keys to be emptied at this try's first write: the record stays small
@@ -199,8 +200,16 @@ class Ledger:
         return {record.message_id: chat for chat, record in self._records.items() if record.message_id}
 
     def prepare(self, sends: Sequence[ContactSend]) -> list[LostSend]:
-        """Take the try's sends, in order; return those an earlier try lost."""
+        """Take the try's sends, in order, and cut them into waves; return those an earlier try lost."""
         self._sends, self.shared = sends, len(sends) > 1
+        self._waves, start, size = [], 0, 0
+        for index, send in enumerate(sends):  # at most WAVE_SIZE sends and WAVE_BYTES of entries a wave
+            entry = len(send.chat_id.encode()) + _ENTRY_ALLOWANCE
+            if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
+                self._waves.append((start, index))
+                start, size = index, 0
+            size += entry
+        self._waves.append((start, len(sends)))
         self._digests = {send.chat_id: _digest(send) for send in sends}
         for send in sends:
             if self._lost_since is not None and self._counting(send) is None:  # no store: lost since then
@@ -231,17 +240,8 @@ class Ledger:
         self._mine[record.chat_id] = True
 
     def waves(self) -> list[tuple[int, int]]:
-        """The waves of the sends :meth:`prepare` took: (start, stop) in the batch's order, each of at most
-        :data:`WAVE_SIZE` sends and :data:`WAVE_BYTES` of entries."""
-        waves, start, size = [], 0, 0
-        for index, send in enumerate(self._sends):
-            entry = len(send.chat_id.encode()) + _ENTRY_ALLOWANCE
-            if index > start and (index - start == WAVE_SIZE or size + entry > WAVE_BYTES):
-                waves.append((start, index))
-                start, size = index, 0
-            size += entry
-        waves.append((start, len(self._sends)))
-        return waves
+        """The waves of the sends :meth:`prepare` took: (start, stop) in the batch's order."""
+        return self._waves
 
     def before_wave(self, start: int, stop: int) -> None:
         """Write, in one call, the intent of every send of the wave that nothing on record covers."""
