@@ -71,13 +71,6 @@ class Intent(NamedTuple):
         """An intent on the clock of the worker that wrote it, which a retry may read on another worker."""
         return cls(at, tied=False, margin=UNTIED_MARGIN)
 
-    def on_gateway_clock(self, offset: float | None) -> int | None:
-        """The second of the gateway's clock the intent is placed at (its card is stamped then or later, give
-        or take :attr:`margin`); None when the intent is on a worker's clock and no answer tied the two."""
-        if self.tied:
-            return self.at
-        return None if offset is None else math.floor(self.at + offset)
-
 
 class CardShape(NamedTuple):
     """What a send's message looks like in the gateway's history: its ``type`` values, and what shows each
@@ -115,9 +108,11 @@ class HistoryPage(NamedTuple):
 
 def earliest_stamp(intent: Intent, offset: float | None) -> int:
     """The earliest second of the gateway's clock at which a card sent after ``intent`` can be stamped: the
-    intent less its margin; 0 (all of the history) when the gateway's clock is not known at all."""
-    start = intent.on_gateway_clock(offset)
-    return 0 if start is None else start - intent.margin
+    intent, placed on the gateway's clock (``offset`` seconds ahead of a worker's), less its margin; 0 (all of
+    the history) when the intent is on a worker's clock and the gateway's is not known at all."""
+    if intent.tied:
+        return intent.at - intent.margin
+    return 0 if offset is None else math.floor(intent.at + offset) - intent.margin
 
 
 def history_request(chat_id: str | None, *, min_time: int, max_time: int | None = None) -> ApiRequest:
@@ -181,23 +176,22 @@ def settle(
         by_chat[chat if isinstance(chat, str) and chat else None].append(entry)
     verdicts = Verdicts(offset=offset)
     for send, intent in lost:
-        chat, shape = send.chat_id, card_shape(send)
-        since, margin = intent.on_gateway_clock(offset), intent.margin
+        chat, shape, margin = send.chat_id, card_shape(send), intent.margin
+        since, clock_unknown = earliest_stamp(intent, offset), offset is None and not intent.tied
         named, unnamed = (
             [entry for entry in by_chat.get(key, ()) if _is_our_card(chat, entry, shape, owners)]
             for key in (chat, None)
         )
         # With the gateway's clock unknown, any candidate could be an older card (the gateway could be hours off
         # our clock); with an intent on a worker's clock, one stamped within its margin could be.
-        near = [e for e in named + unnamed if since is None or (margin and _stamped(e, since - margin, since + margin))]
+        near = [e for e in named + unnamed if clock_unknown or (margin and _stamped(e, since, since + 2 * margin))]
         if near:
             verdicts.unknown[chat] = (
                 "the gateway's answers carry no Date header, so its clock cannot be tied to the earlier try's"
-                if since is None
+                if clock_unknown
                 else f"the earlier try's intent is on its worker's clock, known to within {margin} s"
             ) + f", and {_ids(near)} could be its card or an older one"
             continue
-        since = 0 if since is None else since - margin  # None: there is no candidate at all
         groups = (  # the chat's stamped candidates since the intent, then its unstamped ones, then no chat's
             [entry for entry in named if _stamp(entry) is not None and _stamped(entry, since)],
             [entry for entry in named if _stamp(entry) is None],

@@ -264,14 +264,13 @@ class Ledger:
         the job again). Return this try's number (when unknown: the first under which no try wrote)."""
         written: dict[str, dict[str, Any]] = {}
         for earlier in range(1, try_number) if try_number else itertools.count(1):
-            first = len(written)
             for index in itertools.count():
                 name = f"{LEDGER_KEY}:{earlier}:{index}"
                 value = store.get(name)
                 if not (isinstance(value, dict) and type(value.get("g")) is int and isinstance(value.get("r"), dict)):
                     break
                 written[name] = value
-            if try_number is None and len(written) == first:
+            if try_number is None and index == 0:  # no key of this try: the first free number
                 try_number = earlier
                 break
         done = max((value["g"] for value in written.values() if value.get("d") is True), default=-1)
