@@ -88,8 +88,11 @@ class ApiResponse:
     secret: str = field(default="", repr=False)
 
     def shown(self, text: str) -> str:
-        """``text`` from this answer, fit to show: the token scrubbed."""
-        return scrub_secret(text, self.secret)
+        """``text`` from this answer, fit to show: the token scrubbed (as :func:`scrub_secret` scrubs a
+        transport's error text)."""
+        for form in secret_forms(self.secret):
+            text = text.replace(form, REDACTED)
+        return text
 
 
 @dataclass(frozen=True)
