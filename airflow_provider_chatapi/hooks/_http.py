@@ -227,9 +227,9 @@ def _kind(outcome: object) -> str:
 async def run_batch(
     drive: Callable[[Plan[T], Pacer], Awaitable[T]],
     plans: Sequence[Plan[T]],
+    *,
     max_in_flight: int,
     log: Log,
-    *,
     label: str | None = None,
     max_per_second: float | None = None,
     checkpoints: Ledger | None = None,

@@ -70,9 +70,8 @@ class ChatApiHook(BaseHook):
     The connection (type ``chatapi``) holds the instance's API URL in ``host`` (or the gateway's base URL
     in ``host`` and the instance id in ``login``), the API token in ``password``, and optionally
     ``dialect`` (``chatapi`` or ``1msg``), ``timeout`` (seconds), ``max_retries`` and ``default_region`` in its
-    extra. Nothing
-    is fetched or connected until the first call; one HTTP session serves every synchronous call and one
-    ``httpx`` client every asynchronous call of an event loop, until :meth:`close` / :meth:`aclose`.
+    extra. Nothing is fetched or connected until the first call; one HTTP session serves every synchronous call
+    and one ``httpx`` client every asynchronous call of an event loop, until :meth:`close` / :meth:`aclose`.
 
     :param chatapi_conn_id: the ``chatapi`` connection to use.
     :param timeout: seconds to wait to connect and to wait for an answer; overrides the connection.
@@ -286,7 +285,13 @@ class ChatApiHook(BaseHook):
             for send, request in zip(sends, wire, strict=True)
         ]
         outcomes = await _http.run_batch(
-            self._adrive, plans, bound, self.log, label="Chat API fan-out", max_per_second=rate, checkpoints=ledger
+            self._adrive,
+            plans,
+            max_in_flight=bound,
+            log=self.log,
+            label="Chat API fan-out",
+            max_per_second=rate,
+            checkpoints=ledger,
         )
         if any(isinstance(outcome, BaseException) for outcome in outcomes):
             raise FanOutError(outcomes, [send.chat_id for send in sends])
@@ -317,7 +322,7 @@ class ChatApiHook(BaseHook):
         bound = checked_max_in_flight(max_in_flight)
         dialect = (await self.asettings()).dialect  # after the arguments: a bad one fails before the connection is read
         plans = [dialect.delivery_plan(message_id) for message_id in ids]
-        return await _http.run_batch(self._adrive, plans, bound, self.log)
+        return await _http.run_batch(self._adrive, plans, max_in_flight=bound, log=self.log)
 
     def get_account_status(self) -> str:
         """The instance's status word (``authenticated``, ``connected``, ...), read without side effects."""
