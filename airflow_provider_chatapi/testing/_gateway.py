@@ -137,8 +137,7 @@ class Fault:
         """The normal answer ``status`` and ``body`` as this fault changes it: a success (a 2xx JSON object
         that does not say ``sent: false``) gets :attr:`fields` and :attr:`ok_status`; any other answer is
         left as it is."""
-        success = 200 <= status < 300 and isinstance(body, dict) and body.get("sent") is not False
-        if self.status is not None or not success:
+        if not (200 <= status < 300 and isinstance(body, dict) and body.get("sent") is not False):
             return status, body
         return (status if self.ok_status is None else self.ok_status), {**body, **self.fields}
 
